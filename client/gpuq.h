@@ -1,0 +1,178 @@
+/* libgpuq: the C client of the gpuq job cluster.
+ *
+ *   gq_client_t *c = gq_client_new("local", NULL, err, sizeof err);  // or "tcp://host:5555"
+ *   gq_job_t *job = gq_job_new("tensor.scale");
+ *   gq_job_param_float(job, "factor", 2.0);
+ *   gq_job_input(job, tensor);                    // the job takes its own reference
+ *   if (gq_client_run(c, job) == GQ_OK)
+ *       use(gq_job_output(job, 0));
+ *   gq_job_destroy(&job);
+ *   gq_client_destroy(&c);
+ *
+ * Threads: a gq_client_t holds one ZeroMQ socket and must be used by one thread at a time;
+ * give each thread its own client (cheap: every "local" client of a process shares one
+ * embedded cluster, every tcp client shares one ZeroMQ context). Tensors are reference
+ * counted atomically and may be shared between threads and jobs; their data must not be
+ * written while a job that holds them is in flight. A gq_job_t belongs to the client it
+ * was submitted to until it completes.
+ *
+ * Every call that can fail returns a gq_status (GQ_OK = 0, failures negative) and leaves
+ * a message naming the cause where the object has room for one (gq_job_error, err). */
+#ifndef GPUQ_H
+#define GPUQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "dtype.h"
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gq_client gq_client_t;
+typedef struct gq_tensor gq_tensor_t;
+typedef struct gq_job gq_job_t;
+
+typedef enum {
+    GQ_PRIO_REALTIME = 0,
+    GQ_PRIO_INTERACTIVE = 1,
+    GQ_PRIO_BATCH = 2,
+    GQ_PRIO_BACKGROUND = 3,
+} gq_priority_t;
+
+typedef struct {
+    int window;             /* most jobs in flight from gq_client_submit (default 512) */
+    int timeout_ms;         /* default per-job timeout; 0 = wait forever (default 0) */
+    int local_workers;      /* "local": worker threads in the embedded cluster (default 1) */
+    int local_threads;      /* "local": compute threads per worker (default: CPU count) */
+    int heartbeat_ms;       /* "local": heartbeat interval (default 1000) */
+} gq_client_opts_t;
+
+/* Fills o with the defaults above. */
+void gq_client_opts_init(gq_client_opts_t *o);
+
+/* Connects to a broker: "tcp://host:port", "ipc://path", or "local" (an embedded broker and
+ * worker in this process, started on first use and shared by every local client until the
+ * last one is destroyed). opts may be NULL. Returns NULL with err set on failure. */
+gq_client_t *gq_client_new(const char *endpoint, const gq_client_opts_t *opts, char *err,
+                           size_t errlen);
+
+/* Closes the client; jobs still in flight are abandoned (their answers dropped). Nulls
+ * *self_p. */
+void gq_client_destroy(gq_client_t **self_p);
+
+/* ---- tensors ---- */
+
+typedef void(gq_free_fn)(void *data, void *hint);
+
+/* A new tensor owning uninitialised memory (64-byte aligned). NULL on bad dtype/shape or
+ * allocation failure. */
+gq_tensor_t *gq_tensor_new(gq_dtype_t dtype, const int64_t *shape, int ndim);
+
+/* Wraps caller-owned memory without copying. nbytes must equal the size implied by dtype
+ * and shape. free_fn(data, hint) runs once, from any thread, when the last reference is
+ * gone (including the ones held by messages still being sent); it may be NULL. */
+gq_tensor_t *gq_tensor_wrap(gq_dtype_t dtype, const int64_t *shape, int ndim, void *data,
+                            size_t nbytes, gq_free_fn *free_fn, void *hint);
+
+/* Takes another reference; returns t. */
+gq_tensor_t *gq_tensor_ref(gq_tensor_t *t);
+
+/* Drops the caller's reference and nulls *t_p. */
+void gq_tensor_destroy(gq_tensor_t **t_p);
+
+void *gq_tensor_data(const gq_tensor_t *t);
+size_t gq_tensor_nbytes(const gq_tensor_t *t);
+gq_dtype_t gq_tensor_dtype(const gq_tensor_t *t);
+int gq_tensor_ndim(const gq_tensor_t *t);
+const int64_t *gq_tensor_shape(const gq_tensor_t *t);
+int64_t gq_tensor_numel(const gq_tensor_t *t);
+
+/* ---- jobs ---- */
+
+/* A job running op; NULL if op is NULL or too long. Ops are checked by the broker against
+ * its op table (see `gpuq ops`). */
+gq_job_t *gq_job_new(const char *op);
+
+/* Appends a pipeline stage: its inputs are the outputs of the stage before, and it runs on
+ * the same worker without a round trip. Params set after this call go to the new stage. */
+int gq_job_then(gq_job_t *job, const char *op);
+
+/* Params of the last stage. A param set twice keeps the last value. */
+int gq_job_param_int(gq_job_t *job, const char *name, int64_t v);
+int gq_job_param_float(gq_job_t *job, const char *name, double v);
+int gq_job_param_bool(gq_job_t *job, const char *name, int v);
+int gq_job_param_str(gq_job_t *job, const char *name, const char *v);
+
+/* Adds an input of the first stage; the job takes its own reference. */
+int gq_job_input(gq_job_t *job, gq_tensor_t *t);
+
+/* 0 = the client's default. The broker never starts a job after its timeout has run out. */
+void gq_job_set_timeout_ms(gq_job_t *job, int timeout_ms);
+void gq_job_set_priority(gq_job_t *job, gq_priority_t prio);
+void gq_job_set_user(gq_job_t *job, void *user);
+void *gq_job_user(const gq_job_t *job);
+
+/* Frees the job, its references to inputs and its outputs. A job in flight is cancelled
+ * first (its answer is dropped). Nulls *job_p. */
+void gq_job_destroy(gq_job_t **job_p);
+
+/* GQ_EAGAIN while pending, GQ_OK when done, the failure's code otherwise. */
+int gq_job_status(const gq_job_t *job);
+
+/* The failure message ("tensor.clamp: param 'lo' ..."); "" when the job succeeded. */
+const char *gq_job_error(const gq_job_t *job);
+
+int gq_job_output_count(const gq_job_t *job);
+
+/* Borrowed: valid until the job is destroyed (gq_tensor_ref to keep it longer). */
+gq_tensor_t *gq_job_output(const gq_job_t *job, int index);
+
+typedef struct {
+    uint64_t queued_us;  /* admission to dispatch, at the broker */
+    uint64_t compute_us; /* inside the worker, all stages */
+    uint64_t total_us;   /* submit to answer, at the client */
+} gq_job_timing_t;
+
+void gq_job_timing(const gq_job_t *job, gq_job_timing_t *out);
+
+/* Backend that ran a stage ("cpu", "opencl" ...); NULL when unknown. */
+const char *gq_job_backend(const gq_job_t *job, int stage);
+
+/* Name of the worker that ran the job; "" when none did (error at admission). */
+const char *gq_job_worker(const gq_job_t *job);
+
+/* ---- running ---- */
+
+/* Submits and waits; returns gq_job_status(job). */
+int gq_client_run(gq_client_t *c, gq_job_t *job);
+
+/* Submits without waiting. Blocks while the window is full (collecting answers as they
+ * come; those are then returned by gq_client_collect). The job must stay alive until it
+ * is collected or destroyed. */
+int gq_client_submit(gq_client_t *c, gq_job_t *job);
+
+/* Waits up to timeout_ms (-1 = forever) for any submitted job to complete and returns it
+ * in *done. GQ_ETIMEDOUT when none completed in time, GQ_EINVAL when none is in flight. */
+int gq_client_collect(gq_client_t *c, int timeout_ms, gq_job_t **done);
+
+/* Jobs submitted and not yet collected. */
+int gq_client_pending(const gq_client_t *c);
+
+typedef struct {
+    int workers;           /* registered workers */
+    int64_t queued;        /* jobs waiting for a worker */
+    int64_t inflight;      /* jobs on workers */
+    uint64_t jobs_done;    /* answered with results */
+    uint64_t jobs_failed;  /* answered with errors */
+    uint64_t jobs_requeued;/* taken back from lost workers */
+} gq_cluster_info_t;
+
+/* Asks the broker for its counters. */
+int gq_client_cluster_info(gq_client_t *c, gq_cluster_info_t *out, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,43 @@
+/* Tensor descriptors (dtype + shape) and views (descriptor + data) used inside gpuq. */
+#ifndef GQ_TENSOR_H
+#define GQ_TENSOR_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "dtype.h"
+#include "status.h"
+
+/* Largest single dimension accepted anywhere (wire, files, ops). */
+#define GQ_MAX_DIM_SIZE ((int64_t)1 << 40)
+
+typedef struct {
+    gq_dtype_t dtype;
+    int ndim;
+    int64_t shape[GQ_MAX_DIMS];
+} gq_tdesc_t;
+
+typedef struct {
+    gq_tdesc_t desc;
+    void *data;
+    size_t nbytes;
+} gq_view_t;
+
+/* Sets *desc from dtype and shape; checks ndim, dims and dtype. */
+gq_status gq_tdesc_init(gq_tdesc_t *desc, int dtype, const int64_t *shape, int ndim);
+
+/* Validates dtype, ndim and every dim, and computes the element count and byte size with
+ * overflow checks. numel/nbytes may be NULL. */
+gq_status gq_tdesc_check(const gq_tdesc_t *desc, int64_t *numel, size_t *nbytes);
+
+/* Element count; the caller has checked the descriptor. */
+int64_t gq_tdesc_numel(const gq_tdesc_t *desc);
+
+/* Byte size; the caller has checked the descriptor. */
+size_t gq_tdesc_nbytes(const gq_tdesc_t *desc);
+
+int gq_tdesc_equal(const gq_tdesc_t *a, const gq_tdesc_t *b);
+
+/* Writes "f32[2,3]" into buf (always NUL-terminated); returns buf. */
+char *gq_tdesc_str(const gq_tdesc_t *desc, char *buf, size_t len);
+
+#endif
