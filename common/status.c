@@ -27,6 +27,7 @@ static const s_entry_t s_table[] = {
     {GQ_EEXHAUSTED, "GQ_EEXHAUSTED", "resource exhausted"},
     {GQ_ENOWORKER, "GQ_ENOWORKER", "no worker for op"},
     {GQ_EUNSUPPORTED, "GQ_EUNSUPPORTED", "op not supported by backend"},
+    {GQ_EWORKER_LOST, "GQ_EWORKER_LOST", "worker lost while running the job"},
     {GQ_EBACKEND, "GQ_EBACKEND", "backend error"},
     {GQ_EDEVICE_LOST, "GQ_EDEVICE_LOST", "device lost"},
     {GQ_EDEVICE_OOM, "GQ_EDEVICE_OOM", "out of device memory"},

@@ -33,6 +33,7 @@ typedef enum {
     GQ_EEXHAUSTED = -205,   /* queue full: retry after the hinted delay */
     GQ_ENOWORKER = -206,    /* no worker can run this op */
     GQ_EUNSUPPORTED = -207, /* a backend declined the op (strict mode) */
+    GQ_EWORKER_LOST = -208, /* the job's worker died too many times running it */
 
     /* backends and devices: -300 .. -399 */
     GQ_EBACKEND = -300,     /* a backend call failed */

@@ -1,0 +1,41 @@
+/* gpuq-broker core: a ROUTER frontend for clients, a ROUTER backend for workers, one
+ * poll loop (read, dispatch, then heartbeats and purges), after zguide's mdbroker. */
+#ifndef GQ_BROKER_H
+#define GQ_BROKER_H
+
+#include <stddef.h>
+#include "status.h"
+#include "wire.h"
+
+typedef struct gq_broker gq_broker_t;
+
+typedef struct {
+    const char *frontend;  /* bind endpoint for clients ("tcp://0.0.0.0:5555", "inproc://x") */
+    const char *backend;   /* bind endpoint for workers */
+    int heartbeat_ms;      /* interval of heartbeats to workers (default 1000) */
+    int liveness;          /* missed intervals before a worker is dropped (default 3) */
+    size_t max_queue;      /* queued jobs before RESOURCE_EXHAUSTED (default 100000) */
+    int max_requeues;      /* times a job may lose its worker before it fails (default 3) */
+    int drain_ms;          /* on stop: wait this long for jobs in flight (default 5000) */
+    void *zmq_ctx;         /* NULL: the broker makes its own */
+    gq_wire_limits_t limits;
+} gq_broker_config_t;
+
+void gq_broker_config_init(gq_broker_config_t *cfg);
+
+/* Binds both endpoints. NULL with err set on failure. */
+gq_broker_t *gq_broker_new(const gq_broker_config_t *cfg, char *err, size_t errlen);
+
+/* Serves until gq_broker_stop; returns GQ_OK after a clean shutdown. */
+int gq_broker_run(gq_broker_t *self);
+
+/* Asks the loop to stop. Async-signal-safe and callable from any thread. */
+void gq_broker_stop(gq_broker_t *self);
+
+/* Endpoints as bound (a tcp wildcard port resolved to the real one). */
+const char *gq_broker_frontend(const gq_broker_t *self);
+const char *gq_broker_backend(const gq_broker_t *self);
+
+void gq_broker_destroy(gq_broker_t **self_p);
+
+#endif

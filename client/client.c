@@ -1,0 +1,526 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "client_int.h"
+#include "map.h"
+#include "util.h"
+#include "wire.h"
+
+/* How often jobs with a timeout are checked while waiting. */
+#define S_DEADLINE_SCAN_US 5000
+
+struct gq_client {
+    void *sock;
+    int local;
+    gq_map_t *inflight; /* id -> job */
+    uint64_t next_id;
+    int window;
+    int timeout_ms;
+    int async_inflight; /* jobs of gq_client_submit not yet answered */
+    int ndone;
+    gq_job_t *done_head, *done_tail;
+    int timed_jobs; /* in flight with a deadline */
+    uint64_t next_scan_us;
+    gq_wire_limits_t limits;
+    uint64_t status_id;
+    int status_ready;
+    gq_cluster_info_t status;
+};
+
+/* ---- shared ZeroMQ context ---- */
+
+static pthread_mutex_t s_ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *s_ctx;
+static int s_ctx_refs;
+
+void *gq_lib_ctx_acquire(void)
+{
+    pthread_mutex_lock(&s_ctx_mu);
+    if (!s_ctx)
+        s_ctx = zmq_ctx_new();
+    if (s_ctx)
+        s_ctx_refs++;
+    void *ctx = s_ctx;
+    pthread_mutex_unlock(&s_ctx_mu);
+    return ctx;
+}
+
+void gq_lib_ctx_release(void)
+{
+    pthread_mutex_lock(&s_ctx_mu);
+    if (s_ctx && --s_ctx_refs == 0) {
+        zmq_ctx_term(s_ctx);
+        s_ctx = NULL;
+    }
+    pthread_mutex_unlock(&s_ctx_mu);
+}
+
+/* ---- connect ---- */
+
+GQ_EXPORT void gq_client_opts_init(gq_client_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->window = 512;
+    o->local_workers = 1;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    o->local_threads = n > 0 ? (int)n : 1;
+    o->heartbeat_ms = 1000;
+}
+
+GQ_EXPORT gq_client_t *gq_client_new(const char *endpoint, const gq_client_opts_t *opts,
+                                     char *err, size_t errlen)
+{
+    gq_client_opts_t o;
+    if (opts)
+        o = *opts;
+    else
+        gq_client_opts_init(&o);
+    if (!endpoint || !*endpoint) {
+        gq_errf(err, errlen, "no broker endpoint given");
+        return NULL;
+    }
+    gq_client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        gq_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->window = o.window > 0 ? o.window : 512;
+    c->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
+    gq_wire_limits_default(&c->limits);
+    void *ctx = gq_lib_ctx_acquire();
+    if (!ctx) {
+        gq_errf(err, errlen, "cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+        free(c);
+        return NULL;
+    }
+    if (!strcmp(endpoint, "local")) {
+        endpoint = gq_local_acquire(ctx, &o, err, errlen);
+        if (!endpoint)
+            goto fail;
+        c->local = 1;
+    }
+    c->inflight = gq_map_new();
+    c->sock = zmq_socket(ctx, ZMQ_DEALER);
+    if (!c->inflight || !c->sock) {
+        gq_errf(err, errlen, "out of resources creating the client");
+        goto fail;
+    }
+    int linger = 0, hwm = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(c->sock, endpoint)) {
+        gq_errf(err, errlen, "cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+        goto fail;
+    }
+    return c;
+fail:
+    if (c->sock)
+        zmq_close(c->sock);
+    gq_map_destroy(&c->inflight);
+    if (c->local)
+        gq_local_release();
+    gq_lib_ctx_release();
+    free(c);
+    return NULL;
+}
+
+static void s_detach_cb(uint64_t key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    gq_job_t *job = value;
+    job->client = NULL;
+    job->state = GQ_JOB_IDLE;
+}
+
+GQ_EXPORT void gq_client_destroy(gq_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gq_client_t *c = *self_p;
+    gq_map_each(c->inflight, s_detach_cb, NULL);
+    for (gq_job_t *j = c->done_head; j; j = j->next_done)
+        j->client = NULL;
+    gq_map_destroy(&c->inflight);
+    zmq_close(c->sock);
+    if (c->local)
+        gq_local_release();
+    gq_lib_ctx_release();
+    free(c);
+    *self_p = NULL;
+}
+
+/* ---- completion ---- */
+
+static void s_complete(gq_client_t *c, gq_job_t *job, int status, const char *msg)
+{
+    gq_map_take(c->inflight, job->id);
+    if (job->deadline_us)
+        c->timed_jobs--;
+    job->status = status;
+    if (msg)
+        snprintf(job->error, sizeof job->error, "%s", msg);
+    job->timing.total_us = gq_now_us() - job->submit_us;
+    job->state = GQ_JOB_DONE;
+    if (job->sync) {
+        job->client = NULL;
+        return;
+    }
+    c->async_inflight--;
+    job->next_done = NULL;
+    if (c->done_tail)
+        c->done_tail->next_done = job;
+    else
+        c->done_head = job;
+    c->done_tail = job;
+    c->ndone++;
+}
+
+static void s_send_cancel(gq_client_t *c, uint64_t id)
+{
+    Gq__Wire__Cancel m = GQ__WIRE__CANCEL__INIT;
+    m.job_id = id;
+    gq_wire_send(c->sock, NULL, 0, GQ_CMD_CANCEL, &m.base, NULL, 0);
+}
+
+void gq_client_forget(gq_client_t *c, gq_job_t *job)
+{
+    if (job->state == GQ_JOB_INFLIGHT) {
+        gq_map_take(c->inflight, job->id);
+        if (job->deadline_us)
+            c->timed_jobs--;
+        if (!job->sync)
+            c->async_inflight--;
+        s_send_cancel(c, job->id);
+    } else if (job->state == GQ_JOB_DONE && !job->sync) {
+        gq_job_t **pp = &c->done_head, *prev = NULL;
+        for (; *pp; prev = *pp, pp = &(*pp)->next_done)
+            if (*pp == job) {
+                *pp = job->next_done;
+                if (c->done_tail == job)
+                    c->done_tail = prev;
+                c->ndone--;
+                break;
+            }
+    }
+    job->client = NULL;
+    job->state = GQ_JOB_IDLE;
+}
+
+static void s_on_result(gq_client_t *c, gq_wire_msg_t *m)
+{
+    const Gq__Wire__Result *r = (const Gq__Wire__Result *)m->hdr;
+    gq_job_t *job = gq_map_get(c->inflight, r->job_id);
+    if (!job)
+        return; /* timed out or cancelled here; its late answer is dropped */
+    gq_job_reset_result(job);
+    for (int i = 0; i < m->npayload; i++) {
+        gq_tensor_t *t = gq_tensor_from_msg(&m->desc[i], &m->payload[i]);
+        if (!t) {
+            m->npayload = 0;
+            s_complete(c, job, GQ_ENOMEM, "out of memory receiving outputs");
+            return;
+        }
+        job->outputs[job->noutputs++] = t;
+    }
+    m->npayload = 0;
+    for (size_t k = 0; k < r->n_backends && k < GQ_JOB_MAX_STAGES; k++)
+        snprintf(job->backends[job->nbackends++], GQ_MAX_NAME, "%s", r->backends[k]);
+    snprintf(job->worker, sizeof job->worker, "%s", r->worker);
+    if (r->timing) {
+        job->timing.queued_us = r->timing->queued_us;
+        job->timing.compute_us = r->timing->compute_us;
+    }
+    s_complete(c, job, GQ_OK, "");
+}
+
+static void s_on_error(gq_client_t *c, gq_wire_msg_t *m)
+{
+    const Gq__Wire__Error *e = (const Gq__Wire__Error *)m->hdr;
+    gq_job_t *job = gq_map_get(c->inflight, e->job_id);
+    if (!job)
+        return;
+    snprintf(job->worker, sizeof job->worker, "%s", e->worker);
+    s_complete(c, job, e->code, e->message);
+}
+
+static void s_on_status(gq_client_t *c, gq_wire_msg_t *m)
+{
+    const Gq__Wire__StatusReply *r = (const Gq__Wire__StatusReply *)m->hdr;
+    if (r->request_id != c->status_id)
+        return;
+    gq_cluster_info_t *s = &c->status;
+    memset(s, 0, sizeof *s);
+    s->workers = (int)r->n_workers;
+    for (size_t i = 0; i < r->n_queued; i++)
+        s->queued += (int64_t)r->queued[i];
+    s->inflight = (int64_t)r->inflight;
+    s->jobs_done = r->jobs_done;
+    s->jobs_failed = r->jobs_failed;
+    s->jobs_requeued = r->jobs_requeued;
+    c->status_ready = 1;
+}
+
+typedef struct {
+    gq_client_t *c;
+    uint64_t now;
+    gq_job_t *expired[64];
+    int n;
+} s_scan_t;
+
+static void s_scan_cb(uint64_t key, void *value, void *arg)
+{
+    (void)key;
+    s_scan_t *s = arg;
+    gq_job_t *job = value;
+    if (job->deadline_us && s->now >= job->deadline_us && s->n < 64)
+        s->expired[s->n++] = job;
+}
+
+/* Fails jobs whose timeout ran out and tells the broker to forget them. */
+static void s_expire(gq_client_t *c)
+{
+    uint64_t now = gq_now_us();
+    if (!c->timed_jobs || now < c->next_scan_us)
+        return;
+    c->next_scan_us = now + S_DEADLINE_SCAN_US;
+    s_scan_t s = {.c = c, .now = now};
+    gq_map_each(c->inflight, s_scan_cb, &s);
+    for (int i = 0; i < s.n; i++) {
+        char msg[96];
+        gq_job_t *job = s.expired[i];
+        snprintf(msg, sizeof msg, "no answer within %d ms", job->timeout_ms);
+        s_send_cancel(c, job->id);
+        s_complete(c, job, GQ_ETIMEDOUT, msg);
+    }
+}
+
+/* Waits up to timeout_ms (-1: forever) for messages and handles all that are there. */
+static int s_pump(gq_client_t *c, int timeout_ms)
+{
+    if (c->timed_jobs) {
+        long until_scan = (long)((c->next_scan_us > gq_now_us() ? c->next_scan_us - gq_now_us()
+                                                                : 0) / 1000u) + 1;
+        if (timeout_ms < 0 || timeout_ms > until_scan)
+            timeout_ms = (int)until_scan;
+    }
+    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(&item, 1, timeout_ms);
+    if (rc < 0 && errno != EINTR)
+        return errno == ETERM ? GQ_ECLOSED : GQ_EIO;
+    for (int n = 0; rc > 0 && n < 1024; n++) {
+        gq_wire_msg_t m;
+        char err[GQ_ERRLEN];
+        gq_status st = gq_wire_recv(c->sock, ZMQ_DONTWAIT, NULL, &m, &c->limits, err,
+                                    sizeof err);
+        if (st == GQ_EAGAIN)
+            break;
+        if (st == GQ_ECLOSED || st == GQ_EIO)
+            return st;
+        if (st != GQ_OK) {
+            /* A malformed answer still names its job when the header was readable: fail
+             * that job with the reason rather than leave it waiting. */
+            gq_job_t *job = m.job_id ? gq_map_get(c->inflight, m.job_id) : NULL;
+            if (job)
+                s_complete(c, job, st, err);
+            continue;
+        }
+        if (m.cmd == GQ_CMD_RESULT)
+            s_on_result(c, &m);
+        else if (m.cmd == GQ_CMD_ERROR)
+            s_on_error(c, &m);
+        else if (m.cmd == GQ_CMD_STATUS_REPLY)
+            s_on_status(c, &m);
+        gq_wire_msg_close(&m);
+    }
+    s_expire(c);
+    return GQ_OK;
+}
+
+/* ---- submit ---- */
+
+static void s_unref_cb(void *data, void *hint)
+{
+    (void)data;
+    gq_tensor_t *t = hint;
+    gq_tensor_destroy(&t);
+}
+
+static int s_send(gq_client_t *c, gq_job_t *job)
+{
+    Gq__Wire__Submit s = GQ__WIRE__SUBMIT__INIT;
+    Gq__Wire__Stage stages[GQ_JOB_MAX_STAGES], *stp[GQ_JOB_MAX_STAGES];
+    Gq__Wire__Param params[GQ_JOB_MAX_STAGES][GQ_MAX_PARAMS];
+    Gq__Wire__Param *pp[GQ_JOB_MAX_STAGES][GQ_MAX_PARAMS];
+    Gq__Wire__TensorDesc tds[GQ_MAX_INPUTS], *tdp[GQ_MAX_INPUTS];
+    int64_t shapes[GQ_MAX_INPUTS][GQ_MAX_DIMS];
+    zmq_msg_t payload[GQ_MAX_INPUTS];
+    for (int k = 0; k < job->nstages; k++) {
+        gq_jstage_t *js = &job->stages[k];
+        gq__wire__stage__init(&stages[k]);
+        stages[k].op = js->op;
+        for (int i = 0; i < js->nparams; i++) {
+            Gq__Wire__Param *p = &params[k][i];
+            gq__wire__param__init(p);
+            p->name = js->params[i].name;
+            const gq_value_t *v = &js->params[i].v;
+            switch (v->type) {
+            case GQ_PT_INT:
+                p->value_case = GQ__WIRE__PARAM__VALUE_I;
+                p->i = v->i;
+                break;
+            case GQ_PT_FLOAT:
+                p->value_case = GQ__WIRE__PARAM__VALUE_F;
+                p->f = v->f;
+                break;
+            case GQ_PT_BOOL:
+                p->value_case = GQ__WIRE__PARAM__VALUE_B;
+                p->b = v->i != 0;
+                break;
+            default:
+                p->value_case = GQ__WIRE__PARAM__VALUE_S;
+                p->s = (char *)v->s;
+                break;
+            }
+            pp[k][i] = p;
+        }
+        stages[k].n_params = (size_t)js->nparams;
+        stages[k].params = pp[k];
+        stp[k] = &stages[k];
+    }
+    for (int i = 0; i < job->ninputs; i++) {
+        gq_tensor_t *t = job->inputs[i];
+        gq_wire_desc_fill(&tds[i], shapes[i], &t->desc);
+        tdp[i] = &tds[i];
+        /* Zero-copy: the frame holds a tensor reference until zmq has sent the bytes. */
+        gq_tensor_ref(t);
+        zmq_msg_init_data(&payload[i], t->data, t->nbytes, s_unref_cb, t);
+    }
+    s.job_id = job->id;
+    s.n_stages = (size_t)job->nstages;
+    s.stages = stp;
+    s.n_inputs = (size_t)job->ninputs;
+    s.inputs = tdp;
+    s.priority = (Gq__Wire__Priority)job->prio;
+    s.timeout_ms = (uint32_t)job->timeout_ms;
+    return gq_wire_send(c->sock, NULL, 0, GQ_CMD_SUBMIT, &s.base, payload, job->ninputs);
+}
+
+static int s_submit(gq_client_t *c, gq_job_t *job, int sync)
+{
+    if (job->client && job->state == GQ_JOB_INFLIGHT)
+        return GQ_EINVAL;
+    if (job->client)
+        gq_client_forget(job->client, job);
+    gq_job_reset_result(job);
+    job->client = c;
+    job->sync = sync;
+    job->id = ++c->next_id;
+    job->submit_us = gq_now_us();
+    if (!job->timeout_ms)
+        job->timeout_ms = c->timeout_ms;
+    job->deadline_us = job->timeout_ms ? job->submit_us + (uint64_t)job->timeout_ms * 1000u : 0;
+    job->state = GQ_JOB_INFLIGHT;
+    if (gq_map_put(c->inflight, job->id, job)) {
+        job->state = GQ_JOB_IDLE;
+        job->client = NULL;
+        return GQ_ENOMEM;
+    }
+    if (job->deadline_us)
+        c->timed_jobs++;
+    if (!sync)
+        c->async_inflight++;
+    if (job->bad) {
+        s_complete(c, job, job->bad, job->bad_msg);
+        return GQ_OK;
+    }
+    int rc = s_send(c, job);
+    if (rc)
+        s_complete(c, job, rc, "cannot send the job to the broker");
+    return GQ_OK;
+}
+
+GQ_EXPORT int gq_client_run(gq_client_t *c, gq_job_t *job)
+{
+    int rc = s_submit(c, job, 1);
+    if (rc)
+        return rc;
+    while (job->state == GQ_JOB_INFLIGHT) {
+        if ((rc = s_pump(c, -1))) {
+            gq_client_forget(c, job);
+            job->state = GQ_JOB_DONE;
+            job->status = rc;
+            snprintf(job->error, sizeof job->error, "connection to the broker failed");
+            break;
+        }
+    }
+    return job->status;
+}
+
+GQ_EXPORT int gq_client_submit(gq_client_t *c, gq_job_t *job)
+{
+    while (c->async_inflight >= c->window) {
+        int rc = s_pump(c, -1);
+        if (rc)
+            return rc;
+    }
+    return s_submit(c, job, 0);
+}
+
+GQ_EXPORT int gq_client_collect(gq_client_t *c, int timeout_ms, gq_job_t **done)
+{
+    *done = NULL;
+    uint64_t until = timeout_ms >= 0 ? gq_now_us() + (uint64_t)timeout_ms * 1000u : 0;
+    while (!c->done_head) {
+        if (!c->async_inflight)
+            return GQ_EINVAL;
+        int wait = -1;
+        if (timeout_ms >= 0) {
+            uint64_t now = gq_now_us();
+            if (now >= until)
+                return GQ_ETIMEDOUT;
+            wait = (int)((until - now + 999u) / 1000u);
+        }
+        int rc = s_pump(c, wait);
+        if (rc)
+            return rc;
+    }
+    gq_job_t *job = c->done_head;
+    c->done_head = job->next_done;
+    if (!c->done_head)
+        c->done_tail = NULL;
+    c->ndone--;
+    job->next_done = NULL;
+    job->client = NULL;
+    *done = job;
+    return GQ_OK;
+}
+
+GQ_EXPORT int gq_client_pending(const gq_client_t *c)
+{
+    return c->async_inflight + c->ndone;
+}
+
+GQ_EXPORT int gq_client_cluster_info(gq_client_t *c, gq_cluster_info_t *out, int timeout_ms)
+{
+    Gq__Wire__StatusRequest r = GQ__WIRE__STATUS_REQUEST__INIT;
+    r.request_id = ++c->status_id;
+    c->status_ready = 0;
+    int rc = gq_wire_send(c->sock, NULL, 0, GQ_CMD_STATUS, &r.base, NULL, 0);
+    if (rc)
+        return rc;
+    uint64_t until = gq_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
+    while (!c->status_ready) {
+        uint64_t now = gq_now_us();
+        if (timeout_ms >= 0 && now >= until)
+            return GQ_ETIMEDOUT;
+        if ((rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u))))
+            return rc;
+    }
+    *out = c->status;
+    return GQ_OK;
+}

@@ -1,0 +1,97 @@
+/* gpuq-worker: a compute worker as a process. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "util.h"
+#include "worker.h"
+
+static gq_worker_t *s_worker;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    if (s_worker)
+        gq_worker_stop(s_worker);
+}
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "usage: gpuq-worker [options]\n"
+               "  --broker EP        broker's worker endpoint (default tcp://127.0.0.1:5556)\n"
+               "  --name NAME        worker name (default host:pid)\n"
+               "  --threads N        compute threads (default: online CPUs)\n"
+               "  --credits N        jobs in flight from the broker (default 2 x threads)\n"
+               "  --heartbeat-ms N   heartbeat interval (default 1000)\n"
+               "  --liveness N       silent broker intervals before reconnecting (default 3)\n"
+               "  --strict           fail a stage instead of falling back to a lower backend\n"
+               "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n");
+}
+
+int main(int argc, char **argv)
+{
+    gq_worker_config_t cfg;
+    gq_worker_config_init(&cfg);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg.threads = ncpu > 0 ? (int)ncpu : 1;
+    gq_log_init("gpuq-worker");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long long n = 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--strict")) {
+            cfg.strict = 1;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!v) {
+            fprintf(stderr, "gpuq-worker: %s needs a value (or is unknown)\n", a);
+            s_usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--broker"))
+            cfg.broker = v;
+        else if (!strcmp(a, "--name"))
+            cfg.name = v;
+        else if (!strcmp(a, "--threads") && !gq_parse_int(v, 1, 1024, &n))
+            cfg.threads = (int)n;
+        else if (!strcmp(a, "--credits") && !gq_parse_int(v, 1, 65536, &n))
+            cfg.credits = (int)n;
+        else if (!strcmp(a, "--heartbeat-ms") && !gq_parse_int(v, 10, 600000, &n))
+            cfg.heartbeat_ms = (int)n;
+        else if (!strcmp(a, "--liveness") && !gq_parse_int(v, 1, 1000, &n))
+            cfg.liveness = (int)n;
+        else if (!strcmp(a, "--log") && (!strcmp(v, "error") || !strcmp(v, "warn") ||
+                                         !strcmp(v, "info") || !strcmp(v, "debug")))
+            gq_log_set_level(!strcmp(v, "error")  ? GQ_LOG_ERROR
+                             : !strcmp(v, "warn") ? GQ_LOG_WARN
+                             : !strcmp(v, "info") ? GQ_LOG_INFO
+                                                  : GQ_LOG_DEBUG);
+        else {
+            fprintf(stderr, "gpuq-worker: bad option or value: %s %s\n", a, v);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    char err[256];
+    s_worker = gq_worker_new(&cfg, err, sizeof err);
+    if (!s_worker) {
+        fprintf(stderr, "gpuq-worker: %s\n", err);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = gq_worker_run(s_worker);
+    gq_worker_t *w = s_worker;
+    s_worker = NULL;
+    gq_worker_destroy(&w);
+    return rc == GQ_OK ? 0 : 1;
+}

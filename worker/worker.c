@@ -1,0 +1,507 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "exec.h"
+#include "util.h"
+#include "wire.h"
+
+typedef struct s_wjob {
+    Gq__Wire__Job *job;
+    int nin;
+    zmq_msg_t in[GQ_WIRE_MAX_PAYLOAD];
+    gq_tdesc_t desc[GQ_WIRE_MAX_PAYLOAD];
+    uint64_t deadline_us;
+    /* filled by the compute thread */
+    gq_status rc;
+    char err[GQ_ERRLEN];
+    gq_exec_out_t out;
+    uint64_t compute_us;
+    struct s_wjob *next;
+} s_wjob_t;
+
+struct gq_worker {
+    gq_worker_config_t cfg;
+    char name[GQ_MAX_NAME];
+    char broker[256];
+    void *ctx;
+    int own_ctx;
+    void *sock;
+    void *done_pull;
+    char done_ep[64];
+    int stop_pipe[2];
+    gq_exec_t exec;
+    char **ops;
+    size_t nops;
+    pthread_t *threads;
+    int nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    s_wjob_t *qhead, *qtail;
+    int quit;
+    uint64_t broker_seen_us;
+};
+
+void gq_worker_config_init(gq_worker_config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->broker = "tcp://127.0.0.1:5556";
+    cfg->threads = 1;
+    cfg->heartbeat_ms = 1000;
+    cfg->liveness = 3;
+    cfg->backend.device_index = -1;
+    cfg->backend.threads = 1;
+}
+
+static void s_wjob_free(s_wjob_t *w)
+{
+    if (!w)
+        return;
+    if (w->job)
+        protobuf_c_message_free_unpacked(&w->job->base, NULL);
+    for (int i = 0; i < w->nin; i++)
+        zmq_msg_close(&w->in[i]);
+    gq_exec_out_free(&w->out);
+    free(w);
+}
+
+/* ---- compute threads ---- */
+
+static void s_compute(gq_worker_t *self, s_wjob_t *w)
+{
+    uint64_t t0 = gq_now_us();
+    if (w->deadline_us && t0 >= w->deadline_us) {
+        w->rc = GQ_EDEADLINE;
+        gq_errf(w->err, sizeof w->err, "deadline passed before the job started on %s",
+                self->name);
+        return;
+    }
+    gq_view_t in[GQ_WIRE_MAX_PAYLOAD];
+    for (int i = 0; i < w->nin; i++) {
+        in[i].desc = w->desc[i];
+        in[i].data = zmq_msg_data(&w->in[i]);
+        in[i].nbytes = zmq_msg_size(&w->in[i]);
+    }
+    w->rc = gq_exec_run(&self->exec, w->job->stages, w->job->n_stages, in, w->nin, &w->out,
+                        w->err, sizeof w->err);
+    w->compute_us = gq_now_us() - t0;
+}
+
+static void *s_compute_main(void *arg)
+{
+    gq_worker_t *self = arg;
+    void *push = zmq_socket(self->ctx, ZMQ_PUSH);
+    int hwm = 0;
+    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (!push || zmq_connect(push, self->done_ep)) {
+        GQ_ERROR("compute thread cannot connect %s: %s", self->done_ep, zmq_strerror(errno));
+        if (push)
+            zmq_close(push);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&self->mu);
+        while (!self->qhead && !self->quit)
+            pthread_cond_wait(&self->cv, &self->mu);
+        if (self->quit) {
+            pthread_mutex_unlock(&self->mu);
+            break;
+        }
+        s_wjob_t *w = self->qhead;
+        self->qhead = w->next;
+        if (!self->qhead)
+            self->qtail = NULL;
+        pthread_mutex_unlock(&self->mu);
+        s_compute(self, w);
+        /* Only the pointer crosses: the main thread owns the socket to the broker. */
+        if (zmq_send(push, &w, sizeof w, 0) != sizeof w) {
+            GQ_ERROR("compute thread: cannot hand back job: %s", zmq_strerror(errno));
+            s_wjob_free(w);
+        }
+    }
+    zmq_close(push);
+    return NULL;
+}
+
+/* ---- broker connection ---- */
+
+static gq_status s_send_ready(gq_worker_t *self)
+{
+    Gq__Wire__Ready r = GQ__WIRE__READY__INIT;
+    Gq__Wire__Device devs[GQ_EXEC_MAX_BACKENDS * 4], *devp[GQ_EXEC_MAX_BACKENDS * 4];
+    gq_device_info_t info[GQ_EXEC_MAX_BACKENDS * 4];
+    char *backends[GQ_EXEC_MAX_BACKENDS];
+    size_t nd = 0;
+    for (int b = 0; b < self->exec.nbackends; b++) {
+        gq_backend_t *be = self->exec.backends[b];
+        backends[b] = (char *)be->ops->name;
+        int n = be->ops->devices ? be->ops->devices(be, &info[nd], 4) : 0;
+        for (int i = 0; i < n; i++, nd++) {
+            gq__wire__device__init(&devs[nd]);
+            devs[nd].backend = (char *)be->ops->name;
+            devs[nd].name = info[nd].name;
+            devs[nd].vendor = info[nd].vendor;
+            devs[nd].driver = info[nd].driver;
+            devs[nd].memory_bytes = info[nd].memory_bytes;
+            devs[nd].compute_units = info[nd].compute_units;
+            devs[nd].is_gpu = info[nd].is_gpu;
+            devp[nd] = &devs[nd];
+        }
+    }
+    r.name = self->name;
+    r.credits = (uint32_t)self->cfg.credits;
+    r.n_backends = (size_t)self->exec.nbackends;
+    r.backends = backends;
+    r.n_devices = nd;
+    r.devices = devp;
+    r.n_ops = self->nops;
+    r.ops = self->ops;
+    r.heartbeat_ms = (uint32_t)self->cfg.heartbeat_ms;
+    return gq_wire_send(self->sock, NULL, 0, GQ_CMD_READY, &r.base, NULL, 0);
+}
+
+/* Jobs not yet started were taken back by the broker when it dropped us: forget them. */
+static void s_drop_queued(gq_worker_t *self)
+{
+    pthread_mutex_lock(&self->mu);
+    s_wjob_t *w = self->qhead;
+    self->qhead = self->qtail = NULL;
+    pthread_mutex_unlock(&self->mu);
+    while (w) {
+        s_wjob_t *next = w->next;
+        s_wjob_free(w);
+        w = next;
+    }
+}
+
+static gq_status s_connect(gq_worker_t *self)
+{
+    if (self->sock)
+        zmq_close(self->sock);
+    self->sock = zmq_socket(self->ctx, ZMQ_DEALER);
+    if (!self->sock)
+        return GQ_EIO;
+    int linger = 0, hwm = 0;
+    zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(self->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(self->sock, self->cfg.broker)) {
+        GQ_ERROR("cannot connect to %s: %s", self->cfg.broker, zmq_strerror(errno));
+        return GQ_EIO;
+    }
+    self->broker_seen_us = gq_now_us();
+    return s_send_ready(self);
+}
+
+static void s_reconnect(gq_worker_t *self, const char *why)
+{
+    GQ_WARN("reconnecting to %s: %s", self->cfg.broker, why);
+    s_drop_queued(self);
+    s_connect(self);
+}
+
+static void s_on_job(gq_worker_t *self, gq_wire_msg_t *m)
+{
+    s_wjob_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        Gq__Wire__Done d = GQ__WIRE__DONE__INIT;
+        d.job_id = m->job_id;
+        d.code = GQ_ENOMEM;
+        d.message = "worker out of memory";
+        gq_wire_send(self->sock, NULL, 0, GQ_CMD_DONE, &d.base, NULL, 0);
+        return;
+    }
+    w->job = (Gq__Wire__Job *)m->hdr;
+    m->hdr = NULL;
+    w->nin = m->npayload;
+    for (int i = 0; i < m->npayload; i++) {
+        zmq_msg_init(&w->in[i]);
+        zmq_msg_move(&w->in[i], &m->payload[i]);
+        w->desc[i] = m->desc[i];
+    }
+    m->npayload = 0;
+    if (w->job->timeout_ms)
+        w->deadline_us = gq_now_us() + (uint64_t)w->job->timeout_ms * 1000u;
+    pthread_mutex_lock(&self->mu);
+    if (self->qtail)
+        self->qtail->next = w;
+    else
+        self->qhead = w;
+    self->qtail = w;
+    pthread_cond_signal(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+}
+
+static void s_free_output(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+static void s_send_done(gq_worker_t *self, s_wjob_t *w)
+{
+    Gq__Wire__Done d = GQ__WIRE__DONE__INIT;
+    Gq__Wire__TensorDesc tds[GQ_MAX_OUTPUTS], *tdp[GQ_MAX_OUTPUTS];
+    int64_t shapes[GQ_MAX_OUTPUTS][GQ_MAX_DIMS];
+    zmq_msg_t payload[GQ_MAX_OUTPUTS];
+    char *backends[8];
+    int n = 0;
+    d.job_id = w->job->job_id;
+    d.code = w->rc;
+    d.compute_us = w->compute_us;
+    if (w->rc == GQ_OK) {
+        n = w->out.n;
+        for (int i = 0; i < n; i++) {
+            gq_wire_desc_fill(&tds[i], shapes[i], &w->out.t[i].desc);
+            tdp[i] = &tds[i];
+            /* Zero-copy: zmq frees the buffer once the bytes are on the wire. */
+            zmq_msg_init_data(&payload[i], w->out.t[i].data, w->out.t[i].nbytes,
+                              s_free_output, NULL);
+            w->out.t[i].data = NULL;
+        }
+        w->out.n = 0;
+        d.n_outputs = (size_t)n;
+        d.outputs = tdp;
+        size_t ns = w->job->n_stages;
+        for (size_t k = 0; k < ns; k++)
+            backends[k] = (char *)w->out.backend[k];
+        d.n_backends = ns;
+        d.backends = backends;
+    } else {
+        d.message = w->err;
+    }
+    if (gq_wire_send(self->sock, NULL, 0, GQ_CMD_DONE, &d.base, payload, n) != GQ_OK)
+        GQ_WARN("job %llu: cannot send result: %s", (unsigned long long)d.job_id,
+                zmq_strerror(errno));
+}
+
+static void s_handle_done(gq_worker_t *self)
+{
+    for (;;) {
+        s_wjob_t *w;
+        int rc = zmq_recv(self->done_pull, &w, sizeof w, ZMQ_DONTWAIT);
+        if (rc != sizeof w)
+            return;
+        s_send_done(self, w);
+        s_wjob_free(w);
+    }
+}
+
+static void s_handle_broker(gq_worker_t *self)
+{
+    for (int n = 0; n < 256; n++) {
+        gq_wire_msg_t m;
+        char err[GQ_ERRLEN];
+        gq_wire_limits_t lim;
+        gq_wire_limits_default(&lim);
+        gq_status rc = gq_wire_recv(self->sock, ZMQ_DONTWAIT, NULL, &m, &lim, err, sizeof err);
+        if (rc == GQ_EAGAIN || rc == GQ_ECLOSED || rc == GQ_EIO)
+            return;
+        self->broker_seen_us = gq_now_us();
+        if (rc != GQ_OK) {
+            GQ_WARN("malformed message from broker: %s", err);
+            if (m.cmd == GQ_CMD_JOB && m.job_id) {
+                Gq__Wire__Done d = GQ__WIRE__DONE__INIT;
+                d.job_id = m.job_id;
+                d.code = rc;
+                d.message = err;
+                gq_wire_send(self->sock, NULL, 0, GQ_CMD_DONE, &d.base, NULL, 0);
+            }
+            continue;
+        }
+        if (m.cmd == GQ_CMD_JOB) {
+            s_on_job(self, &m);
+        } else if (m.cmd == GQ_CMD_DISCONNECT) {
+            char why[GQ_ERRLEN];
+            gq_errf(why, sizeof why, "broker said: %s",
+                    ((Gq__Wire__Disconnect *)m.hdr)->reason);
+            gq_wire_msg_close(&m);
+            s_reconnect(self, why);
+            return;
+        } else if (m.cmd != GQ_CMD_HEARTBEAT) {
+            GQ_WARN("broker sent %s, not a worker command", gq_wire_cmd_name(m.cmd));
+        }
+        gq_wire_msg_close(&m);
+    }
+}
+
+/* ---- life cycle ---- */
+
+static int s_collect_ops(gq_worker_t *self)
+{
+    int n = gq_op_count();
+    self->ops = calloc((size_t)n + 1, sizeof *self->ops);
+    if (!self->ops)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        gq_args_t a;
+        memset(&a, 0, sizeof a);
+        a.op = gq_op_at(i);
+        for (int b = 0; b < self->exec.nbackends; b++)
+            if (self->exec.backends[b]->ops->supports_op(self->exec.backends[b], &a, NULL,
+                                                         -1)) {
+                self->ops[self->nops++] = (char *)a.op->name;
+                break;
+            }
+    }
+    return 0;
+}
+
+gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errlen)
+{
+    gq_worker_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        gq_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->cfg = *cfg;
+    snprintf(self->broker, sizeof self->broker, "%s", cfg->broker);
+    self->cfg.broker = self->broker;
+    self->cfg.name = NULL; /* the caller's string may not outlive this call: use self->name */
+    if (self->cfg.threads <= 0)
+        self->cfg.threads = 1;
+    if (self->cfg.credits <= 0)
+        self->cfg.credits = 2 * self->cfg.threads;
+    if (self->cfg.heartbeat_ms <= 0)
+        self->cfg.heartbeat_ms = 1000;
+    if (self->cfg.liveness <= 0)
+        self->cfg.liveness = 3;
+    self->stop_pipe[0] = self->stop_pipe[1] = -1;
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->cv, NULL);
+    if (cfg->name) {
+        snprintf(self->name, sizeof self->name, "%s", cfg->name);
+    } else {
+        char host[48] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(self->name, sizeof self->name, "%s:%d", host, (int)getpid());
+    }
+    self->ctx = cfg->zmq_ctx;
+    if (!self->ctx) {
+        self->ctx = zmq_ctx_new();
+        self->own_ctx = 1;
+    }
+    if (!self->ctx || pipe2(self->stop_pipe, O_CLOEXEC)) {
+        gq_errf(err, errlen, "out of resources creating the worker");
+        goto fail;
+    }
+    fcntl(self->stop_pipe[1], F_SETFL, O_NONBLOCK);
+    self->exec.strict = cfg->strict;
+    gq_backend_t *cpu = gq_backend_cpu_new(&self->cfg.backend, err, errlen);
+    if (!cpu)
+        goto fail;
+    self->exec.backends[self->exec.nbackends++] = cpu;
+    if (s_collect_ops(self)) {
+        gq_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    self->done_pull = zmq_socket(self->ctx, ZMQ_PULL);
+    snprintf(self->done_ep, sizeof self->done_ep, "inproc://gq-worker-done-%p", (void *)self);
+    if (!self->done_pull || zmq_bind(self->done_pull, self->done_ep)) {
+        gq_errf(err, errlen, "cannot bind %s: %s", self->done_ep, zmq_strerror(errno));
+        goto fail;
+    }
+    self->threads = calloc((size_t)self->cfg.threads, sizeof *self->threads);
+    if (!self->threads) {
+        gq_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (; self->nthreads < self->cfg.threads; self->nthreads++)
+        if (pthread_create(&self->threads[self->nthreads], NULL, s_compute_main, self)) {
+            gq_errf(err, errlen, "cannot start compute thread %d", self->nthreads);
+            goto fail;
+        }
+    if (s_connect(self)) {
+        gq_errf(err, errlen, "cannot connect to broker %s", cfg->broker);
+        goto fail;
+    }
+    return self;
+fail:
+    gq_worker_destroy(&self);
+    return NULL;
+}
+
+void gq_worker_stop(gq_worker_t *self)
+{
+    char c = 1;
+    ssize_t rc = write(self->stop_pipe[1], &c, 1);
+    (void)rc;
+}
+
+int gq_worker_run(gq_worker_t *self)
+{
+    uint64_t interval = (uint64_t)self->cfg.heartbeat_ms * 1000u;
+    uint64_t next_beat = gq_now_us() + interval;
+    GQ_INFO("worker %s: %d compute threads, %d credits, %zu ops, broker %s", self->name,
+            self->cfg.threads, self->cfg.credits, self->nops, self->cfg.broker);
+    for (;;) {
+        zmq_pollitem_t items[] = {{self->sock, 0, ZMQ_POLLIN, 0},
+                                  {self->done_pull, 0, ZMQ_POLLIN, 0},
+                                  {NULL, self->stop_pipe[0], ZMQ_POLLIN, 0}};
+        uint64_t now = gq_now_us();
+        long timeout = next_beat > now ? (long)((next_beat - now) / 1000u) + 1 : 0;
+        if (zmq_poll(items, 3, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (items[2].revents & ZMQ_POLLIN)
+            break;
+        if (items[1].revents & ZMQ_POLLIN)
+            s_handle_done(self);
+        if (items[0].revents & ZMQ_POLLIN)
+            s_handle_broker(self);
+        now = gq_now_us();
+        if (now >= next_beat) {
+            if (now - self->broker_seen_us > interval * (uint64_t)self->cfg.liveness)
+                s_reconnect(self, "broker silent");
+            else
+                gq_wire_send(self->sock, NULL, 0, GQ_CMD_HEARTBEAT, NULL, NULL, 0);
+            next_beat = now + interval;
+        }
+    }
+    Gq__Wire__Disconnect d = GQ__WIRE__DISCONNECT__INIT;
+    d.reason = "worker stopping";
+    gq_wire_send(self->sock, NULL, 0, GQ_CMD_DISCONNECT, &d.base, NULL, 0);
+    return GQ_OK;
+}
+
+void gq_worker_destroy(gq_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gq_worker_t *self = *self_p;
+    pthread_mutex_lock(&self->mu);
+    self->quit = 1;
+    pthread_cond_broadcast(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+    for (int i = 0; i < self->nthreads; i++)
+        pthread_join(self->threads[i], NULL);
+    free(self->threads);
+    s_drop_queued(self);
+    if (self->done_pull) {
+        s_wjob_t *w;
+        while (zmq_recv(self->done_pull, &w, sizeof w, ZMQ_DONTWAIT) == sizeof w)
+            s_wjob_free(w);
+        zmq_close(self->done_pull);
+    }
+    if (self->sock)
+        zmq_close(self->sock);
+    for (int b = 0; b < self->exec.nbackends; b++)
+        gq_backend_destroy(&self->exec.backends[b]);
+    free(self->ops);
+    if (self->own_ctx && self->ctx)
+        zmq_ctx_term(self->ctx);
+    for (int i = 0; i < 2; i++)
+        if (self->stop_pipe[i] >= 0)
+            close(self->stop_pipe[i]);
+    pthread_mutex_destroy(&self->mu);
+    pthread_cond_destroy(&self->cv);
+    free(self);
+    *self_p = NULL;
+}
