@@ -28,6 +28,7 @@ struct gq_client {
     uint64_t status_id;
     int status_ready;
     gq_cluster_info_t status;
+    uint64_t unmatched; /* answers for no job in flight: late after a timeout or cancel */
 };
 
 /* ---- shared ZeroMQ context ---- */
@@ -215,8 +216,10 @@ static void s_on_result(gq_client_t *c, gq_wire_msg_t *m)
 {
     const Gq__Wire__Result *r = (const Gq__Wire__Result *)m->hdr;
     gq_job_t *job = gq_map_get(c->inflight, r->job_id);
-    if (!job)
-        return; /* timed out or cancelled here; its late answer is dropped */
+    if (!job) {
+        c->unmatched++; /* timed out or cancelled here; its late answer is dropped */
+        return;
+    }
     gq_job_reset_result(job);
     for (int i = 0; i < m->npayload; i++) {
         gq_tensor_t *t = gq_tensor_from_msg(&m->desc[i], &m->payload[i]);
@@ -242,8 +245,10 @@ static void s_on_error(gq_client_t *c, gq_wire_msg_t *m)
 {
     const Gq__Wire__Error *e = (const Gq__Wire__Error *)m->hdr;
     gq_job_t *job = gq_map_get(c->inflight, e->job_id);
-    if (!job)
+    if (!job) {
+        c->unmatched++;
         return;
+    }
     snprintf(job->worker, sizeof job->worker, "%s", e->worker);
     s_complete(c, job, e->code, e->message);
 }
@@ -523,4 +528,9 @@ GQ_EXPORT int gq_client_cluster_info(gq_client_t *c, gq_cluster_info_t *out, int
     }
     *out = c->status;
     return GQ_OK;
+}
+
+uint64_t gq_client_unmatched(const gq_client_t *c)
+{
+    return c->unmatched;
 }

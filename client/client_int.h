@@ -76,6 +76,10 @@ void gq_job_reset_result(gq_job_t *job);
 /* Called by gq_job_destroy for a job still owned by a client. */
 void gq_client_forget(gq_client_t *c, gq_job_t *job);
 
+/* Answers that matched no job in flight (late after a timeout or cancel; otherwise a
+ * duplicate). For tests of exactly-once delivery. */
+uint64_t gq_client_unmatched(const gq_client_t *c);
+
 /* The process-wide ZeroMQ context, shared by every client; refcounted. */
 void *gq_lib_ctx_acquire(void);
 void gq_lib_ctx_release(void);

@@ -1,0 +1,107 @@
+/* Internals of `gpuq`, the command-line client: the subcommand table's entries and what
+ * run and batch share (the job spec given on the command line, typed through the op
+ * table; .npy files in and out; connecting). Only client/gpuq.h, common/npy.h and
+ * common/optable.h are used: the CLI is a client like any other. */
+#ifndef GQ_CLI_H
+#define GQ_CLI_H
+
+#include <stdint.h>
+#include "gpuq.h"
+#include "npy.h"
+#include "optable.h"
+
+#define GQ_CLI_OK 0
+#define GQ_CLI_FAILED 1 /* a job, a file or the connection failed */
+#define GQ_CLI_USAGE 2  /* the command line is wrong; nothing was sent */
+
+#define GQ_CLI_MAX_STAGES 8
+#define GQ_CLI_MAX_RAW 32 /* --param per stage; past GQ_MAX_PARAMS the op table objects */
+
+/* What a subcommand is invoked with. */
+typedef struct {
+    const char *name;   /* "run", or "local run" under `gpuq local` */
+    const char *broker; /* "local" under `gpuq local`, else NULL: --broker, $GPUQ_BROKER */
+} gq_cli_t;
+
+typedef int(gq_cli_fn)(const gq_cli_t *cli, int argc, char **argv);
+
+int gq_cli_ops(const gq_cli_t *cli, int argc, char **argv);
+int gq_cli_run(const gq_cli_t *cli, int argc, char **argv);
+int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv);
+int gq_cli_info(const gq_cli_t *cli, int argc, char **argv);
+
+/* Prints "gpuq NAME: message" and a pointer to --help on stderr; returns GQ_CLI_USAGE. */
+int gq_cli_usage(const gq_cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "gpuq NAME: message" on stderr; returns GQ_CLI_FAILED. */
+int gq_cli_fail(const gq_cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Whether argv[*i] is option name ("--out"), as "--out V" or "--out=V". On a match *val is
+ * V, *i is left on the last word used, and 1 is returned; 0 when it is another word; -1
+ * (after a usage message) when V is missing. */
+int gq_cli_opt(const gq_cli_t *cli, int argc, char **argv, int *i, const char *name,
+               const char **val);
+
+/* A whole decimal integer in [min, max] for option name; -1 after a usage message. */
+int gq_cli_int(const gq_cli_t *cli, const char *name, const char *text, long long min,
+               long long max, long long *out);
+
+/* ---- the job given on the command line ---- */
+
+typedef struct {
+    const char *op_name;
+    const gq_op_spec_t *op;
+    const char *raw[GQ_CLI_MAX_RAW]; /* "k=v" as typed */
+    int nraw;
+    gq_param_t params[GQ_CLI_MAX_RAW]; /* typed by gq_cli_spec_resolve */
+    char names[GQ_CLI_MAX_RAW][GQ_MAX_NAME];
+} gq_cli_stage_t;
+
+typedef struct {
+    gq_cli_stage_t stages[GQ_CLI_MAX_STAGES];
+    int nstages;
+    int timeout_ms;
+    gq_priority_t prio;
+    int prio_set;
+    const char *broker;
+    char label[GQ_CLI_MAX_STAGES * (GQ_MAX_NAME + 3)]; /* "tensor.scale | tensor.sum" */
+} gq_cli_spec_t;
+
+void gq_cli_spec_init(gq_cli_spec_t *spec);
+
+/* Takes the options run and batch share (OP, --param, --then, --timeout, --priority,
+ * --broker) at argv[*i]. Returns 1 when it took the word, 0 when the word is not one of
+ * them, -1 after a usage message. */
+int gq_cli_spec_arg(const gq_cli_t *cli, gq_cli_spec_t *spec, int argc, char **argv, int *i);
+
+/* Checks every op and param against the op table and types the params, so that a wrong
+ * name or value is reported (in the op table's words) before anything is sent. Returns
+ * GQ_CLI_OK or GQ_CLI_USAGE after a message. */
+int gq_cli_spec_resolve(const gq_cli_t *cli, gq_cli_spec_t *spec);
+
+/* A new job for the resolved spec, without inputs; NULL after a message. */
+gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec);
+
+/* The broker to use: the forced one, else --broker, else $GPUQ_BROKER, else "local". */
+const char *gq_cli_broker(const gq_cli_t *cli, const char *given);
+
+/* A client for broker with window jobs in flight (0: the default); NULL after a message. */
+gq_client_t *gq_cli_connect(const gq_cli_t *cli, const char *broker, int window);
+
+/* ---- tensors and files ---- */
+
+/* A tensor over the data of an .npy file (no copy); NULL with err naming the file. */
+gq_tensor_t *gq_cli_load(const char *path, char *err, size_t errlen);
+
+/* Writes t to path as .npy; GQ_OK or the failure with err naming the file. */
+gq_status gq_cli_save(const char *path, const gq_tensor_t *t, char *err, size_t errlen);
+
+/* "f32[2,3]" for a tensor. */
+char *gq_cli_tensor_str(const gq_tensor_t *t, char *buf, size_t len);
+
+/* "cpu" or "cpu, opencl" for every stage of a finished job. */
+char *gq_cli_backends(const gq_job_t *job, int nstages, char *buf, size_t len);
+
+uint64_t gq_cli_now_us(void);
+
+#endif

@@ -1,0 +1,34 @@
+/* 10,000 checked jobs from 4 client threads through a real broker and two real worker
+ * processes over tcp on 127.0.0.1. */
+#include <stdio.h>
+#include <string.h>
+#include "harness.h"
+#include "load.h"
+
+int main(void)
+{
+    gqt_cluster_t c;
+    gqt_cluster_start(&c, 2, 1, 4, 1000);
+    gqt_load_t load;
+    memset(&load, 0, sizeof load);
+    load.front = c.front;
+    load.nthreads = 4;
+    load.jobs_per_thread = 2500;
+    load.elems = 16;
+    load.window = 128;
+    gqt_load_run(&load);
+    printf("jobs ok %d failed %d wrong %d unmatched %llu\n", load.ok, load.failed, load.wrong,
+           (unsigned long long)load.unmatched);
+    GQT_CHECK(load.ok == 10000 && !load.failed && !load.wrong, "%s", load.first_error);
+    GQT_CHECK(load.unmatched == 0, "%llu answers matched no job",
+              (unsigned long long)load.unmatched);
+    gq_cluster_info_t info = gqt_info(c.front);
+    GQT_CHECK(info.jobs_done == 10000 && info.jobs_failed == 0 && info.queued == 0 &&
+                  info.inflight == 0,
+              "broker counts done %llu failed %llu queued %lld inflight %lld",
+              (unsigned long long)info.jobs_done, (unsigned long long)info.jobs_failed,
+              (long long)info.queued, (long long)info.inflight);
+    gqt_cluster_stop(&c);
+    printf("PASS\n");
+    return 0;
+}

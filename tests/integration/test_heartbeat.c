@@ -1,0 +1,52 @@
+/* A silent worker (SIGSTOP) is dropped after 3 missed heartbeats and its jobs requeued;
+ * when it wakes up its late answers are ignored, it re-registers, and every job is still
+ * answered exactly once. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include "harness.h"
+#include "load.h"
+
+int main(void)
+{
+    gqt_cluster_t c;
+    gqt_cluster_start(&c, 2, 1, 8, 100);
+    gqt_load_t load;
+    memset(&load, 0, sizeof load);
+    load.front = c.front;
+    load.nthreads = 2;
+    load.jobs_per_thread = 1500;
+    load.elems = 16384;
+    load.window = 32;
+    gqt_load_start(&load);
+    while (atomic_load(&load.completed) < 300)
+        gqt_sleep_ms(1);
+    kill(c.workers[0], SIGSTOP);
+    uint64_t t0 = 0;
+    (void)t0;
+    int dropped = 0;
+    for (int ms = 0; ms < 3000 && !dropped; ms += 20) {
+        gqt_sleep_ms(20);
+        dropped = gqt_info(c.front).workers == 1;
+        if (dropped)
+            printf("stopped worker dropped after ~%d ms (heartbeat 100 ms x 3)\n", ms + 20);
+    }
+    GQT_CHECK(dropped, "silent worker not dropped within 3 s");
+    int before = atomic_load(&load.completed);
+    gqt_sleep_ms(300);
+    GQT_CHECK(atomic_load(&load.completed) > before || before == 3000,
+              "no progress while one worker is stopped");
+    kill(c.workers[0], SIGCONT);
+    GQT_CHECK(gqt_wait_workers(c.front, 2, 5000) == 0, "woken worker did not re-register");
+    gqt_load_join(&load);
+    gq_cluster_info_t info = gqt_info(c.front);
+    printf("jobs ok %d failed %d wrong %d unmatched %llu requeued %llu\n", load.ok, load.failed,
+           load.wrong, (unsigned long long)load.unmatched,
+           (unsigned long long)info.jobs_requeued);
+    GQT_CHECK(load.ok == 3000 && !load.failed && !load.wrong, "%s", load.first_error);
+    GQT_CHECK(load.unmatched == 0, "%llu duplicate answers", (unsigned long long)load.unmatched);
+    GQT_CHECK(info.jobs_requeued > 0, "stopped worker held no jobs: test proved nothing");
+    gqt_cluster_stop(&c);
+    printf("PASS\n");
+    return 0;
+}
