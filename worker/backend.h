@@ -43,7 +43,8 @@ typedef struct {
     gq_status (*init)(gq_backend_t *be, const gq_backend_config_t *cfg, char *err,
                       size_t errlen);
 
-    /* Whether this backend runs op with these args and input descriptors. */
+    /* Whether this backend runs op with these args and input descriptors. With in == NULL
+     * (and nin == -1): whether it implements a->op at all, for the READY op list. */
     bool (*supports_op)(gq_backend_t *be, const gq_args_t *a, const gq_tdesc_t *in, int nin);
 
     /* Device buffers. free takes NULL. */
