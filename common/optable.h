@@ -64,7 +64,10 @@ typedef gq_status (*gq_shape_fn)(const gq_args_t *a, const gq_tdesc_t *in, int n
 
 /* Op flags. */
 #define GQ_OPF_NONDETERMINISTIC 0x1u /* never cached */
-#define GQ_OPF_BATCHABLE 0x2u        /* leading dim can be stacked across jobs */
+/* Leading dim can be stacked across jobs without changing any job's answer. Not set on the
+ * tensor ops: a reduction over axis 0 or a broadcast leading dim would mix jobs; the batcher
+ * needs a per-op check of args and shapes (scheduler issue). */
+#define GQ_OPF_BATCHABLE 0x2u
 
 #define GQ_DT_BIT(dt) (1u << (dt))
 #define GQ_DT_FLOATS (GQ_DT_BIT(GQ_F32) | GQ_DT_BIT(GQ_F64))
