@@ -486,13 +486,14 @@ GQ_EXPORT int gq_client_collect(gq_client_t *c, int timeout_ms, gq_job_t **done)
         int wait = -1;
         if (timeout_ms >= 0) {
             uint64_t now = gq_now_us();
-            if (now >= until)
-                return GQ_ETIMEDOUT;
-            wait = (int)((until - now + 999u) / 1000u);
+            wait = now >= until ? 0 : (int)((until - now + 999u) / 1000u);
         }
+        /* Always read once, so a zero timeout still picks up answers already here. */
         int rc = s_pump(c, wait);
         if (rc)
             return rc;
+        if (!c->done_head && timeout_ms >= 0 && gq_now_us() >= until)
+            return GQ_ETIMEDOUT;
     }
     gq_job_t *job = c->done_head;
     c->done_head = job->next_done;

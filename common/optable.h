@@ -113,7 +113,8 @@ double gq_args_float(const gq_args_t *a, const char *name);
 bool gq_args_bool(const gq_args_t *a, const char *name);
 const char *gq_args_str(const gq_args_t *a, const char *name);
 
-/* Parses "k=v" text for param spec ps into *v (CLI, config). s points into text. */
+/* Parses a param value given as text ("0.5", or the whole "factor=0.5") for spec ps into
+ * *v (CLI, config); v->s points into text. */
 gq_status gq_param_parse(const gq_param_spec_t *ps, const char *text, gq_value_t *v,
                          char *err, size_t errlen);
 

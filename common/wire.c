@@ -15,6 +15,7 @@ typedef struct {
     const char *name;
     const ProtobufCMessageDescriptor *desc;
     s_check_fn check;
+    int tensors; /* whether tensor frames may follow the header */
 } s_cmd_entry_t;
 
 void gq_wire_limits_default(gq_wire_limits_t *lim)
@@ -346,18 +347,19 @@ static gq_status s_check_none(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
 }
 
 static const s_cmd_entry_t s_cmds[] = {
-    {GQ_CMD_SUBMIT, "SUBMIT", &gq__wire__submit__descriptor, s_check_submit},
-    {GQ_CMD_RESULT, "RESULT", &gq__wire__result__descriptor, s_check_result},
-    {GQ_CMD_ERROR, "ERROR", &gq__wire__error__descriptor, s_check_error},
-    {GQ_CMD_STATUS, "STATUS", &gq__wire__status_request__descriptor, s_check_none},
+    {GQ_CMD_SUBMIT, "SUBMIT", &gq__wire__submit__descriptor, s_check_submit, 1},
+    {GQ_CMD_RESULT, "RESULT", &gq__wire__result__descriptor, s_check_result, 1},
+    {GQ_CMD_ERROR, "ERROR", &gq__wire__error__descriptor, s_check_error, 0},
+    {GQ_CMD_STATUS, "STATUS", &gq__wire__status_request__descriptor, s_check_none, 0},
     {GQ_CMD_STATUS_REPLY, "STATUS_REPLY", &gq__wire__status_reply__descriptor,
-     s_check_status_reply},
-    {GQ_CMD_CANCEL, "CANCEL", &gq__wire__cancel__descriptor, s_check_cancel},
-    {GQ_CMD_READY, "READY", &gq__wire__ready__descriptor, s_check_ready},
-    {GQ_CMD_JOB, "JOB", &gq__wire__job__descriptor, s_check_job},
-    {GQ_CMD_DONE, "DONE", &gq__wire__done__descriptor, s_check_done},
-    {GQ_CMD_HEARTBEAT, "HEARTBEAT", &gq__wire__heartbeat__descriptor, s_check_none},
-    {GQ_CMD_DISCONNECT, "DISCONNECT", &gq__wire__disconnect__descriptor, s_check_disconnect},
+     s_check_status_reply, 0},
+    {GQ_CMD_CANCEL, "CANCEL", &gq__wire__cancel__descriptor, s_check_cancel, 0},
+    {GQ_CMD_READY, "READY", &gq__wire__ready__descriptor, s_check_ready, 0},
+    {GQ_CMD_JOB, "JOB", &gq__wire__job__descriptor, s_check_job, 1},
+    {GQ_CMD_DONE, "DONE", &gq__wire__done__descriptor, s_check_done, 1},
+    {GQ_CMD_HEARTBEAT, "HEARTBEAT", &gq__wire__heartbeat__descriptor, s_check_none, 0},
+    {GQ_CMD_DISCONNECT, "DISCONNECT", &gq__wire__disconnect__descriptor, s_check_disconnect,
+     0},
 };
 
 static const s_cmd_entry_t *s_cmd_find(int cmd)
@@ -440,6 +442,11 @@ static gq_status s_decode(zmq_msg_t *frames, int nframes, gq_wire_msg_t *m,
     }
     char why[GQ_ERRLEN];
     gq_status rc = e->check(m->hdr, m, lim, why, sizeof why);
+    if (!rc && !e->tensors && m->npayload) {
+        gq_errf(why, sizeof why, "%d tensor frames after a header that carries none",
+                m->npayload);
+        rc = GQ_EPROTO;
+    }
     if (rc) {
         gq_errf(err, errlen, "%s: %s", e->name, why);
         return rc;

@@ -6,6 +6,7 @@
 #define GQ_CLI_H
 
 #include <stdint.h>
+
 #include "gpuq.h"
 #include "npy.h"
 #include "optable.h"
@@ -62,7 +63,6 @@ typedef struct {
     int nstages;
     int timeout_ms;
     gq_priority_t prio;
-    int prio_set;
     const char *broker;
     char label[GQ_CLI_MAX_STAGES * (GQ_MAX_NAME + 3)]; /* "tensor.scale | tensor.sum" */
 } gq_cli_spec_t;
