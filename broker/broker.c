@@ -124,9 +124,8 @@ void gq_broker_config_init(gq_broker_config_t *cfg)
 
 /* ---- answers to clients ---- */
 
-static void s_send_error(gq_broker_t *self, const uint8_t *rid, size_t rid_len,
-                         uint64_t job_id, int code, const char *msg, uint32_t retry_after_ms,
-                         const char *worker)
+static void s_send_error(gq_broker_t *self, const uint8_t *rid, size_t rid_len, uint64_t job_id,
+                         int code, const char *msg, uint32_t retry_after_ms, const char *worker)
 {
     Gq__Wire__Error e = GQ__WIRE__ERROR__INIT;
     e.job_id = job_id;
@@ -151,8 +150,7 @@ static void s_job_free(gq_broker_t *self, s_job_t *j)
 }
 
 /* Answers a job with a failure and frees it; the job is in no list. */
-static void s_job_fail(gq_broker_t *self, s_job_t *j, int code, const char *msg,
-                       const char *worker)
+static void s_job_fail(gq_broker_t *self, s_job_t *j, int code, const char *msg, const char *worker)
 {
     s_send_error(self, j->client, j->client_len, j->client_job_id, code, msg, 0, worker);
     self->failed++;
@@ -267,8 +265,8 @@ static void s_on_ready(gq_broker_t *self, zmq_msg_t *rid, const Gq__Wire__Ready 
     w->next = self->workers;
     self->workers = w;
     self->nworkers++;
-    GQ_INFO("worker %s ready: %u credits, %zu ops, backends %s%s", w->name, w->credits,
-            w->nops, w->nbackends ? w->backends[0] : "-", w->nbackends > 1 ? ",..." : "");
+    GQ_INFO("worker %s ready: %u credits, %zu ops, backends %s%s", w->name, w->credits, w->nops,
+            w->nbackends ? w->backends[0] : "-", w->nbackends > 1 ? ",..." : "");
     return;
 fail:
     if (w) {
@@ -322,8 +320,8 @@ static void s_handle_backend(gq_broker_t *self)
         zmq_msg_t rid;
         gq_wire_msg_t m;
         char err[GQ_ERRLEN];
-        gq_status rc = gq_wire_recv(self->back, ZMQ_DONTWAIT, &rid, &m, &self->cfg.limits, err,
-                                    sizeof err);
+        gq_status rc =
+            gq_wire_recv(self->back, ZMQ_DONTWAIT, &rid, &m, &self->cfg.limits, err, sizeof err);
         if (rc == GQ_EAGAIN || rc == GQ_ECLOSED || rc == GQ_EIO) {
             zmq_msg_close(&rid);
             return;
@@ -506,8 +504,8 @@ static void s_send_status(gq_broker_t *self, zmq_msg_t *rid, uint64_t request_id
     r.jobs_failed = self->failed;
     r.jobs_requeued = self->requeued;
     r.malformed = self->malformed;
-    gq_wire_send(self->front, zmq_msg_data(rid), zmq_msg_size(rid), GQ_CMD_STATUS_REPLY,
-                 &r.base, NULL, 0);
+    gq_wire_send(self->front, zmq_msg_data(rid), zmq_msg_size(rid), GQ_CMD_STATUS_REPLY, &r.base,
+                 NULL, 0);
     free(infos);
     free(ptrs);
 }
@@ -518,8 +516,8 @@ static void s_handle_frontend(gq_broker_t *self, int draining)
         zmq_msg_t rid;
         gq_wire_msg_t m;
         char err[GQ_ERRLEN];
-        gq_status rc = gq_wire_recv(self->front, ZMQ_DONTWAIT, &rid, &m, &self->cfg.limits,
-                                    err, sizeof err);
+        gq_status rc =
+            gq_wire_recv(self->front, ZMQ_DONTWAIT, &rid, &m, &self->cfg.limits, err, sizeof err);
         if (rc == GQ_EAGAIN || rc == GQ_ECLOSED || rc == GQ_EIO) {
             zmq_msg_close(&rid);
             return;
@@ -602,8 +600,8 @@ static void s_send_job(gq_broker_t *self, s_job_t *j, s_worker_t *w, uint64_t no
     j->dispatched_us = now;
     w->inflight++;
     s_list_push(&w->jobs, j, 0);
-    if (gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_JOB, &job.base, payload,
-                     j->ninputs) != GQ_OK)
+    if (gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_JOB, &job.base, payload, j->ninputs) !=
+        GQ_OK)
         GQ_WARN("worker %s: sending job %llu failed: %s", w->name, (unsigned long long)j->id,
                 zmq_strerror(errno));
 }
@@ -721,11 +719,11 @@ gq_broker_t *gq_broker_new(const gq_broker_config_t *cfg, char *err, size_t errl
         goto fail;
     }
     fcntl(self->stop_pipe[1], F_SETFL, O_NONBLOCK);
-    if (!(self->front = s_bind(self, cfg->frontend, self->front_ep, sizeof self->front_ep, err,
-                               errlen)))
+    if (!(self->front =
+              s_bind(self, cfg->frontend, self->front_ep, sizeof self->front_ep, err, errlen)))
         goto fail;
-    if (!(self->back = s_bind(self, cfg->backend, self->back_ep, sizeof self->back_ep, err,
-                              errlen)))
+    if (!(self->back =
+              s_bind(self, cfg->backend, self->back_ep, sizeof self->back_ep, err, errlen)))
         goto fail;
     return self;
 fail:
@@ -768,8 +766,7 @@ static void s_shutdown(gq_broker_t *self)
         uint64_t now = gq_now_us();
         if (!inflight || now >= until)
             break;
-        zmq_pollitem_t items[] = {{self->back, 0, ZMQ_POLLIN, 0},
-                                  {self->front, 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[] = {{self->back, 0, ZMQ_POLLIN, 0}, {self->front, 0, ZMQ_POLLIN, 0}};
         if (zmq_poll(items, 2, (long)((until - now) / 1000u) + 1) < 0 && errno != EINTR)
             break;
         if (items[0].revents & ZMQ_POLLIN)

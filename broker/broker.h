@@ -10,14 +10,14 @@
 typedef struct gq_broker gq_broker_t;
 
 typedef struct {
-    const char *frontend;  /* bind endpoint for clients ("tcp://0.0.0.0:5555", "inproc://x") */
-    const char *backend;   /* bind endpoint for workers */
-    int heartbeat_ms;      /* interval of heartbeats to workers (default 1000) */
-    int liveness;          /* missed intervals before a worker is dropped (default 3) */
-    size_t max_queue;      /* queued jobs before RESOURCE_EXHAUSTED (default 100000) */
-    int max_requeues;      /* times a job may lose its worker before it fails (default 3) */
-    int drain_ms;          /* on stop: wait this long for jobs in flight (default 5000) */
-    void *zmq_ctx;         /* NULL: the broker makes its own */
+    const char *frontend; /* bind endpoint for clients ("tcp://0.0.0.0:5555", "inproc://x") */
+    const char *backend;  /* bind endpoint for workers */
+    int heartbeat_ms;     /* interval of heartbeats to workers (default 1000) */
+    int liveness;         /* missed intervals before a worker is dropped (default 3) */
+    size_t max_queue;     /* queued jobs before RESOURCE_EXHAUSTED (default 100000) */
+    int max_requeues;     /* times a job may lose its worker before it fails (default 3) */
+    int drain_ms;         /* on stop: wait this long for jobs in flight (default 5000) */
+    void *zmq_ctx;        /* NULL: the broker makes its own */
     gq_wire_limits_t limits;
 } gq_broker_config_t;
 

@@ -17,20 +17,19 @@ static void s_on_signal(int sig)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: gpuq-broker [options]\n"
-            "  --frontend EP      client endpoint to bind (default tcp://*:5555)\n"
-            "  --backend EP       worker endpoint to bind (default tcp://*:5556)\n"
-            "  --port N           shorthand: frontend tcp://*:N, backend tcp://*:N+1\n"
-            "  --heartbeat-ms N   heartbeat interval to workers (default 1000)\n"
-            "  --liveness N       missed heartbeats before a worker is dropped (default 3)\n"
-            "  --max-queue N      queued jobs before clients get RESOURCE_EXHAUSTED "
-            "(default 100000)\n"
-            "  --max-requeues N   times a job may lose its worker before it fails "
-            "(default 3)\n"
-            "  --drain-ms N       on SIGINT/SIGTERM, wait this long for jobs in flight "
-            "(default 5000)\n"
-            "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n");
+    fprintf(f, "usage: gpuq-broker [options]\n"
+               "  --frontend EP      client endpoint to bind (default tcp://*:5555)\n"
+               "  --backend EP       worker endpoint to bind (default tcp://*:5556)\n"
+               "  --port N           shorthand: frontend tcp://*:N, backend tcp://*:N+1\n"
+               "  --heartbeat-ms N   heartbeat interval to workers (default 1000)\n"
+               "  --liveness N       missed heartbeats before a worker is dropped (default 3)\n"
+               "  --max-queue N      queued jobs before clients get RESOURCE_EXHAUSTED "
+               "(default 100000)\n"
+               "  --max-requeues N   times a job may lose its worker before it fails "
+               "(default 3)\n"
+               "  --drain-ms N       on SIGINT/SIGTERM, wait this long for jobs in flight "
+               "(default 5000)\n"
+               "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n");
 }
 
 int main(int argc, char **argv)

@@ -71,8 +71,8 @@ GQ_EXPORT void gq_client_opts_init(gq_client_opts_t *o)
     o->heartbeat_ms = 1000;
 }
 
-GQ_EXPORT gq_client_t *gq_client_new(const char *endpoint, const gq_client_opts_t *opts,
-                                     char *err, size_t errlen)
+GQ_EXPORT gq_client_t *gq_client_new(const char *endpoint, const gq_client_opts_t *opts, char *err,
+                                     size_t errlen)
 {
     gq_client_opts_t o;
     if (opts)
@@ -308,8 +308,8 @@ static void s_expire(gq_client_t *c)
 static int s_pump(gq_client_t *c, int timeout_ms)
 {
     if (c->timed_jobs) {
-        long until_scan = (long)((c->next_scan_us > gq_now_us() ? c->next_scan_us - gq_now_us()
-                                                                : 0) / 1000u) + 1;
+        long until_scan =
+            (long)((c->next_scan_us > gq_now_us() ? c->next_scan_us - gq_now_us() : 0) / 1000u) + 1;
         if (timeout_ms < 0 || timeout_ms > until_scan)
             timeout_ms = (int)until_scan;
     }
@@ -320,8 +320,7 @@ static int s_pump(gq_client_t *c, int timeout_ms)
     for (int n = 0; rc > 0 && n < 1024; n++) {
         gq_wire_msg_t m;
         char err[GQ_ERRLEN];
-        gq_status st = gq_wire_recv(c->sock, ZMQ_DONTWAIT, NULL, &m, &c->limits, err,
-                                    sizeof err);
+        gq_status st = gq_wire_recv(c->sock, ZMQ_DONTWAIT, NULL, &m, &c->limits, err, sizeof err);
         if (st == GQ_EAGAIN)
             break;
         if (st == GQ_ECLOSED || st == GQ_EIO)

@@ -47,13 +47,13 @@ struct gq_job {
     int timeout_ms;
     int prio;
     void *user;
-    int bad;                /* a builder call failed: submit reports it */
+    int bad; /* a builder call failed: submit reports it */
     char bad_msg[GQ_JOB_ERRLEN];
     /* run state */
     gq_client_t *client;
     uint64_t id;
     gq_job_state_t state;
-    int sync;               /* completed jobs of gq_client_run skip the collect list */
+    int sync; /* completed jobs of gq_client_run skip the collect list */
     int status;
     char error[GQ_JOB_ERRLEN];
     gq_tensor_t *outputs[GQ_MAX_OUTPUTS];

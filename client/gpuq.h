@@ -42,11 +42,11 @@ typedef enum {
 } gq_priority_t;
 
 typedef struct {
-    int window;             /* most jobs in flight from gq_client_submit (default 512) */
-    int timeout_ms;         /* default per-job timeout; 0 = wait forever (default 0) */
-    int local_workers;      /* "local": worker threads in the embedded cluster (default 1) */
-    int local_threads;      /* "local": compute threads per worker (default: CPU count) */
-    int heartbeat_ms;       /* "local": heartbeat interval (default 1000) */
+    int window;        /* most jobs in flight from gq_client_submit (default 512) */
+    int timeout_ms;    /* default per-job timeout; 0 = wait forever (default 0) */
+    int local_workers; /* "local": worker threads in the embedded cluster (default 1) */
+    int local_threads; /* "local": compute threads per worker (default: CPU count) */
+    int heartbeat_ms;  /* "local": heartbeat interval (default 1000) */
 } gq_client_opts_t;
 
 /* Fills o with the defaults above. */
@@ -161,12 +161,12 @@ int gq_client_collect(gq_client_t *c, int timeout_ms, gq_job_t **done);
 int gq_client_pending(const gq_client_t *c);
 
 typedef struct {
-    int workers;           /* registered workers */
-    int64_t queued;        /* jobs waiting for a worker */
-    int64_t inflight;      /* jobs on workers */
-    uint64_t jobs_done;    /* answered with results */
-    uint64_t jobs_failed;  /* answered with errors */
-    uint64_t jobs_requeued;/* taken back from lost workers */
+    int workers;            /* registered workers */
+    int64_t queued;         /* jobs waiting for a worker */
+    int64_t inflight;       /* jobs on workers */
+    uint64_t jobs_done;     /* answered with results */
+    uint64_t jobs_failed;   /* answered with errors */
+    uint64_t jobs_requeued; /* taken back from lost workers */
 } gq_cluster_info_t;
 
 /* Asks the broker for its counters. */

@@ -15,8 +15,7 @@ static int s_bad(gq_job_t *job, int code, const char *fmt, const char *a, const 
 static int s_set_op(gq_job_t *job, gq_jstage_t *st, const char *op)
 {
     if (!op || !*op || strlen(op) >= GQ_MAX_NAME)
-        return s_bad(job, GQ_EINVAL, "op name '%.64s%s' is empty or too long", op ? op : "",
-                     "");
+        return s_bad(job, GQ_EINVAL, "op name '%.64s%s' is empty or too long", op ? op : "", "");
     memset(st, 0, sizeof *st);
     memcpy(st->op, op, strlen(op) + 1);
     return GQ_OK;

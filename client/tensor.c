@@ -9,9 +9,8 @@ static void s_free_aligned(void *data, void *hint)
     free(data);
 }
 
-GQ_EXPORT gq_tensor_t *gq_tensor_wrap(gq_dtype_t dtype, const int64_t *shape, int ndim,
-                                      void *data, size_t nbytes, gq_free_fn *free_fn,
-                                      void *hint)
+GQ_EXPORT gq_tensor_t *gq_tensor_wrap(gq_dtype_t dtype, const int64_t *shape, int ndim, void *data,
+                                      size_t nbytes, gq_free_fn *free_fn, void *hint)
 {
     gq_tdesc_t d;
     size_t need;

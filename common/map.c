@@ -126,8 +126,7 @@ size_t gq_map_size(const gq_map_t *self)
     return self->size;
 }
 
-void gq_map_each(const gq_map_t *self, void (*fn)(uint64_t key, void *value, void *arg),
-                 void *arg)
+void gq_map_each(const gq_map_t *self, void (*fn)(uint64_t key, void *value, void *arg), void *arg)
 {
     for (size_t i = 0; i < self->cap; i++)
         if (self->slots[i].key)

@@ -19,8 +19,7 @@ void *gq_map_take(gq_map_t *self, uint64_t key);
 size_t gq_map_size(const gq_map_t *self);
 
 /* Calls fn for each entry; fn must not modify the map. */
-void gq_map_each(const gq_map_t *self, void (*fn)(uint64_t key, void *value, void *arg),
-                 void *arg);
+void gq_map_each(const gq_map_t *self, void (*fn)(uint64_t key, void *value, void *arg), void *arg);
 
 /* 64-bit hash of bytes (FNV-1a folded through a mixer); for map keys, not for caches. */
 uint64_t gq_hash_bytes(const void *data, size_t len, uint64_t seed);

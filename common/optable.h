@@ -12,9 +12,9 @@
 #define GQ_MAX_PARAMS 24
 #define GQ_MAX_INPUTS 16
 #define GQ_MAX_OUTPUTS 16
-#define GQ_MAX_NAME 64   /* op and param names */
-#define GQ_MAX_STR 256   /* string param values */
-#define GQ_ERRLEN 256    /* error message buffers */
+#define GQ_MAX_NAME 64 /* op and param names */
+#define GQ_MAX_STR 256 /* string param values */
+#define GQ_ERRLEN 256  /* error message buffers */
 
 typedef enum {
     GQ_PT_NONE = 0,
@@ -59,8 +59,8 @@ typedef struct {
 
 /* Shape rule: from resolved args and input descriptors (count and dtypes already checked
  * against the spec), compute the output descriptors or fail naming the op and input. */
-typedef gq_status (*gq_shape_fn)(const gq_args_t *a, const gq_tdesc_t *in, int nin,
-                                 gq_tdesc_t *out, int *nout, char *err, size_t errlen);
+typedef gq_status (*gq_shape_fn)(const gq_args_t *a, const gq_tdesc_t *in, int nin, gq_tdesc_t *out,
+                                 int *nout, char *err, size_t errlen);
 
 /* Op flags. */
 #define GQ_OPF_NONDETERMINISTIC 0x1u /* never cached */
@@ -71,9 +71,8 @@ typedef gq_status (*gq_shape_fn)(const gq_args_t *a, const gq_tdesc_t *in, int n
 
 #define GQ_DT_BIT(dt) (1u << (dt))
 #define GQ_DT_FLOATS (GQ_DT_BIT(GQ_F32) | GQ_DT_BIT(GQ_F64))
-#define GQ_DT_NUMERIC                                                                      \
-    (GQ_DT_FLOATS | GQ_DT_BIT(GQ_F16) | GQ_DT_BIT(GQ_I16) | GQ_DT_BIT(GQ_I32) |           \
-     GQ_DT_BIT(GQ_U8))
+#define GQ_DT_NUMERIC                                                                              \
+    (GQ_DT_FLOATS | GQ_DT_BIT(GQ_F16) | GQ_DT_BIT(GQ_I16) | GQ_DT_BIT(GQ_I32) | GQ_DT_BIT(GQ_U8))
 
 struct gq_op_spec {
     const char *name;
@@ -99,12 +98,12 @@ int gq_op_param_index(const gq_op_spec_t *op, const char *name);
 /* Checks user params against the spec (unknown names, duplicates, types, ranges, choices,
  * missing required) and fills *out in canonical form. On failure writes a message naming
  * the op and the param ("tensor.clamp: param 'lo' = nan must be in -inf..inf"). */
-gq_status gq_op_resolve(const gq_op_spec_t *op, const gq_param_t *raw, int nraw,
-                        gq_args_t *out, char *err, size_t errlen);
+gq_status gq_op_resolve(const gq_op_spec_t *op, const gq_param_t *raw, int nraw, gq_args_t *out,
+                        char *err, size_t errlen);
 
 /* Checks inputs (count, dtype mask, descriptor sanity) and applies the shape rule. */
-gq_status gq_op_infer(const gq_args_t *a, const gq_tdesc_t *in, int nin, gq_tdesc_t *out,
-                      int *nout, char *err, size_t errlen);
+gq_status gq_op_infer(const gq_args_t *a, const gq_tdesc_t *in, int nin, gq_tdesc_t *out, int *nout,
+                      char *err, size_t errlen);
 
 /* Typed accessors of resolved args by param name; the name must exist in the spec (a
  * programming error otherwise, caught by the op table unit test). */
@@ -115,8 +114,8 @@ const char *gq_args_str(const gq_args_t *a, const char *name);
 
 /* Parses a param value given as text ("0.5", or the whole "factor=0.5") for spec ps into
  * *v (CLI, config); v->s points into text. */
-gq_status gq_param_parse(const gq_param_spec_t *ps, const char *text, gq_value_t *v,
-                         char *err, size_t errlen);
+gq_status gq_param_parse(const gq_param_spec_t *ps, const char *text, gq_value_t *v, char *err,
+                         size_t errlen);
 
 /* Writes a value as text ("3", "0.5", "true", "hann"). */
 char *gq_value_str(const gq_value_t *v, char *buf, size_t len);

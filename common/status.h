@@ -10,19 +10,19 @@ typedef enum {
     GQ_OK = 0,
 
     /* generic: -1 .. -99 */
-    GQ_EINVAL = -1,         /* invalid argument from the caller */
-    GQ_ENOMEM = -2,         /* allocation failed */
-    GQ_EIO = -3,            /* file or socket I/O failed */
-    GQ_ETIMEDOUT = -4,      /* caller's timeout passed before an answer */
-    GQ_EINTERNAL = -5,      /* a bug: an invariant did not hold */
-    GQ_ECANCELLED = -6,     /* the job was cancelled */
-    GQ_EAGAIN = -7,         /* nothing ready yet; try again */
-    GQ_ECLOSED = -8,        /* the object is shut down */
+    GQ_EINVAL = -1,     /* invalid argument from the caller */
+    GQ_ENOMEM = -2,     /* allocation failed */
+    GQ_EIO = -3,        /* file or socket I/O failed */
+    GQ_ETIMEDOUT = -4,  /* caller's timeout passed before an answer */
+    GQ_EINTERNAL = -5,  /* a bug: an invariant did not hold */
+    GQ_ECANCELLED = -6, /* the job was cancelled */
+    GQ_EAGAIN = -7,     /* nothing ready yet; try again */
+    GQ_ECLOSED = -8,    /* the object is shut down */
 
     /* protocol: -100 .. -199 */
-    GQ_EPROTO = -100,       /* malformed message */
-    GQ_EVERSION = -101,     /* protocol version not spoken here */
-    GQ_ETOOBIG = -102,      /* a size over the configured limit */
+    GQ_EPROTO = -100,   /* malformed message */
+    GQ_EVERSION = -101, /* protocol version not spoken here */
+    GQ_ETOOBIG = -102,  /* a size over the configured limit */
 
     /* jobs and ops: -200 .. -299 */
     GQ_EUNKNOWN_OP = -200,  /* op name not in the op table */
@@ -41,7 +41,7 @@ typedef enum {
     GQ_EDEVICE_OOM = -302,  /* out of device memory */
 
     /* files and formats: -400 .. -499 */
-    GQ_EFORMAT = -400,      /* a file is not in the expected format */
+    GQ_EFORMAT = -400, /* a file is not in the expected format */
 } gq_status;
 
 /* A short fixed description of a status code; never NULL. */

@@ -112,8 +112,8 @@ char *gq_tdesc_str(const gq_tdesc_t *desc, char *buf, size_t len)
         return buf;
     size_t off = (size_t)snprintf(buf, len, "%s[", gq_dtype_name(desc->dtype));
     for (int i = 0; i < desc->ndim && i < GQ_MAX_DIMS && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off, i ? ",%lld" : "%lld",
-                                (long long)desc->shape[i]);
+        off +=
+            (size_t)snprintf(buf + off, len - off, i ? ",%lld" : "%lld", (long long)desc->shape[i]);
     if (off < len)
         snprintf(buf + off, len - off, "]");
     return buf;

@@ -9,10 +9,14 @@
 uint64_t gq_now_us(void);
 
 /* printf into an error buffer (NULL or 0-length buffers are ignored). */
-void gq_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void gq_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-typedef enum { GQ_LOG_ERROR = 0, GQ_LOG_WARN = 1, GQ_LOG_INFO = 2, GQ_LOG_DEBUG = 3 } gq_log_level_t;
+typedef enum {
+    GQ_LOG_ERROR = 0,
+    GQ_LOG_WARN = 1,
+    GQ_LOG_INFO = 2,
+    GQ_LOG_DEBUG = 3
+} gq_log_level_t;
 
 /* Log lines go to stderr: "2026-11-23T08:00:00.123 gpuq-broker W: text". The level comes
  * from GQ_LOG (error|warn|info|debug; default info) unless set here. */
@@ -24,10 +28,10 @@ void gq_log(gq_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 #define GQ_ERROR(...) gq_log(GQ_LOG_ERROR, __VA_ARGS__)
 #define GQ_WARN(...) gq_log(GQ_LOG_WARN, __VA_ARGS__)
 #define GQ_INFO(...) gq_log(GQ_LOG_INFO, __VA_ARGS__)
-#define GQ_DEBUG(...)                                                                      \
-    do {                                                                                   \
-        if (gq_log_enabled(GQ_LOG_DEBUG))                                                  \
-            gq_log(GQ_LOG_DEBUG, __VA_ARGS__);                                             \
+#define GQ_DEBUG(...)                                                                              \
+    do {                                                                                           \
+        if (gq_log_enabled(GQ_LOG_DEBUG))                                                          \
+            gq_log(GQ_LOG_DEBUG, __VA_ARGS__);                                                     \
     } while (0)
 
 /* Parses a whole decimal integer in [min, max]; returns 0 on success, -1 otherwise. */

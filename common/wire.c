@@ -46,12 +46,10 @@ static gq_status s_name(const char *s, const char *what, char *err, size_t errle
 
 /* Checks tensor descriptors against the payload frames they describe. */
 static gq_status s_tensors(Gq__Wire__TensorDesc *const *tds, size_t n, gq_wire_msg_t *m,
-                           const gq_wire_limits_t *lim, const char *what, char *err,
-                           size_t errlen)
+                           const gq_wire_limits_t *lim, const char *what, char *err, size_t errlen)
 {
     if (n != (size_t)m->npayload) {
-        gq_errf(err, errlen, "%zu %s described but %d tensor frames sent", n, what,
-                m->npayload);
+        gq_errf(err, errlen, "%zu %s described but %d tensor frames sent", n, what, m->npayload);
         return GQ_EPROTO;
     }
     uint64_t total = 0;
@@ -59,8 +57,7 @@ static gq_status s_tensors(Gq__Wire__TensorDesc *const *tds, size_t n, gq_wire_m
         const Gq__Wire__TensorDesc *td = tds[i];
         gq_tdesc_t *d = &m->desc[i];
         if ((int)td->dtype <= 0 || (int)td->dtype >= GQ_DTYPE_COUNT) {
-            gq_errf(err, errlen, "%s %zu: dtype %d is not a known dtype", what, i,
-                    (int)td->dtype);
+            gq_errf(err, errlen, "%s %zu: dtype %d is not a known dtype", what, i, (int)td->dtype);
             return GQ_EPROTO;
         }
         if (td->n_shape > GQ_MAX_DIMS) {
@@ -88,8 +85,7 @@ static gq_status s_tensors(Gq__Wire__TensorDesc *const *tds, size_t n, gq_wire_m
         }
         if (td->nbytes != nbytes) {
             gq_errf(err, errlen, "%s %zu: nbytes %llu does not match %s (%zu bytes)", what, i,
-                    (unsigned long long)td->nbytes, gq_tdesc_str(d, shape, sizeof shape),
-                    nbytes);
+                    (unsigned long long)td->nbytes, gq_tdesc_str(d, shape, sizeof shape), nbytes);
             return GQ_EPROTO;
         }
         size_t frame = zmq_msg_size(&m->payload[i]);
@@ -268,8 +264,7 @@ static gq_status s_check_ready(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
     if (rc)
         return rc;
     if (r->credits == 0 || r->credits > GQ_WIRE_MAX_CREDITS) {
-        gq_errf(err, errlen, "ready: credits %u must be in 1..%d", r->credits,
-                GQ_WIRE_MAX_CREDITS);
+        gq_errf(err, errlen, "ready: credits %u must be in 1..%d", r->credits, GQ_WIRE_MAX_CREDITS);
         return GQ_EPROTO;
     }
     if (r->n_backends > GQ_WIRE_MAX_LIST || r->n_devices > GQ_WIRE_MAX_LIST ||
@@ -322,8 +317,7 @@ static gq_status s_check_status_reply(const ProtobufCMessage *hdr, gq_wire_msg_t
     (void)lim;
     const Gq__Wire__StatusReply *r = (const Gq__Wire__StatusReply *)hdr;
     if (r->n_workers > GQ_WIRE_MAX_WORKERS || r->n_queued > 4) {
-        gq_errf(err, errlen, "status reply: %zu workers, %zu queues", r->n_workers,
-                r->n_queued);
+        gq_errf(err, errlen, "status reply: %zu workers, %zu queues", r->n_workers, r->n_queued);
         return GQ_EPROTO;
     }
     gq_status rc = GQ_OK;
@@ -351,15 +345,14 @@ static const s_cmd_entry_t s_cmds[] = {
     {GQ_CMD_RESULT, "RESULT", &gq__wire__result__descriptor, s_check_result, 1},
     {GQ_CMD_ERROR, "ERROR", &gq__wire__error__descriptor, s_check_error, 0},
     {GQ_CMD_STATUS, "STATUS", &gq__wire__status_request__descriptor, s_check_none, 0},
-    {GQ_CMD_STATUS_REPLY, "STATUS_REPLY", &gq__wire__status_reply__descriptor,
-     s_check_status_reply, 0},
+    {GQ_CMD_STATUS_REPLY, "STATUS_REPLY", &gq__wire__status_reply__descriptor, s_check_status_reply,
+     0},
     {GQ_CMD_CANCEL, "CANCEL", &gq__wire__cancel__descriptor, s_check_cancel, 0},
     {GQ_CMD_READY, "READY", &gq__wire__ready__descriptor, s_check_ready, 0},
     {GQ_CMD_JOB, "JOB", &gq__wire__job__descriptor, s_check_job, 1},
     {GQ_CMD_DONE, "DONE", &gq__wire__done__descriptor, s_check_done, 1},
     {GQ_CMD_HEARTBEAT, "HEARTBEAT", &gq__wire__heartbeat__descriptor, s_check_none, 0},
-    {GQ_CMD_DISCONNECT, "DISCONNECT", &gq__wire__disconnect__descriptor, s_check_disconnect,
-     0},
+    {GQ_CMD_DISCONNECT, "DISCONNECT", &gq__wire__disconnect__descriptor, s_check_disconnect, 0},
 };
 
 static const s_cmd_entry_t *s_cmd_find(int cmd)
@@ -397,8 +390,7 @@ static gq_status s_decode(zmq_msg_t *frames, int nframes, gq_wire_msg_t *m,
         return GQ_EPROTO;
     }
     if (nframes > S_MAX_FRAMES) {
-        gq_errf(err, errlen, "message has %d frames, at most %d allowed", nframes,
-                S_MAX_FRAMES);
+        gq_errf(err, errlen, "message has %d frames, at most %d allowed", nframes, S_MAX_FRAMES);
         return GQ_ETOOBIG;
     }
     size_t tag_len = zmq_msg_size(&frames[0]);
@@ -413,8 +405,7 @@ static gq_status s_decode(zmq_msg_t *frames, int nframes, gq_wire_msg_t *m,
         return GQ_EPROTO;
     }
     if (zmq_msg_size(&frames[1]) != 1) {
-        gq_errf(err, errlen, "command frame has %zu bytes, 1 expected",
-                zmq_msg_size(&frames[1]));
+        gq_errf(err, errlen, "command frame has %zu bytes, 1 expected", zmq_msg_size(&frames[1]));
         return GQ_EPROTO;
     }
     int cmd = *(const unsigned char *)zmq_msg_data(&frames[1]);
@@ -426,8 +417,7 @@ static gq_status s_decode(zmq_msg_t *frames, int nframes, gq_wire_msg_t *m,
     }
     size_t hlen = zmq_msg_size(&frames[2]);
     if (hlen > lim->max_header) {
-        gq_errf(err, errlen, "%s header has %zu bytes, limit %zu", e->name, hlen,
-                lim->max_header);
+        gq_errf(err, errlen, "%s header has %zu bytes, limit %zu", e->name, hlen, lim->max_header);
         return GQ_ETOOBIG;
     }
     m->hdr = protobuf_c_message_unpack(e->desc, NULL, hlen, zmq_msg_data(&frames[2]));
@@ -443,8 +433,7 @@ static gq_status s_decode(zmq_msg_t *frames, int nframes, gq_wire_msg_t *m,
     char why[GQ_ERRLEN];
     gq_status rc = e->check(m->hdr, m, lim, why, sizeof why);
     if (!rc && !e->tensors && m->npayload) {
-        gq_errf(why, sizeof why, "%d tensor frames after a header that carries none",
-                m->npayload);
+        gq_errf(why, sizeof why, "%d tensor frames after a header that carries none", m->npayload);
         rc = GQ_EPROTO;
     }
     if (rc) {
@@ -514,8 +503,7 @@ gq_status gq_wire_recv(void *sock, int flags, zmq_msg_t *rid, gq_wire_msg_t *m,
     if (extra) {
         for (int i = 0; i < n; i++)
             zmq_msg_close(&frames[i]);
-        gq_errf(err, errlen, "message has %d frames, at most %d allowed", n + extra,
-                S_MAX_FRAMES);
+        gq_errf(err, errlen, "message has %d frames, at most %d allowed", n + extra, S_MAX_FRAMES);
         return GQ_ETOOBIG;
     }
     return gq_wire_decode(frames, n, m, lim, err, errlen);
@@ -556,8 +544,7 @@ gq_status gq_wire_send(void *sock, const void *rid, size_t rid_len, int cmd,
     int more = ZMQ_SNDMORE;
     if ((rid && zmq_send(sock, rid, rid_len, more) < 0) ||
         zmq_send_const(sock, tag, GQ_WIRE_TAG_LEN, more) < 0 ||
-        zmq_send(sock, &cmd_byte, 1, more) < 0 ||
-        zmq_msg_send(&h, sock, npayload ? more : 0) < 0) {
+        zmq_send(sock, &cmd_byte, 1, more) < 0 || zmq_msg_send(&h, sock, npayload ? more : 0) < 0) {
         zmq_msg_close(&h);
         rc = errno == ETERM ? GQ_ECLOSED : GQ_EIO;
         goto out;

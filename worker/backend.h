@@ -40,8 +40,7 @@ typedef struct {
     const char *name; /* "cpu", "opencl", "vulkan" */
 
     /* Opens the device. err gets the reason on failure (no device, driver error). */
-    gq_status (*init)(gq_backend_t *be, const gq_backend_config_t *cfg, char *err,
-                      size_t errlen);
+    gq_status (*init)(gq_backend_t *be, const gq_backend_config_t *cfg, char *err, size_t errlen);
 
     /* Whether this backend runs op with these args and input descriptors. With in == NULL
      * (and nin == -1): whether it implements a->op at all, for the READY op list. */

@@ -75,8 +75,8 @@ static gq_status s_run_stage(gq_backend_t *be, const gq_args_t *a, s_set_t *in,
         rc = ops->wrap_host ? ops->wrap_host(be, out->t[i].data, out->t[i].nbytes, &ob[i])
                             : ops->alloc(be, out->t[i].nbytes, &ob[i]);
         if (rc) {
-            gq_errf(err, errlen, "%s: %s: cannot allocate output %d: %s", a->op->name,
-                    ops->name, i, gq_strerror(rc));
+            gq_errf(err, errlen, "%s: %s: cannot allocate output %d: %s", a->op->name, ops->name, i,
+                    gq_strerror(rc));
             goto done;
         }
     }
@@ -123,8 +123,7 @@ static gq_status s_align_inputs(const gq_view_t *in, int nin, s_set_t *set)
 }
 
 gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nstages,
-                      const gq_view_t *in, int nin, gq_exec_out_t *out, char *err,
-                      size_t errlen)
+                      const gq_view_t *in, int nin, gq_exec_out_t *out, char *err, size_t errlen)
 {
     s_set_t cur, next;
     memset(out, 0, sizeof *out);
@@ -166,8 +165,10 @@ gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nsta
         }
         if (index > 0) {
             if (ex->strict) {
-                gq_errf(err, errlen, "%s: %s declined it and strict mode forbids falling back "
-                        "to %s", op->name, ex->backends[0]->ops->name, be->ops->name);
+                gq_errf(err, errlen,
+                        "%s: %s declined it and strict mode forbids falling back "
+                        "to %s",
+                        op->name, ex->backends[0]->ops->name, be->ops->name);
                 rc = GQ_EUNSUPPORTED;
                 break;
             }

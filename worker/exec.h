@@ -27,8 +27,7 @@ typedef struct {
 /* Runs stages over in[0..nin) (host memory, any alignment). On failure *out holds nothing
  * and err names the stage's op and the cause. */
 gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nstages,
-                      const gq_view_t *in, int nin, gq_exec_out_t *out, char *err,
-                      size_t errlen);
+                      const gq_view_t *in, int nin, gq_exec_out_t *out, char *err, size_t errlen);
 
 void gq_exec_out_free(gq_exec_out_t *out);
 

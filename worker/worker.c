@@ -77,8 +77,7 @@ static void s_compute(gq_worker_t *self, s_wjob_t *w)
     uint64_t t0 = gq_now_us();
     if (w->deadline_us && t0 >= w->deadline_us) {
         w->rc = GQ_EDEADLINE;
-        gq_errf(w->err, sizeof w->err, "deadline passed before the job started on %s",
-                self->name);
+        gq_errf(w->err, sizeof w->err, "deadline passed before the job started on %s", self->name);
         return;
     }
     gq_view_t in[GQ_WIRE_MAX_PAYLOAD];
@@ -87,8 +86,8 @@ static void s_compute(gq_worker_t *self, s_wjob_t *w)
         in[i].data = zmq_msg_data(&w->in[i]);
         in[i].nbytes = zmq_msg_size(&w->in[i]);
     }
-    w->rc = gq_exec_run(&self->exec, w->job->stages, w->job->n_stages, in, w->nin, &w->out,
-                        w->err, sizeof w->err);
+    w->rc = gq_exec_run(&self->exec, w->job->stages, w->job->n_stages, in, w->nin, &w->out, w->err,
+                        sizeof w->err);
     w->compute_us = gq_now_us() - t0;
 }
 
@@ -260,8 +259,8 @@ static void s_send_done(gq_worker_t *self, s_wjob_t *w)
             gq_wire_desc_fill(&tds[i], shapes[i], &w->out.t[i].desc);
             tdp[i] = &tds[i];
             /* Zero-copy: zmq frees the buffer once the bytes are on the wire. */
-            zmq_msg_init_data(&payload[i], w->out.t[i].data, w->out.t[i].nbytes,
-                              s_free_output, NULL);
+            zmq_msg_init_data(&payload[i], w->out.t[i].data, w->out.t[i].nbytes, s_free_output,
+                              NULL);
             w->out.t[i].data = NULL;
         }
         w->out.n = 0;
@@ -318,8 +317,7 @@ static void s_handle_broker(gq_worker_t *self)
             s_on_job(self, &m);
         } else if (m.cmd == GQ_CMD_DISCONNECT) {
             char why[GQ_ERRLEN];
-            gq_errf(why, sizeof why, "broker said: %s",
-                    ((Gq__Wire__Disconnect *)m.hdr)->reason);
+            gq_errf(why, sizeof why, "broker said: %s", ((Gq__Wire__Disconnect *)m.hdr)->reason);
             gq_wire_msg_close(&m);
             s_reconnect(self, why);
             return;
@@ -343,8 +341,7 @@ static int s_collect_ops(gq_worker_t *self)
         memset(&a, 0, sizeof a);
         a.op = gq_op_at(i);
         for (int b = 0; b < self->exec.nbackends; b++)
-            if (self->exec.backends[b]->ops->supports_op(self->exec.backends[b], &a, NULL,
-                                                         -1)) {
+            if (self->exec.backends[b]->ops->supports_op(self->exec.backends[b], &a, NULL, -1)) {
                 self->ops[self->nops++] = (char *)a.op->name;
                 break;
             }

@@ -131,15 +131,24 @@ int gqt_cluster_add_worker(gqt_cluster_t *c, int threads, int credits)
     snprintf(cr, sizeof cr, "%d", credits);
     snprintf(hb, sizeof hb, "%d", c->heartbeat_ms);
     snprintf(name, sizeof name, "w%d", c->nworkers);
-    char *argv[] = {(char *)gqt_bin("gpuq-worker"), "--broker", c->back, "--threads", th,
-                    "--credits", cr, "--heartbeat-ms", hb, "--name", name, NULL};
+    char *argv[] = {(char *)gqt_bin("gpuq-worker"),
+                    "--broker",
+                    c->back,
+                    "--threads",
+                    th,
+                    "--credits",
+                    cr,
+                    "--heartbeat-ms",
+                    hb,
+                    "--name",
+                    name,
+                    NULL};
     GQT_CHECK(c->nworkers < GQT_MAX_WORKERS, "too many workers");
     c->workers[c->nworkers] = gqt_spawn(argv);
     return c->nworkers++;
 }
 
-void gqt_cluster_start(gqt_cluster_t *c, int nworkers, int threads, int credits,
-                       int heartbeat_ms)
+void gqt_cluster_start(gqt_cluster_t *c, int nworkers, int threads, int credits, int heartbeat_ms)
 {
     memset(c, 0, sizeof *c);
     c->heartbeat_ms = heartbeat_ms;
@@ -151,8 +160,16 @@ void gqt_cluster_start(gqt_cluster_t *c, int nworkers, int threads, int credits,
     snprintf(c->back, sizeof c->back, "tcp://127.0.0.1:%d", c->back_port);
     char hb[16];
     snprintf(hb, sizeof hb, "%d", heartbeat_ms);
-    char *argv[] = {(char *)gqt_bin("gpuq-broker"), "--frontend", c->front, "--backend",
-                    c->back, "--heartbeat-ms", hb, "--drain-ms", "2000", NULL};
+    char *argv[] = {(char *)gqt_bin("gpuq-broker"),
+                    "--frontend",
+                    c->front,
+                    "--backend",
+                    c->back,
+                    "--heartbeat-ms",
+                    hb,
+                    "--drain-ms",
+                    "2000",
+                    NULL};
     c->broker = gqt_spawn(argv);
     for (int i = 0; i < nworkers; i++)
         gqt_cluster_add_worker(c, threads, credits);

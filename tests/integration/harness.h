@@ -10,15 +10,15 @@
 
 #define GQT_MAX_WORKERS 8
 
-#define GQT_CHECK(cond, ...)                                                               \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            gqt_cleanup();                                                                 \
-            exit(1);                                                                       \
-        }                                                                                  \
+#define GQT_CHECK(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            gqt_cleanup();                                                                         \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 typedef struct {
@@ -44,8 +44,7 @@ int gqt_wait(pid_t pid, int timeout_ms);
 
 /* Starts a broker and nworkers workers (each with threads/credits) and waits until all
  * workers are registered. heartbeat_ms applies to all of them. */
-void gqt_cluster_start(gqt_cluster_t *c, int nworkers, int threads, int credits,
-                       int heartbeat_ms);
+void gqt_cluster_start(gqt_cluster_t *c, int nworkers, int threads, int credits, int heartbeat_ms);
 
 /* Starts one more worker process; returns its index. */
 int gqt_cluster_add_worker(gqt_cluster_t *c, int threads, int credits);

@@ -76,8 +76,7 @@ static int s_check(int t, const gq_job_t *job, int elems, char *why, size_t len)
         }
     }
     if (n % 3 == 1 && (gq_tensor_ndim(y) != 0 || fabs(o[0] - sum) > 1e-5 * fabs(sum) + 1e-3)) {
-        snprintf(why, len, "job %d: sum = %g (ndim %d), want %g", n, o[0], gq_tensor_ndim(y),
-                 sum);
+        snprintf(why, len, "job %d: sum = %g (ndim %d), want %g", n, o[0], gq_tensor_ndim(y), sum);
         return 0;
     }
     return 1;

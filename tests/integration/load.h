@@ -9,9 +9,9 @@ typedef struct {
     const char *front;
     int nthreads;
     int jobs_per_thread;
-    int elems;             /* f32 elements per input */
-    int window;            /* async window per thread */
-    atomic_int completed;  /* jobs answered so far, all threads */
+    int elems;            /* f32 elements per input */
+    int window;           /* async window per thread */
+    atomic_int completed; /* jobs answered so far, all threads */
     /* results */
     int ok, failed, wrong;
     uint64_t unmatched;

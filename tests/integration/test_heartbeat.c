@@ -41,8 +41,7 @@ int main(void)
     gqt_load_join(&load);
     gq_cluster_info_t info = gqt_info(c.front);
     printf("jobs ok %d failed %d wrong %d unmatched %llu requeued %llu\n", load.ok, load.failed,
-           load.wrong, (unsigned long long)load.unmatched,
-           (unsigned long long)info.jobs_requeued);
+           load.wrong, (unsigned long long)load.unmatched, (unsigned long long)info.jobs_requeued);
     GQT_CHECK(load.ok == 3000 && !load.failed && !load.wrong, "%s", load.first_error);
     GQT_CHECK(load.unmatched == 0, "%llu duplicate answers", (unsigned long long)load.unmatched);
     GQT_CHECK(info.jobs_requeued > 0, "stopped worker held no jobs: test proved nothing");

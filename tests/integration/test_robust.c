@@ -23,20 +23,18 @@ static void *s_dealer(const char *ep)
 }
 
 /* Sends raw frames, expects an ERROR with code and a message containing needle. */
-static void s_expect_error(void *s, const char *what, const char *const *frames,
-                           const size_t *lens, int n, int code, const char *needle)
+static void s_expect_error(void *s, const char *what, const char *const *frames, const size_t *lens,
+                           int n, int code, const char *needle)
 {
     for (int i = 0; i < n; i++)
         zmq_send(s, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0);
     gq_wire_msg_t m;
     char err[256];
     gq_status rc = gq_wire_recv(s, 0, NULL, &m, NULL, err, sizeof err);
-    GQT_CHECK(rc == GQ_OK && m.cmd == GQ_CMD_ERROR, "%s: no ERROR reply (rc %d %s)", what, rc,
-              err);
+    GQT_CHECK(rc == GQ_OK && m.cmd == GQ_CMD_ERROR, "%s: no ERROR reply (rc %d %s)", what, rc, err);
     const Gq__Wire__Error *e = (const Gq__Wire__Error *)m.hdr;
     GQT_CHECK(e->code == code, "%s: code %d (%s), want %d", what, e->code, e->message, code);
-    GQT_CHECK(strstr(e->message, needle), "%s: message '%s' lacks '%s'", what, e->message,
-              needle);
+    GQT_CHECK(strstr(e->message, needle), "%s: message '%s' lacks '%s'", what, e->message, needle);
     printf("ok  %-34s -> %s: %s\n", what, gq_status_name(e->code), e->message);
     gq_wire_msg_close(&m);
 }
