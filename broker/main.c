@@ -1,5 +1,4 @@
 /* gpuq-broker: the job broker as a process. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +36,7 @@ int main(int argc, char **argv)
     gq_broker_config_t cfg;
     gq_broker_config_init(&cfg);
     char front[256], back[256];
+    gq_log_level_t level;
     gq_log_init("gpuq-broker");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -71,19 +71,9 @@ int main(int argc, char **argv)
             cfg.max_requeues = (int)n;
         else if (!strcmp(a, "--drain-ms") && !gq_parse_int(v, 0, 3600000, &n))
             cfg.drain_ms = (int)n;
-        else if (!strcmp(a, "--log")) {
-            static const char *levels[] = {"error", "warn", "info", "debug"};
-            int found = 0;
-            for (int k = 0; k < 4; k++)
-                if (!strcmp(v, levels[k])) {
-                    gq_log_set_level((gq_log_level_t)k);
-                    found = 1;
-                }
-            if (!found) {
-                fprintf(stderr, "gpuq-broker: --log %s: must be error|warn|info|debug\n", v);
-                return 2;
-            }
-        } else {
+        else if (!strcmp(a, "--log") && !gq_log_level_parse(v, &level))
+            gq_log_set_level(level);
+        else {
             fprintf(stderr, "gpuq-broker: bad option or value: %s %s\n", a, v);
             s_usage(stderr);
             return 2;
@@ -95,12 +85,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "gpuq-broker: %s\n", err);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    gq_on_stop_signals(s_on_signal);
     int rc = gq_broker_run(s_broker);
     gq_broker_t *b = s_broker;
     s_broker = NULL;

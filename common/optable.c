@@ -127,7 +127,7 @@ static char *s_join(const char *const *list, char *buf, size_t len)
     return buf;
 }
 
-static const char *s_type_name(int type)
+const char *gq_ptype_name(int type)
 {
     switch (type) {
     case GQ_PT_INT:
@@ -264,7 +264,7 @@ static gq_status s_resolve_one(const gq_op_spec_t *op, const gq_param_spec_t *ps
         return GQ_EINTERNAL;
     }
     gq_errf(err, errlen, "%s: param '%s' must be %s, got %s %s", op->name, ps->name,
-            s_accepts(ps, acc, sizeof acc), s_type_name(v->type),
+            s_accepts(ps, acc, sizeof acc), gq_ptype_name(v->type),
             v->type == GQ_PT_NONE ? "(no value)" : s_given_str(v, val, sizeof val));
     return GQ_EPARAM;
 }
@@ -539,7 +539,7 @@ gq_status gq_param_parse(const gq_param_spec_t *ps, const char *text, gq_value_t
         return GQ_EINTERNAL;
     }
     gq_errf(err, errlen, "%sparam '%s' = '%.40s' is not %s %s; must be %s", opname, ps->name, text,
-            ps->type == GQ_PT_INT ? "an" : "a", s_type_name(ps->type),
+            ps->type == GQ_PT_INT ? "an" : "a", gq_ptype_name(ps->type),
             s_accepts(ps, acc, sizeof acc));
     return GQ_EPARAM;
 }

@@ -117,6 +117,9 @@ const char *gq_args_str(const gq_args_t *a, const char *name);
 gq_status gq_param_parse(const gq_param_spec_t *ps, const char *text, gq_value_t *v, char *err,
                          size_t errlen);
 
+/* "int", "float", "bool", "string"; "none" otherwise. */
+const char *gq_ptype_name(int type);
+
 /* Writes a value as text ("3", "0.5", "true", "hann"). */
 char *gq_value_str(const gq_value_t *v, char *buf, size_t len);
 

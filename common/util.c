@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,18 +29,32 @@ void gq_errf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+int gq_log_level_parse(const char *s, gq_log_level_t *out)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (gq_log_level_t)i;
+            return 0;
+        }
+    return -1;
+}
+
 static int s_level_from_env(void)
 {
-    const char *e = getenv("GQ_LOG");
-    if (!e)
-        return GQ_LOG_INFO;
-    if (!strcmp(e, "error"))
-        return GQ_LOG_ERROR;
-    if (!strcmp(e, "warn"))
-        return GQ_LOG_WARN;
-    if (!strcmp(e, "debug"))
-        return GQ_LOG_DEBUG;
-    return GQ_LOG_INFO;
+    gq_log_level_t level = GQ_LOG_INFO;
+    gq_log_level_parse(getenv("GQ_LOG"), &level);
+    return (int)level;
+}
+
+void gq_on_stop_signals(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 void gq_log_init(const char *program)

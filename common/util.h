@@ -34,6 +34,13 @@ void gq_log(gq_log_level_t level, const char *fmt, ...) __attribute__((format(pr
             gq_log(GQ_LOG_DEBUG, __VA_ARGS__);                                                     \
     } while (0)
 
+/* Parses "error|warn|info|debug"; returns 0, or -1 for anything else. */
+int gq_log_level_parse(const char *s, gq_log_level_t *out);
+
+/* Calls handler on SIGINT and SIGTERM (it must be async-signal-safe) and ignores SIGPIPE:
+ * the stop wiring of the server binaries. */
+void gq_on_stop_signals(void (*handler)(int));
+
 /* Parses a whole decimal integer in [min, max]; returns 0 on success, -1 otherwise. */
 int gq_parse_int(const char *s, long long min, long long max, long long *out);
 

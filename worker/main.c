@@ -1,5 +1,4 @@
 /* gpuq-worker: a compute worker as a process. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +35,7 @@ int main(int argc, char **argv)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cfg.threads = ncpu > 0 ? (int)ncpu : 1;
     gq_log_init("gpuq-worker");
+    gq_log_level_t level;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long long n = 0;
@@ -65,12 +65,8 @@ int main(int argc, char **argv)
             cfg.heartbeat_ms = (int)n;
         else if (!strcmp(a, "--liveness") && !gq_parse_int(v, 1, 1000, &n))
             cfg.liveness = (int)n;
-        else if (!strcmp(a, "--log") && (!strcmp(v, "error") || !strcmp(v, "warn") ||
-                                         !strcmp(v, "info") || !strcmp(v, "debug")))
-            gq_log_set_level(!strcmp(v, "error")  ? GQ_LOG_ERROR
-                             : !strcmp(v, "warn") ? GQ_LOG_WARN
-                             : !strcmp(v, "info") ? GQ_LOG_INFO
-                                                  : GQ_LOG_DEBUG);
+        else if (!strcmp(a, "--log") && !gq_log_level_parse(v, &level))
+            gq_log_set_level(level);
         else {
             fprintf(stderr, "gpuq-worker: bad option or value: %s %s\n", a, v);
             s_usage(stderr);
@@ -83,12 +79,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "gpuq-worker: %s\n", err);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    gq_on_stop_signals(s_on_signal);
     int rc = gq_worker_run(s_worker);
     gq_worker_t *w = s_worker;
     s_worker = NULL;

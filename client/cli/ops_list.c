@@ -14,22 +14,6 @@ static const char s_help[] =
     "  --json   one JSON array of op objects instead of text; bounds that are infinite\n"
     "           are null, and non-finite defaults are strings (\"-inf\")\n";
 
-static const char *s_type_name(gq_ptype_t t)
-{
-    switch (t) {
-    case GQ_PT_INT:
-        return "int";
-    case GQ_PT_FLOAT:
-        return "float";
-    case GQ_PT_BOOL:
-        return "bool";
-    case GQ_PT_STR:
-        return "string";
-    default:
-        return "none";
-    }
-}
-
 /* A range bound as text: ints as ints, infinities as -inf/inf. */
 static char *s_bound(const gq_param_spec_t *ps, double v, char *buf, size_t len)
 {
@@ -61,7 +45,7 @@ static void s_text_op(const gq_op_spec_t *op)
     for (int p = 0; p < op->nparams; p++) {
         const gq_param_spec_t *ps = &op->params[p];
         char a[64], b[64], def[GQ_MAX_STR + 8];
-        printf("    %s: %s", ps->name, s_type_name(ps->type));
+        printf("    %s: %s", ps->name, gq_ptype_name(ps->type));
         if (ps->required)
             printf(", required");
         else
@@ -152,7 +136,7 @@ static void s_json_op(const gq_op_spec_t *op)
         const gq_param_spec_t *ps = &op->params[p];
         printf("%s\n    {\"name\": ", p ? "," : "");
         s_json_str(ps->name);
-        printf(", \"type\": \"%s\", \"required\": %s, \"default\": ", s_type_name(ps->type),
+        printf(", \"type\": \"%s\", \"required\": %s, \"default\": ", gq_ptype_name(ps->type),
                ps->required ? "true" : "false");
         if (ps->required)
             printf("null");
