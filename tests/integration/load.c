@@ -153,7 +153,7 @@ void gqt_load_run(gqt_load_t *load)
         load->wrong += th[i].wrong;
         load->unmatched += th[i].unmatched;
         if (!load->first_error[0] && th[i].first_error[0])
-            snprintf(load->first_error, sizeof load->first_error, "thread %d: %s", i,
+            snprintf(load->first_error, sizeof load->first_error, "thread %d: %.480s", i,
                      th[i].first_error);
         pthread_mutex_unlock(&s_mu);
     }
