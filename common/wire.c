@@ -20,7 +20,7 @@ typedef struct {
 
 void gq_wire_limits_default(gq_wire_limits_t *lim)
 {
-    lim->max_header = 1u << 20;
+    lim->max_header = 256u << 10; /* protobuf-c allocates ~36x a header of empty stages */
     lim->max_tensor_bytes = (uint64_t)1 << 30;
     lim->max_total_bytes = (uint64_t)4 << 30;
 }
@@ -381,6 +381,39 @@ void gq_wire_msg_close(gq_wire_msg_t *m)
     m->npayload = 0;
 }
 
+/* protobuf-c (1.4.1) reads field number 0 from a tag written in two or more bytes
+ * ("\x80\x00") and keeps it as an unknown field, but packs it back as "\x00", which it
+ * refuses. The broker forwards a Submit's stages and tensor descriptors into the Job it
+ * packs, so such a field would reach the worker as a JOB header that does not parse. */
+static int s_has_field_zero(const ProtobufCMessage *msg)
+{
+    for (unsigned i = 0; i < msg->n_unknown_fields; i++)
+        if (msg->unknown_fields[i].tag == 0)
+            return 1;
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    const char *base = (const char *)msg;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *sub = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (s_has_field_zero(sub[k]))
+                    return 1;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(base + f->offset);
+            if (sub && s_has_field_zero(sub))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static gq_status s_decode(zmq_msg_t *frames, int nframes, gq_wire_msg_t *m,
                           const gq_wire_limits_t *lim, char *err, size_t errlen)
 {
@@ -397,8 +430,14 @@ static gq_status s_decode(zmq_msg_t *frames, int nframes, gq_wire_msg_t *m,
     const char *tag = zmq_msg_data(&frames[0]);
     if (tag_len != GQ_WIRE_TAG_LEN || memcmp(tag, GQ_WIRE_TAG, GQ_WIRE_TAG_LEN)) {
         if (tag_len >= 2 && !memcmp(tag, "GQ", 2)) {
-            gq_errf(err, errlen, "protocol tag '%.*s' is not %s", tag_len > 8 ? 8 : (int)tag_len,
-                    tag, GQ_WIRE_TAG);
+            /* Printable bytes only: the text goes into logs and replies. */
+            char shown[9];
+            size_t n = tag_len < 8 ? tag_len : 8;
+            for (size_t i = 0; i < n; i++)
+                shown[i] = tag[i] >= 0x20 && tag[i] < 0x7f ? tag[i] : '?';
+            shown[n] = 0;
+            gq_errf(err, errlen, "protocol tag '%s' is not %s (%zu bytes)", shown, GQ_WIRE_TAG,
+                    tag_len);
             return GQ_EVERSION;
         }
         gq_errf(err, errlen, "frame 0 is not the protocol tag %s", GQ_WIRE_TAG);
@@ -434,6 +473,10 @@ static gq_status s_decode(zmq_msg_t *frames, int nframes, gq_wire_msg_t *m,
     gq_status rc = e->check(m->hdr, m, lim, why, sizeof why);
     if (!rc && !e->tensors && m->npayload) {
         gq_errf(why, sizeof why, "%d tensor frames after a header that carries none", m->npayload);
+        rc = GQ_EPROTO;
+    }
+    if (!rc && s_has_field_zero(m->hdr)) {
+        gq_errf(why, sizeof why, "header has a field number 0");
         rc = GQ_EPROTO;
     }
     if (rc) {

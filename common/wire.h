@@ -44,7 +44,7 @@ typedef struct {
     uint64_t max_total_bytes;  /* all tensor frames of a message */
 } gq_wire_limits_t;
 
-/* 1 MiB headers, 1 GiB tensors, 4 GiB per message. */
+/* 256 KiB headers, 1 GiB tensors, 4 GiB per message. */
 void gq_wire_limits_default(gq_wire_limits_t *lim);
 
 typedef struct {

@@ -14,10 +14,10 @@
  * tensor frame has a checked descriptor that matches its size and the limits, every header
  * string and payload byte is readable, and the header packed again decodes to the same
  * message. What it refuses must say why and leave nothing behind. */
+#include "wire.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "wire.h"
 
 #define S_MAX_IN_FRAMES 24
 

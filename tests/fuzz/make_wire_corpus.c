@@ -7,11 +7,11 @@
  *      <build>/libgpuq-core.a -lzmq -lprotobuf-c -lm -o make_wire_corpus
  *   ./make_wire_corpus tests/fuzz/corpus/wire
  */
+#include "wire.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "wire.h"
 
 #define S_FRAMES_PER_COUNT 25 /* fuzz_wire: byte 0 % 25 is the frame count */
 
@@ -42,7 +42,10 @@ static void s_seed(const char *name, int small, int cmd, const ProtobufCMessage 
     protobuf_c_message_pack(hdr, h);
     const uint8_t cmd_byte = (uint8_t)cmd;
     for (int i = 0; i < nframes; i++) {
-        size_t len = i == 0 ? GQ_WIRE_TAG_LEN : i == 1 ? 1 : i == 2 ? hlen : gq_tdesc_nbytes(&descs[i - 3]);
+        size_t len = i == 0   ? GQ_WIRE_TAG_LEN
+                     : i == 1 ? 1
+                     : i == 2 ? hlen
+                              : gq_tdesc_nbytes(&descs[i - 3]);
         if (len > 0xffff) {
             fprintf(stderr, "make_wire_corpus: %s: frame %d over 64 KiB\n", name, i);
             exit(1);
