@@ -310,6 +310,12 @@ static void s_handle_broker(gq_worker_t *self)
                 d.code = rc;
                 d.message = err;
                 gq_wire_send(self->sock, NULL, 0, GQ_CMD_DONE, &d.base, NULL, 0);
+            } else if (m.cmd == GQ_CMD_JOB) {
+                /* A job we cannot name would hold its credit for good: re-register, so
+                 * the broker requeues what we hold (and fails a job that keeps doing
+                 * this after --max-requeues). */
+                s_reconnect(self, "unreadable JOB from broker");
+                return;
             }
             continue;
         }
