@@ -80,6 +80,7 @@ static int s_start(void *ctx, const gq_client_opts_t *o, char *err, size_t errle
         wc.name = name;
         wc.threads = o->local_threads > 0 ? o->local_threads : 1;
         wc.zmq_ctx = ctx;
+        wc.credits = o->local_credits;
         if (o->heartbeat_ms > 0)
             wc.heartbeat_ms = o->heartbeat_ms;
         gq_worker_t *w = gq_worker_new(&wc, err, errlen);
