@@ -47,7 +47,7 @@ typedef struct {
     int local_workers; /* "local": worker threads in the embedded cluster (default 1) */
     int local_threads; /* "local": compute threads per worker (default: CPU count) */
     int heartbeat_ms;  /* "local": heartbeat interval (default 1000) */
-    int local_credits; /* "local": jobs in flight per worker (default 16 x threads) */
+    int local_credits; /* "local": jobs in flight per worker (default 64 x threads) */
 } gq_client_opts_t;
 
 /* Fills o with the defaults above. */

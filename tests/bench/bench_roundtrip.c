@@ -53,7 +53,7 @@ typedef struct {
     int windows[S_MAX_WINDOWS];
     int nwindows;
     int threads; /* gpuq-worker --threads */
-    int credits; /* gpuq-worker --credits; 0 = its default, 2 x threads */
+    int credits; /* gpuq-worker --credits; 0 = its default, 64 x threads */
     int phases;  /* S_PH_* */
     int pin;     /* this process on CPU 0, every server on CPU 1 */
     int verbose;
@@ -258,8 +258,8 @@ static gqb_lat_t s_raw_reqrep(const s_opts_t *o, uint64_t *lat)
     double wall;
     long bad = s_raw_round_trips(req, o, 0, &pr, lat, &wall);
     gqb_lat_t l = gqb_lat_of(lat, o->rt);
-    printf("%-34s median %8.1f us   p99 %8.1f us   (%ld)\n", "(a) raw REQ/REP round trip",
-           l.med_us, l.p99_us, o->rt);
+    printf("%-34s median %8.1f us   p99 %8.1f us   (%ld)\n", "(a) raw REQ/REP round trip", l.med_us,
+           l.p99_us, o->rt);
     gqb_probe_print(&pr, o->rt, wall, o->verbose);
     char c;
     zmq_send(req, "", 0, 0);
@@ -447,8 +447,8 @@ static double s_raw_relay(const s_opts_t *o, int window, uint64_t *lat, gqb_lat_
     }
     wall = (double)(gqb_now_ns() - t_begin) / 1e9;
     char rbuf[128];
-    printf("%-34s window %4d: %7.1f k msg/s    (%s)\n", "    extra: raw relay pipelined",
-           window, rates.best / 1e3, s_rates_str(&rates, rbuf, sizeof rbuf));
+    printf("%-34s window %4d: %7.1f k msg/s    (%s)\n", "    extra: raw relay pipelined", window,
+           rates.best / 1e3, s_rates_str(&rates, rbuf, sizeof rbuf));
     gqb_probe_print(&pr, o->jobs * o->repeat, wall, o->verbose);
     zmq_close(c);
     zmq_ctx_term(ctx);
@@ -470,14 +470,28 @@ static void s_cluster_start(s_cluster_t *c, const s_opts_t *o)
     while (bp == fp);
     snprintf(c->front, sizeof c->front, "tcp://127.0.0.1:%d", fp);
     snprintf(c->back, sizeof c->back, "tcp://127.0.0.1:%d", bp);
-    char *bargv[] = {(char *)gqb_bin("gpuq-broker"), "--frontend", c->front, "--backend",
-                     c->back, "--drain-ms", "1000", NULL};
+    char *bargv[] = {(char *)gqb_bin("gpuq-broker"),
+                     "--frontend",
+                     c->front,
+                     "--backend",
+                     c->back,
+                     "--drain-ms",
+                     "1000",
+                     NULL};
     c->broker = gqb_spawn(bargv, s_server_cpu(o));
     char th[16], cr[16];
     snprintf(th, sizeof th, "%d", o->threads);
-    snprintf(cr, sizeof cr, "%d", o->credits > 0 ? o->credits : 2 * o->threads);
-    char *wargv[] = {(char *)gqb_bin("gpuq-worker"), "--broker", c->back, "--threads", th,
-                     "--credits", cr, "--name", "bench-w0", NULL};
+    snprintf(cr, sizeof cr, "%d", o->credits > 0 ? o->credits : 64 * o->threads);
+    char *wargv[] = {(char *)gqb_bin("gpuq-worker"),
+                     "--broker",
+                     c->back,
+                     "--threads",
+                     th,
+                     "--credits",
+                     cr,
+                     "--name",
+                     "bench-w0",
+                     NULL};
     c->worker = gqb_spawn(wargv, s_server_cpu(o));
     char err[256];
     gq_client_t *cl = gq_client_new(c->front, NULL, err, sizeof err);
@@ -598,8 +612,7 @@ static gqb_lat_t s_ours_sync(const char *ep, const gq_client_opts_t *opts, const
     }
     double wall = (double)(gqb_now_ns() - t_begin) / 1e9;
     gqb_lat_t l = gqb_lat_of(lat, o->rt);
-    printf("%-34s median %8.1f us   p99 %8.1f us   (%ld)\n", label, l.med_us, l.p99_us,
-           o->rt);
+    printf("%-34s median %8.1f us   p99 %8.1f us   (%ld)\n", label, l.med_us, l.p99_us, o->rt);
     if (note)
         printf("%s\n", note);
     if (!refused)
@@ -733,27 +746,26 @@ static void s_label_local_threads(const pid_t *before, int nbefore, int threads)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bench_roundtrip [options]\n"
-            "  --rt N          measured round trips: raw, relay, sync (default 20000)\n"
-            "  --warmup N      round trips or jobs before the clock starts (default 2000)\n"
-            "  --msgs N        raw PUSH/PULL messages per batch (default 1000000)\n"
-            "  --jobs N        pipelined jobs (relay messages) per segment (default 50000)\n"
-            "  --repeat N      batches or segments per throughput, best counts (default 3)\n"
-            "  --windows LIST  client windows to try, comma-separated (default 64,256,1024)\n"
-            "  --threads N     gpuq-worker --threads (default 1)\n"
-            "  --credits N     gpuq-worker --credits (default 256; 0 = its default, 2 x "
-            "threads)\n"
-            "  --phases LIST   only these of raw,sync,pipe,relay,local (the three targets "
-            "need\n"
-            "                  raw,sync,pipe; for profiling one path at a time)\n"
-            "  --no-local      all phases but local\n"
-            "  --pin           this process on CPU 0, every server process on CPU 1\n"
-            "  --quick         a tenth of every count\n"
-            "  --verbose       CPU time and context switches of every thread\n"
-            "  --strict        exit 1 when a target is not met\n"
-            "Binaries: $GQ_BIN_DIR/gpuq-broker and gpuq-worker, else beside this program or "
-            "up to\ntwo levels above it.\n");
+    fprintf(f, "usage: bench_roundtrip [options]\n"
+               "  --rt N          measured round trips: raw, relay, sync (default 20000)\n"
+               "  --warmup N      round trips or jobs before the clock starts (default 2000)\n"
+               "  --msgs N        raw PUSH/PULL messages per batch (default 1000000)\n"
+               "  --jobs N        pipelined jobs (relay messages) per segment (default 50000)\n"
+               "  --repeat N      batches or segments per throughput, best counts (default 3)\n"
+               "  --windows LIST  client windows to try, comma-separated (default 64,256,1024)\n"
+               "  --threads N     gpuq-worker --threads (default 1)\n"
+               "  --credits N     gpuq-worker --credits (default 0 = the worker's own default, "
+               "64 x threads)\n"
+               "  --phases LIST   only these of raw,sync,pipe,relay,local (the three targets "
+               "need\n"
+               "                  raw,sync,pipe; for profiling one path at a time)\n"
+               "  --no-local      all phases but local\n"
+               "  --pin           this process on CPU 0, every server process on CPU 1\n"
+               "  --quick         a tenth of every count\n"
+               "  --verbose       CPU time and context switches of every thread\n"
+               "  --strict        exit 1 when a target is not met\n"
+               "Binaries: $GQ_BIN_DIR/gpuq-broker and gpuq-worker, else beside this program or "
+               "up to\ntwo levels above it.\n");
 }
 
 static long s_arg_long(const char *flag, const char *v, long min, long max)
@@ -791,8 +803,7 @@ static void s_parse_phases(s_opts_t *o, const char *flag, const char *v)
 {
     char buf[256];
     if (!v || strlen(v) >= sizeof buf) {
-        fprintf(stderr, "bench_roundtrip: %s needs a list of raw,sync,pipe,relay,local\n",
-                flag);
+        fprintf(stderr, "bench_roundtrip: %s needs a list of raw,sync,pipe,relay,local\n", flag);
         exit(2);
     }
     snprintf(buf, sizeof buf, "%s", v);
@@ -802,8 +813,8 @@ static void s_parse_phases(s_opts_t *o, const char *flag, const char *v)
         while (k < 5 && strcmp(t, s_phase_names[k]))
             k++;
         if (k == 5) {
-            fprintf(stderr, "bench_roundtrip: %s %s: not one of raw,sync,pipe,relay,local\n",
-                    flag, t);
+            fprintf(stderr, "bench_roundtrip: %s %s: not one of raw,sync,pipe,relay,local\n", flag,
+                    t);
             exit(2);
         }
         o->phases |= 1 << k;
@@ -823,7 +834,7 @@ static void s_parse(s_opts_t *o, int argc, char **argv)
     o->windows[2] = 1024;
     o->nwindows = 3;
     o->threads = 1;
-    o->credits = 256;
+    o->credits = 0;
     o->phases = S_PH_ALL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -902,11 +913,10 @@ static void s_print_config(const s_opts_t *o)
            "        counts: warm-up %ld, %ld round trips; throughputs best of %d x %ld raw "
            "messages,\n"
            "        %d x %ld jobs per window%s\n",
-           o->threads, o->credits > 0 ? o->credits : 2 * o->threads,
+           o->threads, o->credits > 0 ? o->credits : 64 * o->threads,
            o->pin ? "--pin: this process on CPU 0, every server process on CPU 1"
                   : "no pinning: the scheduler places every thread",
-           o->warmup, o->rt, o->repeat, o->msgs, o->repeat, o->jobs,
-           o->quick ? " (--quick)" : "");
+           o->warmup, o->rt, o->repeat, o->msgs, o->repeat, o->jobs, o->quick ? " (--quick)" : "");
 }
 
 int main(int argc, char **argv)
@@ -945,8 +955,8 @@ int main(int argc, char **argv)
         if (o.phases & S_PH_SYNC) {
             gqb_arm_alarm(S_ALARM_S);
             gqb_phase = "ours sync";
-            ours_rt = s_ours_sync(cl.front, &copts, &o, 0, &pr, "(c) ours sync gq_client_run",
-                                  NULL, lat);
+            ours_rt =
+                s_ours_sync(cl.front, &copts, &o, 0, &pr, "(c) ours sync gq_client_run", NULL, lat);
             gqb_arm_alarm(S_ALARM_S);
             gqb_phase = "ours sync, refused at admission";
             s_ours_sync(cl.front, &copts, &o, 1, &pr, "    extra: refused at admission",
@@ -981,6 +991,7 @@ int main(int argc, char **argv)
         gq_client_opts_init(&lopts);
         lopts.local_workers = 1;
         lopts.local_threads = o.threads;
+        lopts.local_credits = o.credits;
         char err[256];
         pid_t before[64];
         int nbefore = s_tids(before, 64);
@@ -991,11 +1002,9 @@ int main(int argc, char **argv)
         s_label_local_threads(before, nbefore, o.threads);
         gqb_probe_t lp = {0};
         gqb_probe_add(&lp, "bench (all threads)", getpid());
-        printf("    extra: \"local\": broker, worker (%d compute thread(s); credits 2 x threads, "
-               "not settable\n"
-               "           through gq_client_opts_t) and client as threads of this process, "
-               "inproc\n",
-               o.threads);
+        printf("    extra: \"local\": broker, worker (%d compute thread(s), %d credits) and "
+               "client as threads of this process, inproc\n",
+               o.threads, o.credits > 0 ? o.credits : 16 * o.threads);
         s_ours_sync("local", &lopts, &o, 0, &lp, "    extra: local sync", NULL, lat);
         s_ours_pipe("local", &lopts, best_w, &o, &lp, "    extra: local pipelined");
         gq_client_destroy(&keep);
@@ -1017,8 +1026,8 @@ int main(int argc, char **argv)
     }
     if ((o.phases & S_PH_SYNC) && (o.phases & S_PH_PIPE)) {
         want++;
-        met += s_ratio("pipelined / ours sync rate (1 / median)", best / (1e6 / ours_rt.med_us),
-                       0, 15.0);
+        met += s_ratio("pipelined / ours sync rate (1 / median)", best / (1e6 / ours_rt.med_us), 0,
+                       15.0);
     }
     if (o.phases & S_PH_RELAY) {
         printf("  for reference: the raw relay (ours' topology, no gpuq code)\n");
