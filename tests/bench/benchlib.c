@@ -61,8 +61,8 @@ void gqb_track_child(pid_t pid)
             s_children[i] = pid;
             return;
         }
-    fprintf(stderr, "%s: more than %d children: pid %d not tracked\n", s_program,
-            S_MAX_CHILDREN, (int)pid);
+    fprintf(stderr, "%s: more than %d children: pid %d not tracked\n", s_program, S_MAX_CHILDREN,
+            (int)pid);
 }
 
 void gqb_forget_child(pid_t pid)
@@ -343,8 +343,7 @@ void gqb_probe_print(const gqb_probe_t *p, long ops, double wall_s, int verbose)
     for (int i = 0; i < p->n; i++)
         printf(" %s %.2f", p->proc[i].name, cpu[i]);
     printf(" (all %.2f; %.2f of %ld CPUs busy)\n", total,
-           wall_s > 0 ? total * (double)ops / 1e6 / wall_s : 0,
-           sysconf(_SC_NPROCESSORS_ONLN));
+           wall_s > 0 ? total * (double)ops / 1e6 / wall_s : 0, sysconf(_SC_NPROCESSORS_ONLN));
     printf("      context switches/op:");
     for (int i = 0; i < p->n; i++)
         printf(" %s %.2f", p->proc[i].name, csw[i]);

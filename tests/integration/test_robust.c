@@ -202,8 +202,7 @@ int main(void)
         /* The client's own timer and the broker's deadline sweep race; either answer is
          * right, and both name the 200 ms. */
         int rc = gq_client_run(c, job);
-        GQT_CHECK((rc == GQ_ETIMEDOUT || rc == GQ_EDEADLINE) &&
-                      strstr(gq_job_error(job), "200 ms"),
+        GQT_CHECK((rc == GQ_ETIMEDOUT || rc == GQ_EDEADLINE) && strstr(gq_job_error(job), "200 ms"),
                   "got %s: %s", gq_status_name(rc), gq_job_error(job));
         printf("ok  job error -> %s: %s\n", gq_status_name(rc), gq_job_error(job));
         gq_job_destroy(&job);
