@@ -13,6 +13,7 @@
 #define S_MAX_RID 255
 #define S_DRAIN_BATCH 256
 #define S_RETRY_AFTER_MS 100
+#define S_MAX_SKIP 256 /* queued jobs looked past per class and dispatch round */
 
 typedef struct s_worker s_worker_t;
 
@@ -624,6 +625,7 @@ static void s_dispatch(gq_broker_t *self)
     uint64_t now = gq_now_us();
     for (int c = 0; c < S_NCLASSES; c++) {
         s_job_t *next;
+        int skipped = 0;
         for (s_job_t *j = self->queue[c].head; j; j = next) {
             next = j->next;
             if (s_expire_if_due(self, c, j, now))
@@ -632,8 +634,14 @@ static void s_dispatch(gq_broker_t *self)
             s_worker_t *w = s_pick_worker(self, j, &any_free);
             if (!any_free)
                 return;
-            if (!w)
-                continue; /* no free worker has this job's ops; later jobs may fit */
+            /* No free worker has this job's ops; later jobs may fit. The look-ahead is
+             * bounded so a deep queue of jobs nobody can run costs no O(queue) per message
+             * (the deadline sweep in s_tick still reaches every job). */
+            if (!w) {
+                if (++skipped >= S_MAX_SKIP)
+                    break;
+                continue;
+            }
             s_list_remove(&self->queue[c], j);
             s_send_job(self, j, w, now);
         }
