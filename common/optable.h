@@ -68,6 +68,10 @@ typedef gq_status (*gq_shape_fn)(const gq_args_t *a, const gq_tdesc_t *in, int n
  * tensor ops: a reduction over axis 0 or a broadcast leading dim would mix jobs; the batcher
  * needs a per-op check of args and shapes (scheduler issue). */
 #define GQ_OPF_BATCHABLE 0x2u
+/* Cost linear in the bytes with a small constant (microseconds for small tensors): a
+ * worker may run a small job of such ops on its main thread, skipping two thread
+ * hand-offs, without delaying heartbeats. */
+#define GQ_OPF_LIGHT 0x4u
 
 #define GQ_DT_BIT(dt) (1u << (dt))
 #define GQ_DT_FLOATS (GQ_DT_BIT(GQ_F32) | GQ_DT_BIT(GQ_F64))
