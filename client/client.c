@@ -308,8 +308,8 @@ static void s_expire(gq_client_t *c)
 static int s_pump(gq_client_t *c, int timeout_ms)
 {
     if (c->timed_jobs) {
-        long until_scan =
-            (long)((c->next_scan_us > gq_now_us() ? c->next_scan_us - gq_now_us() : 0) / 1000u) + 1;
+        uint64_t now = gq_now_us();
+        long until_scan = (long)((c->next_scan_us > now ? c->next_scan_us - now : 0) / 1000u) + 1;
         if (timeout_ms < 0 || timeout_ms > until_scan)
             timeout_ms = (int)until_scan;
     }

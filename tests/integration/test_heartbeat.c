@@ -22,8 +22,6 @@ int main(void)
     while (atomic_load(&load.completed) < 300)
         gqt_sleep_ms(1);
     kill(c.workers[0], SIGSTOP);
-    uint64_t t0 = 0;
-    (void)t0;
     int dropped = 0;
     for (int ms = 0; ms < 3000 && !dropped; ms += 20) {
         gqt_sleep_ms(20);
