@@ -28,6 +28,8 @@ struct gq_client {
     uint64_t status_id;
     int status_ready;
     gq_cluster_info_t status;
+    gq_worker_info_t *workers; /* from the last status reply */
+    int nworkers;
     uint64_t unmatched; /* answers for no job in flight: late after a timeout or cancel */
 };
 
@@ -147,6 +149,7 @@ GQ_EXPORT void gq_client_destroy(gq_client_t **self_p)
     for (gq_job_t *j = c->done_head; j; j = j->next_done)
         j->client = NULL;
     gq_map_destroy(&c->inflight);
+    free(c->workers);
     zmq_close(c->sock);
     if (c->local)
         gq_local_release();
@@ -267,6 +270,22 @@ static void s_on_status(gq_client_t *c, gq_wire_msg_t *m)
     s->jobs_done = r->jobs_done;
     s->jobs_failed = r->jobs_failed;
     s->jobs_requeued = r->jobs_requeued;
+    free(c->workers);
+    c->nworkers = 0;
+    c->workers = calloc(r->n_workers ? r->n_workers : 1, sizeof *c->workers);
+    for (size_t i = 0; c->workers && i < r->n_workers; i++) {
+        const Gq__Wire__WorkerInfo *wi = r->workers[i];
+        gq_worker_info_t *w = &c->workers[c->nworkers++];
+        snprintf(w->name, sizeof w->name, "%s", wi->name);
+        size_t off = 0;
+        for (size_t k = 0; k < wi->n_backends && off < sizeof w->backends; k++)
+            off += (size_t)snprintf(w->backends + off, sizeof w->backends - off, k ? ",%s" : "%s",
+                                    wi->backends[k]);
+        w->credits = wi->credits;
+        w->inflight = wi->inflight;
+        w->jobs_done = wi->jobs_done;
+        w->ms_since_seen = wi->ms_since_seen;
+    }
     c->status_ready = 1;
 }
 
@@ -533,4 +552,12 @@ GQ_EXPORT int gq_client_cluster_info(gq_client_t *c, gq_cluster_info_t *out, int
 uint64_t gq_client_unmatched(const gq_client_t *c)
 {
     return c->unmatched;
+}
+
+GQ_EXPORT int gq_client_worker_info(const gq_client_t *c, int index, gq_worker_info_t *out)
+{
+    if (index < 0 || index >= c->nworkers)
+        return GQ_EINVAL;
+    *out = c->workers[index];
+    return GQ_OK;
 }

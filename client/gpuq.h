@@ -170,8 +170,21 @@ typedef struct {
     uint64_t jobs_requeued; /* taken back from lost workers */
 } gq_cluster_info_t;
 
-/* Asks the broker for its counters. */
+/* Asks the broker for its counters (and its worker list, for gq_client_worker_info). */
 int gq_client_cluster_info(gq_client_t *c, gq_cluster_info_t *out, int timeout_ms);
+
+typedef struct {
+    char name[64];
+    char backends[64]; /* comma-separated, priority order */
+    uint32_t credits;  /* jobs it may hold */
+    uint32_t inflight; /* jobs it holds now */
+    uint64_t jobs_done;
+    uint32_t ms_since_seen;
+} gq_worker_info_t;
+
+/* Worker index (0 .. workers-1) as of the last gq_client_cluster_info. GQ_EINVAL when
+ * the index is out of range. */
+int gq_client_worker_info(const gq_client_t *c, int index, gq_worker_info_t *out);
 
 #ifdef __cplusplus
 }

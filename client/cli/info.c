@@ -43,10 +43,11 @@ int gq_cli_info(const gq_cli_t *cli, int argc, char **argv)
         return GQ_CLI_FAILED;
     gq_cluster_info_t ci;
     int st = gq_client_cluster_info(c, &ci, (int)timeout);
-    gq_client_destroy(&c);
-    if (st != GQ_OK)
+    if (st != GQ_OK) {
+        gq_client_destroy(&c);
         return gq_cli_fail(cli, "broker '%s' did not answer: %s (%s)", broker, gq_status_name(st),
                            gq_strerror(st));
+    }
     printf("broker:    %s\n", broker);
     printf("workers:   %d\n", ci.workers);
     printf("queued:    %lld\n", (long long)ci.queued);
@@ -54,5 +55,14 @@ int gq_cli_info(const gq_cli_t *cli, int argc, char **argv)
     printf("done:      %llu\n", (unsigned long long)ci.jobs_done);
     printf("failed:    %llu\n", (unsigned long long)ci.jobs_failed);
     printf("requeued:  %llu\n", (unsigned long long)ci.jobs_requeued);
+    gq_worker_info_t w;
+    for (int i = 0; gq_client_worker_info(c, i, &w) == GQ_OK; i++) {
+        if (!i)
+            printf("\n%-24s %-16s %8s %8s %10s %8s\n", "WORKER", "BACKENDS", "CREDITS", "INFLIGHT",
+                   "DONE", "SEEN MS");
+        printf("%-24s %-16s %8u %8u %10llu %8u\n", w.name, w.backends, w.credits, w.inflight,
+               (unsigned long long)w.jobs_done, w.ms_since_seen);
+    }
+    gq_client_destroy(&c);
     return GQ_CLI_OK;
 }

@@ -154,6 +154,11 @@ int main(void)
           "bad endpoint: %s", err);
     gq_cluster_info_t info;
     CHECK(gq_client_cluster_info(c, &info, 5000) == GQ_OK && info.workers == 1, "info");
+    gq_worker_info_t wi;
+    CHECK(gq_client_worker_info(c, 0, &wi) == GQ_OK && !strcmp(wi.name, "local-0") &&
+              !strcmp(wi.backends, "cpu") && wi.credits > 0,
+          "worker 0: %s %s %u", wi.name, wi.backends, wi.credits);
+    CHECK(gq_client_worker_info(c, 1, &wi) == GQ_EINVAL, "worker 1 of 1");
     s_test_tensors(c);
     s_test_builder(c);
     s_test_async(c);
