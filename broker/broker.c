@@ -137,17 +137,23 @@ static void s_send_error(gq_broker_t *self, const uint8_t *rid, size_t rid_len, 
     gq_wire_send(self->front, rid, rid_len, GQ_CMD_ERROR, &e.base, NULL, 0);
 }
 
+/* Frees what a job owns; the caller has unlinked it. */
+static void s_job_release(s_job_t *j)
+{
+    for (int i = 0; i < j->ninputs; i++)
+        zmq_msg_close(&j->inputs[i]);
+    if (j->submit)
+        protobuf_c_message_free_unpacked(&j->submit->base, NULL);
+    free(j);
+}
+
 static void s_job_free(gq_broker_t *self, s_job_t *j)
 {
     gq_map_take(self->jobs, j->id);
     uint64_t ck = s_client_key(j->client, j->client_len, j->client_job_id);
     if (gq_map_get(self->by_client, ck) == j)
         gq_map_take(self->by_client, ck);
-    for (int i = 0; i < j->ninputs; i++)
-        zmq_msg_close(&j->inputs[i]);
-    if (j->submit)
-        protobuf_c_message_free_unpacked(&j->submit->base, NULL);
-    free(j);
+    s_job_release(j);
 }
 
 /* Answers a job with a failure and frees it; the job is in no list. */
@@ -835,12 +841,7 @@ static void s_free_job_cb(uint64_t key, void *value, void *arg)
 {
     (void)key;
     (void)arg;
-    s_job_t *j = value;
-    for (int i = 0; i < j->ninputs; i++)
-        zmq_msg_close(&j->inputs[i]);
-    if (j->submit)
-        protobuf_c_message_free_unpacked(&j->submit->base, NULL);
-    free(j);
+    s_job_release(value);
 }
 
 void gq_broker_destroy(gq_broker_t **self_p)

@@ -7,6 +7,7 @@
 #include "gpuq.h"
 #include "optable.h"
 #include "tensor.h"
+#include "wire.h"
 
 #if defined(GQ_BUILDING_LIB)
 #define GQ_EXPORT __attribute__((visibility("default")))
@@ -14,7 +15,7 @@
 #define GQ_EXPORT
 #endif
 
-#define GQ_JOB_MAX_STAGES 8
+#define GQ_JOB_MAX_STAGES GQ_WIRE_MAX_STAGES
 #define GQ_JOB_ERRLEN 512
 
 struct gq_tensor {

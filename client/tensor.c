@@ -56,9 +56,7 @@ gq_tensor_t *gq_tensor_from_msg(const gq_tdesc_t *desc, zmq_msg_t *msg)
 {
     size_t nbytes = zmq_msg_size(msg);
     void *src = zmq_msg_data(msg);
-    size_t align = gq_dtype_size(desc->dtype);
-    if (align > 8)
-        align = 8;
+    size_t align = gq_dtype_align(desc->dtype);
     if (align > 1 && ((uintptr_t)src % align)) {
         gq_tensor_t *t = gq_tensor_new(desc->dtype, desc->shape, desc->ndim);
         if (t && nbytes)

@@ -36,6 +36,12 @@ const char *gq_dtype_name(int dtype)
     return (dtype > 0 && dtype < GQ_DTYPE_COUNT) ? s_dtypes[dtype].name : "invalid";
 }
 
+size_t gq_dtype_align(int dtype)
+{
+    size_t es = gq_dtype_size(dtype);
+    return dtype == GQ_C64 || dtype == GQ_C128 ? es / 2 : es;
+}
+
 gq_dtype_t gq_dtype_from_name(const char *name)
 {
     if (!name)

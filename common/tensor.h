@@ -22,6 +22,10 @@ typedef struct {
     size_t nbytes;
 } gq_view_t;
 
+/* Natural alignment of one element: its size, or half of it for complex (two scalars).
+ * Kernels load elements through typed pointers and need at least this; 0 if invalid. */
+size_t gq_dtype_align(int dtype);
+
 /* Sets *desc from dtype and shape; checks ndim, dims and dtype. */
 gq_status gq_tdesc_init(gq_tdesc_t *desc, int dtype, const int64_t *shape, int ndim);
 

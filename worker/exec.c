@@ -107,9 +107,7 @@ static gq_status s_align_inputs(const gq_view_t *in, int nin, s_set_t *set)
     for (int i = 0; i < nin; i++, set->n++) {
         set->t[i] = in[i];
         set->owned[i] = 0;
-        size_t align = gq_dtype_size(in[i].desc.dtype);
-        if (align > 8)
-            align = 8;
+        size_t align = gq_dtype_align(in[i].desc.dtype);
         if (align && ((uintptr_t)in[i].data % align)) {
             void *copy = gq_aligned_alloc(64, in[i].nbytes);
             if (!copy)
@@ -127,9 +125,9 @@ gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nsta
 {
     s_set_t cur, next;
     memset(out, 0, sizeof *out);
-    if (nin > GQ_MAX_INPUTS || nstages > 8) {
-        gq_errf(err, errlen, "job has %d inputs and %zu stages, limits %d and 8", nin, nstages,
-                GQ_MAX_INPUTS);
+    if (nin > GQ_MAX_INPUTS || nstages > GQ_WIRE_MAX_STAGES) {
+        gq_errf(err, errlen, "job has %d inputs and %zu stages, limits %d and %d", nin, nstages,
+                GQ_MAX_INPUTS, GQ_WIRE_MAX_STAGES);
         return GQ_EINVAL;
     }
     gq_status rc = s_align_inputs(in, nin, &cur);

@@ -6,7 +6,7 @@
 
 #include <stdatomic.h>
 #include "backend.h"
-#include "gpuq.pb-c.h"
+#include "wire.h"
 
 #define GQ_EXEC_MAX_BACKENDS 4
 
@@ -21,7 +21,7 @@ typedef struct {
 typedef struct {
     int n;
     gq_view_t t[GQ_MAX_OUTPUTS];
-    const char *backend[8]; /* per stage; static strings */
+    const char *backend[GQ_WIRE_MAX_STAGES]; /* per stage; static strings */
 } gq_exec_out_t;
 
 /* Runs stages over in[0..nin) (host memory, any alignment). On failure *out holds nothing

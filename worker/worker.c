@@ -38,6 +38,7 @@ struct gq_worker {
     char done_ep[64];
     int stop_pipe[2];
     gq_exec_t exec;
+    gq_wire_limits_t limits;
     char **ops;
     size_t nops;
     pthread_t *threads;
@@ -280,7 +281,7 @@ static void s_send_done(gq_worker_t *self, s_wjob_t *w)
     Gq__Wire__TensorDesc tds[GQ_MAX_OUTPUTS], *tdp[GQ_MAX_OUTPUTS];
     int64_t shapes[GQ_MAX_OUTPUTS][GQ_MAX_DIMS];
     zmq_msg_t payload[GQ_MAX_OUTPUTS];
-    char *backends[8];
+    char *backends[GQ_WIRE_MAX_STAGES];
     int n = 0;
     d.job_id = w->job->job_id;
     d.code = w->rc;
@@ -328,9 +329,8 @@ static void s_handle_broker(gq_worker_t *self)
     for (int n = 0; n < 256; n++) {
         gq_wire_msg_t m;
         char err[GQ_ERRLEN];
-        gq_wire_limits_t lim;
-        gq_wire_limits_default(&lim);
-        gq_status rc = gq_wire_recv(self->sock, ZMQ_DONTWAIT, NULL, &m, &lim, err, sizeof err);
+        gq_status rc =
+            gq_wire_recv(self->sock, ZMQ_DONTWAIT, NULL, &m, &self->limits, err, sizeof err);
         if (rc == GQ_EAGAIN || rc == GQ_ECLOSED || rc == GQ_EIO)
             return;
         self->broker_seen_us = gq_now_us();
@@ -412,6 +412,7 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
     if (self->cfg.liveness <= 0)
         self->cfg.liveness = 3;
     self->stop_pipe[0] = self->stop_pipe[1] = -1;
+    gq_wire_limits_default(&self->limits);
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv, NULL);
     if (cfg->name) {

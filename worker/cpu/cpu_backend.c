@@ -158,9 +158,7 @@ static gq_status s_view(const char *op, const char *what, int i, const gq_tdesc_
                         gq_buffer_t *buf, gq_view_t *view, char *err, size_t errlen)
 {
     char ds[64];
-    size_t need = gq_tdesc_nbytes(desc), es = gq_dtype_size(desc->dtype);
-    /* Natural alignment: a complex element is two scalars, aligned like one of them. */
-    size_t align = desc->dtype == GQ_C64 || desc->dtype == GQ_C128 ? es / 2 : es;
+    size_t need = gq_tdesc_nbytes(desc), align = gq_dtype_align(desc->dtype);
     if (!buf || (need && !buf->host)) {
         gq_errf(err, errlen, "%s: cpu: %s %d has no host memory", op, what, i);
         return GQ_EINVAL;
