@@ -134,6 +134,27 @@ static void *s_thread_main(void *arg)
     return NULL;
 }
 
+void gqt_load_init(gqt_load_t *load, const char *front, int nthreads, int jobs_per_thread,
+                   int elems, int window)
+{
+    memset(load, 0, sizeof *load);
+    load->front = front;
+    load->nthreads = nthreads;
+    load->jobs_per_thread = jobs_per_thread;
+    load->elems = elems;
+    load->window = window;
+}
+
+void gqt_load_expect_all_ok(const gqt_load_t *load)
+{
+    int total = load->nthreads * load->jobs_per_thread;
+    printf("jobs ok %d failed %d wrong %d unmatched %llu\n", load->ok, load->failed, load->wrong,
+           (unsigned long long)load->unmatched);
+    GQT_CHECK(load->ok == total && !load->failed && !load->wrong, "%s", load->first_error);
+    GQT_CHECK(load->unmatched == 0, "%llu answers matched no job (duplicates)",
+              (unsigned long long)load->unmatched);
+}
+
 void gqt_load_run(gqt_load_t *load)
 {
     s_thread_t th[16];

@@ -18,6 +18,13 @@ typedef struct {
     char first_error[512];
 } gqt_load_t;
 
+/* Zeroes *load and sets what to run. */
+void gqt_load_init(gqt_load_t *load, const char *front, int nthreads, int jobs_per_thread,
+                   int elems, int window);
+
+/* Fails the test unless every job was answered once, right (prints the counts). */
+void gqt_load_expect_all_ok(const gqt_load_t *load);
+
 /* Runs the load to completion (blocking); every answer is checked against a reference. */
 void gqt_load_run(gqt_load_t *load);
 

@@ -10,18 +10,9 @@ int main(void)
     gqt_cluster_t c;
     gqt_cluster_start(&c, 2, 1, 4, 1000);
     gqt_load_t load;
-    memset(&load, 0, sizeof load);
-    load.front = c.front;
-    load.nthreads = 4;
-    load.jobs_per_thread = 2500;
-    load.elems = 16;
-    load.window = 128;
+    gqt_load_init(&load, c.front, 4, 2500, 16, 128);
     gqt_load_run(&load);
-    printf("jobs ok %d failed %d wrong %d unmatched %llu\n", load.ok, load.failed, load.wrong,
-           (unsigned long long)load.unmatched);
-    GQT_CHECK(load.ok == 10000 && !load.failed && !load.wrong, "%s", load.first_error);
-    GQT_CHECK(load.unmatched == 0, "%llu answers matched no job",
-              (unsigned long long)load.unmatched);
+    gqt_load_expect_all_ok(&load);
     gq_cluster_info_t info = gqt_info(c.front);
     GQT_CHECK(info.jobs_done == 10000 && info.jobs_failed == 0 && info.queued == 0 &&
                   info.inflight == 0,

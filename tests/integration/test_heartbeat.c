@@ -3,7 +3,6 @@
  * answered exactly once. */
 #include <signal.h>
 #include <stdio.h>
-#include <string.h>
 #include "harness.h"
 #include "load.h"
 
@@ -12,12 +11,7 @@ int main(void)
     gqt_cluster_t c;
     gqt_cluster_start(&c, 2, 1, 8, 100);
     gqt_load_t load;
-    memset(&load, 0, sizeof load);
-    load.front = c.front;
-    load.nthreads = 2;
-    load.jobs_per_thread = 1500;
-    load.elems = 16384;
-    load.window = 32;
+    gqt_load_init(&load, c.front, 2, 1500, 16384, 32);
     gqt_load_start(&load);
     while (atomic_load(&load.completed) < 300)
         gqt_sleep_ms(1);
@@ -38,10 +32,8 @@ int main(void)
     GQT_CHECK(gqt_wait_workers(c.front, 2, 5000) == 0, "woken worker did not re-register");
     gqt_load_join(&load);
     gq_cluster_info_t info = gqt_info(c.front);
-    printf("jobs ok %d failed %d wrong %d unmatched %llu requeued %llu\n", load.ok, load.failed,
-           load.wrong, (unsigned long long)load.unmatched, (unsigned long long)info.jobs_requeued);
-    GQT_CHECK(load.ok == 3000 && !load.failed && !load.wrong, "%s", load.first_error);
-    GQT_CHECK(load.unmatched == 0, "%llu duplicate answers", (unsigned long long)load.unmatched);
+    printf("requeued %llu\n", (unsigned long long)info.jobs_requeued);
+    gqt_load_expect_all_ok(&load);
     GQT_CHECK(info.jobs_requeued > 0, "stopped worker held no jobs: test proved nothing");
     gqt_cluster_stop(&c);
     printf("PASS\n");
