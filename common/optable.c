@@ -12,6 +12,8 @@
 /* Every op family, in listing order. A new family (ops_dsp.c, ops_onnx.c) is one line. */
 static const gq_op_family_t *const s_families[] = {
     &gq_ops_tensor,
+    &gq_ops_dsp_spectral,
+    &gq_ops_dsp_filter,
 };
 
 #define S_NFAMILIES ((int)(sizeof s_families / sizeof s_families[0]))

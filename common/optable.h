@@ -134,5 +134,7 @@ typedef struct {
 } gq_op_family_t;
 
 extern const gq_op_family_t gq_ops_tensor;
+extern const gq_op_family_t gq_ops_dsp_spectral; /* ops_dsp_spectral.c: fft, stft, mel ... */
+extern const gq_op_family_t gq_ops_dsp_filter;   /* ops_dsp_filter.c: fir, sos, resample ... */
 
 #endif

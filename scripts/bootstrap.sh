@@ -9,6 +9,8 @@ PKGS=(
     ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
     libvulkan-dev mesa-vulkan-drivers glslc vulkan-tools
     liblz4-dev libxxhash-dev libsystemd-dev
+    libfftw3-dev libsoxr-dev libebur128-dev libsndfile1-dev
+    liblmdb-dev libhiredis-dev redis-server
     python3 python3-venv
 )
 

@@ -15,6 +15,8 @@
 /* Kernel families, one line each (DSP, ONNX ... append here). */
 static const gq_cpu_kernel_family_t *const s_kernel_families[] = {
     &gq_cpu_tensor_kernels,
+    &gq_cpu_dsp_spectral_kernels,
+    &gq_cpu_dsp_filter_kernels,
 };
 
 gq_cpu_kernel_fn gq_cpu_kernel_find(const char *op)

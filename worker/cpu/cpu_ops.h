@@ -34,6 +34,10 @@ typedef struct {
 
 /* Kernels of the tensor.* ops (cpu_tensor.c). */
 extern const gq_cpu_kernel_family_t gq_cpu_tensor_kernels;
+/* Kernels of the dsp.* ops: spectral (cpu_dsp_spectral.c), filters and levels
+ * (cpu_dsp_filter.c). */
+extern const gq_cpu_kernel_family_t gq_cpu_dsp_spectral_kernels;
+extern const gq_cpu_kernel_family_t gq_cpu_dsp_filter_kernels;
 
 /* The kernel for an op name across every registered family; NULL when none. */
 gq_cpu_kernel_fn gq_cpu_kernel_find(const char *op);

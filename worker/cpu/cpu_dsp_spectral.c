@@ -1,0 +1,4 @@
+/* CPU kernels of the dsp.* spectral ops (issue 4; filled in next). */
+#include "cpu_ops.h"
+
+const gq_cpu_kernel_family_t gq_cpu_dsp_spectral_kernels = {NULL, 0};
