@@ -1,5 +1,5 @@
-/* gpuq batch: one job per .npy file of a directory, pipelined through a window of jobs in
- * flight, each file's outputs written as soon as its job is back. */
+/* gpuq batch: one job per .npy or audio file of a directory, pipelined through a window of
+ * jobs in flight, each file's outputs written as soon as its job is back. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -13,20 +13,24 @@
 static const char s_help[] =
     "usage: gpuq batch OP [--param NAME=VALUE ...] [--then OP2 [--param ...]] ...\n"
     "                  --in-dir DIR --out-dir DIR [--window N] [--broker EP]\n"
-    "                  [--timeout MS] [--priority PRIO]\n"
+    "                  [--timeout MS] [--priority PRIO] [--mono] [--out-ext npy|wav|flac]\n"
     "\n"
-    "Runs the job on every *.npy of --in-dir (in name order), one file per job, with up to\n"
-    "N jobs in flight (default 64). The outputs of X.npy go to --out-dir/X.npy, or to\n"
-    "X.0.npy, X.1.npy ... when the job has several; --out-dir is created if missing and must\n"
-    "not be --in-dir. One line per file as it completes: input and output shapes, min/max/\n"
-    "mean of a float first output, backend per stage, worker, time. Then a total line.\n"
-    "Options as for 'gpuq run'. Exit status: 0 all done, 1 any file failed, 2 usage error.\n";
+    "Runs the job on every .npy and audio file (.wav .flac .ogg .aiff .mp3 ...) of --in-dir\n"
+    "(in name order), one file per job, with up to N jobs in flight (default 64). Audio\n"
+    "comes in as f32[channels, frames] (f32[frames] with --mono); --param NAME=@sr gives a\n"
+    "param each file's own sample rate. The outputs of X.wav go to --out-dir/X.npy (or\n"
+    "X.wav/X.flac with --out-ext, at the rate of the last target_sr param), or X.0.npy,\n"
+    "X.1.npy ... when the job has several; --out-dir is created if missing and must not be\n"
+    "--in-dir. One line per file as it completes: input and output shapes, min/max/mean of a\n"
+    "float first output, backend per stage, worker, time. Then a total line. Options as\n"
+    "for 'gpuq run'. Exit status: 0 all done, 1 any file failed, 2 usage error.\n";
 
 #define S_DEFAULT_WINDOW 64
 
 typedef struct {
     char *name; /* file name in the input directory */
     char in_shape[160];
+    int sr;        /* audio inputs: the file's sample rate; 0 for .npy */
     gq_job_t *job; /* while in flight */
 } s_file_t;
 
@@ -34,6 +38,7 @@ typedef struct {
     const gq_cli_t *cli;
     const gq_cli_spec_t *spec;
     const char *out_dir;
+    const char *out_ext;
     s_file_t *files;
     int ok, failed;
 } s_batch_t;
@@ -43,7 +48,7 @@ static int s_cmp_names(const void *a, const void *b)
     return strcmp(((const s_file_t *)a)->name, ((const s_file_t *)b)->name);
 }
 
-/* Every regular *.npy of dir, sorted; -1 after a message. */
+/* Every regular .npy or audio file of dir, sorted; -1 after a message. */
 static int s_list(const gq_cli_t *cli, const char *dir, s_file_t **out, int *count)
 {
     DIR *d = opendir(dir);
@@ -54,8 +59,7 @@ static int s_list(const gq_cli_t *cli, const char *dir, s_file_t **out, int *cou
     s_file_t *files = NULL;
     int n = 0, cap = 0;
     for (struct dirent *e; (e = readdir(d));) {
-        size_t len = strlen(e->d_name);
-        if (len <= 4 || strcmp(e->d_name + len - 4, ".npy") != 0 || e->d_name[0] == '.')
+        if (!gq_cli_is_input_path(e->d_name) || e->d_name[0] == '.')
             continue;
         char path[4096];
         struct stat st;
@@ -142,22 +146,24 @@ static void s_finish(s_batch_t *b, gq_job_t *job)
         return;
     }
     int nout = gq_job_output_count(job);
-    size_t stem = strlen(f->name) - 4;
+    size_t stem = (size_t)(strrchr(f->name, '.') - f->name);
+    const char *ext = b->out_ext;
+    int out_sr = gq_cli_spec_out_rate(b->spec, f->sr);
     char path[4096], err[GQ_ERRLEN + 256], shapes[512] = "";
     size_t so = 0;
     for (int k = 0; k < nout; k++) {
         const gq_tensor_t *t = gq_job_output(job, k);
-        int n =
-            nout == 1
-                ? snprintf(path, sizeof path, "%s/%.*s.npy", b->out_dir, (int)stem, f->name)
-                : snprintf(path, sizeof path, "%s/%.*s.%d.npy", b->out_dir, (int)stem, f->name, k);
+        int n = nout == 1
+                    ? snprintf(path, sizeof path, "%s/%.*s.%s", b->out_dir, (int)stem, f->name, ext)
+                    : snprintf(path, sizeof path, "%s/%.*s.%d.%s", b->out_dir, (int)stem, f->name,
+                               k, ext);
         if (n < 0 || (size_t)n >= sizeof path) {
             printf("%s  %s  FAILED: output path in %s is too long\n", f->name, f->in_shape,
                    b->out_dir);
             b->failed++;
             return;
         }
-        if (gq_cli_save(path, t, err, sizeof err) != GQ_OK) {
+        if (gq_cli_save(path, t, out_sr, err, sizeof err) != GQ_OK) {
             printf("%s  %s  FAILED writing: %s\n", f->name, f->in_shape, err);
             b->failed++;
             return;
@@ -196,7 +202,7 @@ int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv)
 {
     gq_cli_spec_t spec;
     gq_cli_spec_init(&spec);
-    const char *in_dir = NULL, *out_dir = NULL;
+    const char *in_dir = NULL, *out_dir = NULL, *out_ext = "npy";
     long long window = S_DEFAULT_WINDOW;
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -220,6 +226,14 @@ int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv)
             if (r < 0)
                 return GQ_CLI_USAGE;
             out_dir = v;
+            continue;
+        }
+        if ((r = gq_cli_opt(cli, argc, argv, &i, "--out-ext", &v)) != 0) {
+            if (r < 0)
+                return GQ_CLI_USAGE;
+            if (strcmp(v, "npy") && strcmp(v, "wav") && strcmp(v, "flac"))
+                return gq_cli_usage(cli, "--out-ext '%s' must be npy, wav or flac", v);
+            out_ext = v;
             continue;
         }
         if ((r = gq_cli_opt(cli, argc, argv, &i, "--window", &v)) != 0) {
@@ -249,7 +263,7 @@ int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv)
         return GQ_CLI_FAILED;
     if (nfiles == 0) {
         free(files);
-        return gq_cli_fail(cli, "--in-dir %s has no *.npy files", in_dir);
+        return gq_cli_fail(cli, "--in-dir %s has no .npy or audio files", in_dir);
     }
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
         for (int i = 0; i < nfiles; i++)
@@ -258,7 +272,8 @@ int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv)
         return gq_cli_fail(cli, "--out-dir %s: cannot create it: %s", out_dir, strerror(errno));
     }
 
-    s_batch_t b = {.cli = cli, .spec = &spec, .out_dir = out_dir, .files = files};
+    s_batch_t b = {
+        .cli = cli, .spec = &spec, .out_dir = out_dir, .out_ext = out_ext, .files = files};
     gq_client_t *c = gq_cli_connect(cli, gq_cli_broker(cli, spec.broker), (int)window);
     rc = GQ_CLI_FAILED;
     if (!c)
@@ -281,7 +296,7 @@ int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv)
             break;
         char path[4096], err[GQ_ERRLEN + 256];
         snprintf(path, sizeof path, "%s/%s", in_dir, f->name);
-        gq_tensor_t *t = gq_cli_load(path, err, sizeof err);
+        gq_tensor_t *t = gq_cli_load(path, spec.mono, &f->sr, err, sizeof err);
         if (!t) {
             snprintf(f->in_shape, sizeof f->in_shape, "?");
             printf("%s  FAILED: %s\n", f->name, err);
@@ -289,7 +304,11 @@ int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv)
             continue;
         }
         gq_cli_tensor_str(t, f->in_shape, sizeof f->in_shape);
-        gq_job_t *job = gq_cli_spec_job(cli, &spec);
+        if (f->sr) {
+            size_t o = strlen(f->in_shape);
+            snprintf(f->in_shape + o, sizeof f->in_shape - o, " @%d Hz", f->sr);
+        }
+        gq_job_t *job = gq_cli_spec_job(cli, &spec, f->sr);
         if (!job) {
             gq_tensor_destroy(&t);
             b.failed++;

@@ -1,12 +1,14 @@
 /* Internals of `gpuq`, the command-line client: the subcommand table's entries and what
  * run and batch share (the job spec given on the command line, typed through the op
- * table; .npy files in and out; connecting). Only client/gpuq.h, common/npy.h and
- * common/optable.h are used: the CLI is a client like any other. */
+ * table; .npy and audio files in and out; connecting). Only client/gpuq.h, common/npy.h,
+ * common/audio.h and common/optable.h are used: the CLI is a client like any other. */
 #ifndef GQ_CLI_H
 #define GQ_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "audio.h"
 #include "gpuq.h"
 #include "npy.h"
 #include "optable.h"
@@ -56,6 +58,7 @@ typedef struct {
     int nraw;
     gq_param_t params[GQ_CLI_MAX_RAW]; /* typed by gq_cli_spec_resolve */
     char names[GQ_CLI_MAX_RAW][GQ_MAX_NAME];
+    bool at_sr[GQ_CLI_MAX_RAW]; /* NAME=@sr: the input audio file's sample rate, per job */
 } gq_cli_stage_t;
 
 typedef struct {
@@ -64,13 +67,14 @@ typedef struct {
     int timeout_ms;
     gq_priority_t prio;
     const char *broker;
+    bool mono; /* --mono: audio inputs averaged to one channel, f32[frames] */
     char label[GQ_CLI_MAX_STAGES * (GQ_MAX_NAME + 3)]; /* "tensor.scale | tensor.sum" */
 } gq_cli_spec_t;
 
 void gq_cli_spec_init(gq_cli_spec_t *spec);
 
 /* Takes the options run and batch share (OP, --param, --then, --timeout, --priority,
- * --broker) at argv[*i]. Returns 1 when it took the word, 0 when the word is not one of
+ * --broker, --mono) at argv[*i]. Returns 1 when it took the word, 0 when the word is not one of
  * them, -1 after a usage message. */
 int gq_cli_spec_arg(const gq_cli_t *cli, gq_cli_spec_t *spec, int argc, char **argv, int *i);
 
@@ -79,8 +83,14 @@ int gq_cli_spec_arg(const gq_cli_t *cli, gq_cli_spec_t *spec, int argc, char **a
  * GQ_CLI_OK or GQ_CLI_USAGE after a message. */
 int gq_cli_spec_resolve(const gq_cli_t *cli, gq_cli_spec_t *spec);
 
-/* A new job for the resolved spec, without inputs; NULL after a message. */
-gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec);
+/* A new job for the resolved spec, without inputs; NULL after a message. sr is the sample
+ * rate of the job's audio input, given to NAME=@sr params; 0 when the input is not audio
+ * (a NAME=@sr param is then an error naming the param). */
+gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec, int sr);
+
+/* The sample rate of the last stage's output for an input at in_sr: the target_sr param of
+ * the last stage that has one (dsp.resample), else in_sr. */
+int gq_cli_spec_out_rate(const gq_cli_spec_t *spec, int in_sr);
 
 /* The broker to use: the forced one, else --broker, else $GPUQ_BROKER, else "local". */
 const char *gq_cli_broker(const gq_cli_t *cli, const char *given);
@@ -90,11 +100,16 @@ gq_client_t *gq_cli_connect(const gq_cli_t *cli, const char *broker, int window)
 
 /* ---- tensors and files ---- */
 
-/* A tensor over the data of an .npy file (no copy); NULL with err naming the file. */
-gq_tensor_t *gq_cli_load(const char *path, char *err, size_t errlen);
+/* Whether the CLI reads path as a tensor: .npy or an audio extension (gq_audio_is_audio_path). */
+bool gq_cli_is_input_path(const char *path);
 
-/* Writes t to path as .npy; GQ_OK or the failure with err naming the file. */
-gq_status gq_cli_save(const char *path, const gq_tensor_t *t, char *err, size_t errlen);
+/* A tensor of an .npy file (no copy) or an audio file (f32[channels, frames], or f32[frames]
+ * with mono); *sr gets the audio's sample rate, 0 for .npy. NULL with err naming the file. */
+gq_tensor_t *gq_cli_load(const char *path, bool mono, int *sr, char *err, size_t errlen);
+
+/* Writes t to path: audio at sample rate sr when the extension is .wav or .flac, else
+ * .npy; GQ_OK or the failure with err naming the file. */
+gq_status gq_cli_save(const char *path, const gq_tensor_t *t, int sr, char *err, size_t errlen);
 
 /* "f32[2,3]" for a tensor. */
 char *gq_cli_tensor_str(const gq_tensor_t *t, char *buf, size_t len);

@@ -134,6 +134,10 @@ int gq_cli_spec_arg(const gq_cli_t *cli, gq_cli_spec_t *spec, int argc, char **a
         gq_cli_usage(cli, "--priority '%s' must be realtime, interactive, batch or background", v);
         return -1;
     }
+    if (!strcmp(argv[*i], "--mono")) {
+        spec->mono = true;
+        return 1;
+    }
     if ((r = gq_cli_opt(cli, argc, argv, i, "--broker", &v)) != 0) {
         if (r < 0)
             return -1;
@@ -185,6 +189,9 @@ static const char *s_suggest(const char *name)
     return best;
 }
 
+#define S_AT_SR "@sr"
+#define S_STAND_IN_SR 16000
+
 static int s_resolve_stage(const gq_cli_t *cli, gq_cli_stage_t *st)
 {
     char err[GQ_ERRLEN];
@@ -210,6 +217,20 @@ static int s_resolve_stage(const gq_cli_t *cli, gq_cli_stage_t *st)
         gq_param_t *p = &st->params[k];
         p->name = st->names[k];
         int idx = gq_op_param_index(st->op, p->name);
+        st->at_sr[k] = !strcmp(eq + 1, S_AT_SR);
+        if (idx >= 0 && st->at_sr[k]) {
+            /* Typed now with a stand-in rate, so a param that cannot hold one is refused
+             * before any file is read; each job gets its file's rate. */
+            const gq_param_spec_t *ps = &st->op->params[idx];
+            if (ps->type != GQ_PT_INT && ps->type != GQ_PT_FLOAT)
+                return gq_cli_usage(cli, "%s: --param %s=%s: '%s' is a %s param, not a rate",
+                                    st->op_name, p->name, S_AT_SR, p->name,
+                                    gq_ptype_name(ps->type));
+            p->v.type = ps->type;
+            p->v.i = S_STAND_IN_SR;
+            p->v.f = S_STAND_IN_SR;
+            continue;
+        }
         if (idx < 0) {
             /* Untyped: gq_op_resolve below names it as unknown, with the op's param list. */
             p->v.type = GQ_PT_STR;
@@ -241,8 +262,16 @@ int gq_cli_spec_resolve(const gq_cli_t *cli, gq_cli_spec_t *spec)
     return GQ_CLI_OK;
 }
 
-gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec)
+gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec, int sr)
 {
+    for (int s = 0; s < spec->nstages; s++)
+        for (int k = 0; k < spec->stages[s].nraw; k++)
+            if (spec->stages[s].at_sr[k] && sr <= 0) {
+                gq_cli_fail(cli,
+                            "%s: --param %s=" S_AT_SR " needs an audio input (.wav, .flac ...)",
+                            spec->stages[s].op_name, spec->stages[s].params[k].name);
+                return NULL;
+            }
     gq_job_t *job = gq_job_new(spec->stages[0].op_name);
     if (!job) {
         gq_cli_fail(cli, "%s: cannot create a job (out of memory)", spec->stages[0].op_name);
@@ -255,10 +284,10 @@ gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec)
             const gq_param_t *p = &st->params[k];
             switch (p->v.type) {
             case GQ_PT_INT:
-                rc = gq_job_param_int(job, p->name, p->v.i);
+                rc = gq_job_param_int(job, p->name, st->at_sr[k] ? sr : p->v.i);
                 break;
             case GQ_PT_FLOAT:
-                rc = gq_job_param_float(job, p->name, p->v.f);
+                rc = gq_job_param_float(job, p->name, st->at_sr[k] ? sr : p->v.f);
                 break;
             case GQ_PT_BOOL:
                 rc = gq_job_param_bool(job, p->name, (int)p->v.i);
@@ -313,13 +342,45 @@ static void s_free_data(void *data, void *hint)
     free(data);
 }
 
-gq_tensor_t *gq_cli_load(const char *path, char *err, size_t errlen)
+int gq_cli_spec_out_rate(const gq_cli_spec_t *spec, int in_sr)
+{
+    for (int s = spec->nstages - 1; s >= 0; s--) {
+        const gq_cli_stage_t *st = &spec->stages[s];
+        int idx = gq_op_param_index(st->op, "target_sr");
+        if (idx < 0)
+            continue;
+        for (int k = 0; k < st->nraw; k++)
+            if (!strcmp(st->params[k].name, "target_sr")) {
+                if (st->at_sr[k])
+                    return in_sr;
+                return st->params[k].v.type == GQ_PT_FLOAT ? (int)st->params[k].v.f
+                                                           : (int)st->params[k].v.i;
+            }
+        const gq_value_t *def = &st->op->params[idx].def;
+        return def->type == GQ_PT_FLOAT ? (int)def->f : (int)def->i;
+    }
+    return in_sr;
+}
+
+bool gq_cli_is_input_path(const char *path)
+{
+    size_t n = strlen(path);
+    return (n > 4 && !strcmp(path + n - 4, ".npy")) || gq_audio_is_audio_path(path);
+}
+
+gq_tensor_t *gq_cli_load(const char *path, bool mono, int *sr, char *err, size_t errlen)
 {
     gq_tdesc_t d;
     void *data = NULL;
     size_t nbytes = 0;
-    if (gq_npy_read(path, &d, &data, &nbytes, err, errlen) != GQ_OK)
+    *sr = 0;
+    if (gq_audio_is_audio_path(path)) {
+        if (gq_audio_read(path, mono, &d, &data, sr, err, errlen) != GQ_OK)
+            return NULL;
+        nbytes = gq_tdesc_nbytes(&d);
+    } else if (gq_npy_read(path, &d, &data, &nbytes, err, errlen) != GQ_OK) {
         return NULL;
+    }
     gq_tensor_t *t = gq_tensor_wrap(d.dtype, d.shape, d.ndim, data, nbytes, s_free_data, NULL);
     if (!t) {
         free(data);
@@ -328,7 +389,7 @@ gq_tensor_t *gq_cli_load(const char *path, char *err, size_t errlen)
     return t;
 }
 
-gq_status gq_cli_save(const char *path, const gq_tensor_t *t, char *err, size_t errlen)
+gq_status gq_cli_save(const char *path, const gq_tensor_t *t, int sr, char *err, size_t errlen)
 {
     gq_tdesc_t d;
     memset(&d, 0, sizeof d);
@@ -337,6 +398,8 @@ gq_status gq_cli_save(const char *path, const gq_tensor_t *t, char *err, size_t 
     const int64_t *shape = gq_tensor_shape(t);
     for (int i = 0; i < d.ndim && i < GQ_MAX_DIMS; i++)
         d.shape[i] = shape[i];
+    if (gq_audio_is_audio_path(path))
+        return gq_audio_write(path, &d, gq_tensor_data(t), sr, err, errlen);
     return gq_npy_write(path, &d, gq_tensor_data(t), err, errlen);
 }
 

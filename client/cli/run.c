@@ -7,7 +7,7 @@
 static const char s_help[] =
     "usage: gpuq run OP [--param NAME=VALUE ...] [--then OP2 [--param ...]] ...\n"
     "                --in A.npy [--in B.npy ...] [--out Y.npy ...]\n"
-    "                [--broker EP] [--timeout MS] [--priority PRIO]\n"
+    "                [--broker EP] [--timeout MS] [--priority PRIO] [--mono]\n"
     "\n"
     "Runs OP on the inputs and writes the outputs of the last stage, one --out per output\n"
     "in order. --then adds a pipeline stage fed by the outputs of the stage before; it runs\n"
@@ -16,8 +16,13 @@ static const char s_help[] =
     "\n"
     "  --param NAME=VALUE  a param of the stage it follows\n"
     "  --then OP           append a stage\n"
-    "  --in PATH           an input of the first stage (.npy)\n"
-    "  --out PATH          where the next output goes (.npy, replaced atomically)\n"
+    "  --in PATH           an input of the first stage: .npy, or audio (.wav .flac .ogg\n"
+    "                      .aiff .mp3 ...: f32[channels, frames] in [-1, 1])\n"
+    "  --mono              audio inputs averaged to one channel: f32[frames]\n"
+    "  --param NAME=@sr    the sample rate of the (first) audio input\n"
+    "  --out PATH          where the next output goes: .npy (replaced atomically), or\n"
+    "                      .wav (32-bit float) / .flac (24-bit) at the rate of the last\n"
+    "                      stage's target_sr param, else the input's rate\n"
     "  --broker EP         tcp://host:port, ipc://path or local (default: $GPUQ_BROKER,\n"
     "                      else local: an embedded cluster in this process)\n"
     "  --timeout MS        fail the job if it has not finished after MS ms (0: wait)\n"
@@ -87,19 +92,25 @@ int gq_cli_run(const gq_cli_t *cli, int argc, char **argv)
         return gq_cli_usage(cli, "%s: no --in given", spec.label);
 
     gq_client_t *c = NULL;
-    gq_job_t *job = gq_cli_spec_job(cli, &spec);
-    if (!job)
-        return GQ_CLI_FAILED;
+    gq_job_t *job = NULL;
+    gq_tensor_t *tin[S_MAX_FILES] = {0};
     rc = GQ_CLI_FAILED;
     char err[GQ_ERRLEN + 256];
+    int sr = 0;
+    /* Inputs first: an @sr param takes the first audio input's rate. */
     for (int k = 0; k < nin; k++) {
-        gq_tensor_t *t = gq_cli_load(ins[k], err, sizeof err);
-        if (!t) {
+        int ksr = 0;
+        if (!(tin[k] = gq_cli_load(ins[k], spec.mono, &ksr, err, sizeof err))) {
             gq_cli_fail(cli, "%s", err);
             goto done;
         }
-        int st = gq_job_input(job, t);
-        gq_tensor_destroy(&t);
+        if (!sr)
+            sr = ksr;
+    }
+    if (!(job = gq_cli_spec_job(cli, &spec, sr)))
+        goto done;
+    for (int k = 0; k < nin; k++) {
+        int st = gq_job_input(job, tin[k]);
         if (st != GQ_OK) {
             gq_cli_fail(cli, "%s: cannot add input %s: %s", spec.label, ins[k], gq_status_name(st));
             goto done;
@@ -123,13 +134,16 @@ int gq_cli_run(const gq_cli_t *cli, int argc, char **argv)
         goto done;
     }
     for (int k = 0; k < nout; k++)
-        if (gq_cli_save(outs[k], gq_job_output(job, k), err, sizeof err) != GQ_OK) {
+        if (gq_cli_save(outs[k], gq_job_output(job, k), gq_cli_spec_out_rate(&spec, sr), err,
+                        sizeof err) != GQ_OK) {
             gq_cli_fail(cli, "%s", err);
             goto done;
         }
     s_summary(&spec, job, outs, nout);
     rc = GQ_CLI_OK;
 done:
+    for (int k = 0; k < nin; k++)
+        gq_tensor_destroy(&tin[k]);
     gq_job_destroy(&job);
     gq_client_destroy(&c);
     return rc;
