@@ -398,7 +398,8 @@ gq_status gq_onnx_tensor_decode(const Onnx__TensorProto *t, const char *dir,
                     tname, t->raw_data.len, nbytes);
             rc = GQ_EFORMAT;
         } else {
-            memcpy(buf, t->raw_data.data, nbytes);
+            if (nbytes)
+                memcpy(buf, t->raw_data.data, nbytes);
             if (dt == GQ_BOOL)
                 for (size_t i = 0; i < nbytes; i++)
                     ((uint8_t *)buf)[i] = ((uint8_t *)buf)[i] != 0;
