@@ -132,7 +132,7 @@ int main(void)
                     snprintf(why, sizeof why, "%s", err);
                 } else if (rc) {
                     bad = 1;
-                    snprintf(why, sizeof why, "set %d: %s", s, err);
+                    snprintf(why, sizeof why, "set %d: %.480s", s, err);
                 } else {
                     for (int k = 0; k < nw && !bad; k++)
                         if (s_compare(&out[k], &want[k].desc, want[k].data, why, sizeof why))

@@ -11,7 +11,7 @@
 
 /* Every value name of the graph gets a slot; nodes refer to slots. */
 typedef struct {
-    int op; /* index into gq_onnx_kernels */
+    const gq_onnx_kernel_t *k;
     const Onnx__NodeProto *node;
     int *in, nin; /* slots; -1 for an omitted optional input */
     int *out, nout;
@@ -31,20 +31,24 @@ struct gq_onnx_plan {
     int *init_slot; /* per model tensor */
 };
 
-bool gq_onnx_op_supported(const char *op_type, int opset)
+const gq_onnx_kernel_t *gq_onnx_kernel_find(const char *op_type, int opset)
 {
-    for (int i = 0; i < gq_onnx_kernel_count; i++)
-        if (!strcmp(gq_onnx_kernels[i].op, op_type) && opset >= gq_onnx_kernels[i].min_opset)
-            return true;
-    return false;
+    const struct {
+        const gq_onnx_kernel_t *t;
+        const int *n;
+    } fam[] = {{gq_onnx_kernels_elem, &gq_onnx_kernels_elem_count},
+               {gq_onnx_kernels_nn, &gq_onnx_kernels_nn_count},
+               {gq_onnx_kernels_shape, &gq_onnx_kernels_shape_count}};
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++)
+        for (int i = 0; i < *fam[f].n; i++)
+            if (!strcmp(fam[f].t[i].op, op_type) && opset >= fam[f].t[i].min_opset)
+                return &fam[f].t[i];
+    return NULL;
 }
 
-static int s_kernel_index(const char *op_type, int opset)
+bool gq_onnx_op_supported(const char *op_type, int opset)
 {
-    for (int i = 0; i < gq_onnx_kernel_count; i++)
-        if (!strcmp(gq_onnx_kernels[i].op, op_type) && opset >= gq_onnx_kernels[i].min_opset)
-            return i;
-    return -1;
+    return gq_onnx_kernel_find(op_type, opset) != NULL;
 }
 
 /* The slot of name, created when create is set; -1 when absent (or out of memory). */
@@ -123,8 +127,7 @@ gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, 
     for (size_t k = 0; k < n; k++) {
         const Onnx__NodeProto *nd = g->node[k];
         const char *nn = nd->name && *nd->name ? nd->name : "(unnamed)";
-        int op = s_kernel_index(nd->op_type, p->opset);
-        if (op < 0) {
+        if (!gq_onnx_kernel_find(nd->op_type, p->opset)) {
             gq_errf(err, errlen,
                     "node '%s': op %s (opset %d) is not supported by gq's ONNX runtime", nn,
                     nd->op_type, p->opset);
@@ -148,7 +151,7 @@ gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, 
         const Onnx__NodeProto *nd = g->node[k];
         s_step_t *st = &p->steps[p->nsteps++];
         st->node = nd;
-        st->op = s_kernel_index(nd->op_type, p->opset);
+        st->k = gq_onnx_kernel_find(nd->op_type, p->opset);
         st->nin = (int)nd->n_input;
         st->nout = (int)nd->n_output;
         st->in = malloc((nd->n_input + 1) * sizeof *st->in);
@@ -351,8 +354,7 @@ gq_status gq_onnx_plan_run(gq_onnx_plan_t *p, const gq_view_t *in, int nin, gq_v
         memset(outs, 0, sizeof outs);
         char kerr[GQ_ERRLEN];
         kerr[0] = '\0';
-        rc = gq_onnx_kernels[st->op].fn(st->node, p->opset, ins, st->nin, outs, st->nout, kerr,
-                                        sizeof kerr);
+        rc = st->k->fn(st->node, p->opset, ins, st->nin, outs, st->nout, kerr, sizeof kerr);
         if (rc) {
             gq_errf(err, errlen, "node '%s' (%s): %s", nn, st->node->op_type, kerr);
             for (int o = 0; o < st->nout; o++)

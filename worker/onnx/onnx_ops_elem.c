@@ -1,0 +1,407 @@
+/* ONNX kernels: elementwise math with NumPy broadcasting, activations, Clip, Dropout
+ * (inference). f32 everywhere, f64/i32/i64 where an op is commonly used with them. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_int.h"
+#include "optable.h"
+#include "util.h"
+
+#define GQ_ONNX_ELEMS(v) ((int64_t)((v)->nbytes / gq_dtype_size((v)->desc.dtype)))
+
+gq_status gq_onnx_broadcast(const gq_tdesc_t *a, const gq_tdesc_t *b, gq_tdesc_t *out, char *err,
+                            size_t errlen)
+{
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    memset(out, 0, sizeof *out);
+    out->ndim = nd;
+    for (int i = 0; i < nd; i++) {
+        int ia = i - (nd - a->ndim), ib = i - (nd - b->ndim);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char x[96], y[96];
+            gq_errf(err, errlen, "shapes %s and %s do not broadcast (dim %d: %lld vs %lld)",
+                    gq_tdesc_str(a, x, sizeof x), gq_tdesc_str(b, y, sizeof y), i, (long long)da,
+                    (long long)db);
+            return GQ_ESHAPE;
+        }
+        out->shape[i] = da == 1 ? db : da;
+    }
+    return GQ_OK;
+}
+
+/* Element strides of t read as shape out (0 along broadcast dims). */
+void gq_onnx_bstrides(const gq_tdesc_t *t, const gq_tdesc_t *out, int64_t *st)
+{
+    int64_t s = 1;
+    for (int i = out->ndim - 1; i >= 0; i--) {
+        int it = i - (out->ndim - t->ndim);
+        int64_t d = it >= 0 ? t->shape[it] : 1;
+        st[i] = d == 1 ? 0 : s;
+        s *= d;
+    }
+}
+
+typedef enum { S_ADD, S_SUB, S_MUL, S_DIV, S_POW, S_MAX, S_MIN } s_binop_t;
+
+static gq_status s_binary(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out,
+                          char *err, size_t errlen)
+{
+    if (nin < 2 || !in[0] || !in[1]) {
+        gq_errf(err, errlen, "needs two inputs");
+        return GQ_ESHAPE;
+    }
+    const gq_onnx_val_t *a = in[0], *b = in[1];
+    gq_dtype_t dt = a->desc.dtype;
+    if (b->desc.dtype != dt && op != S_POW) {
+        gq_errf(err, errlen, "inputs are %s and %s", gq_dtype_name(dt),
+                gq_dtype_name(b->desc.dtype));
+        return GQ_EDTYPE;
+    }
+    gq_status rc = gq_onnx_broadcast(&a->desc, &b->desc, &out->desc, err, errlen);
+    if (rc)
+        return rc;
+    out->desc.dtype = dt;
+    if ((rc = gq_onnx_val_alloc(out, err, errlen)))
+        return rc;
+#define S_ARITH(T, EXPR)                                                                           \
+    do {                                                                                           \
+        const T *x = a->data, *y = b->data;                                                        \
+        T *z = out->data;                                                                          \
+        GQ_ONNX_BCAST_LOOP(&out->desc, &a->desc, &b->desc, {                                       \
+            T p = x[ia], q = y[ib];                                                                \
+            z[io] = (EXPR);                                                                        \
+        });                                                                                        \
+    } while (0)
+#define S_ALL_OPS(T, DIV, POW)                                                                     \
+    switch (op) {                                                                                  \
+    case S_ADD:                                                                                    \
+        S_ARITH(T, p + q);                                                                         \
+        break;                                                                                     \
+    case S_SUB:                                                                                    \
+        S_ARITH(T, p - q);                                                                         \
+        break;                                                                                     \
+    case S_MUL:                                                                                    \
+        S_ARITH(T, p *q);                                                                          \
+        break;                                                                                     \
+    case S_DIV:                                                                                    \
+        S_ARITH(T, DIV);                                                                           \
+        break;                                                                                     \
+    case S_POW:                                                                                    \
+        S_ARITH(T, POW);                                                                           \
+        break;                                                                                     \
+    case S_MAX:                                                                                    \
+        S_ARITH(T, p > q ? p : q);                                                                 \
+        break;                                                                                     \
+    case S_MIN:                                                                                    \
+        S_ARITH(T, p < q ? p : q);                                                                 \
+        break;                                                                                     \
+    }
+    if (op == S_POW && b->desc.dtype != dt) {
+        gq_errf(err, errlen, "Pow with exponent of another type (%s) is not supported yet",
+                gq_dtype_name(b->desc.dtype));
+        return GQ_EDTYPE;
+    }
+    switch (dt) {
+    case GQ_F32:
+        S_ALL_OPS(float, p / q, powf(p, q));
+        break;
+    case GQ_F64:
+        S_ALL_OPS(double, p / q, pow(p, q));
+        break;
+    case GQ_I32:
+        S_ALL_OPS(int32_t, q ? p / q : 0, (int32_t)pow(p, q));
+        break;
+    case GQ_I64:
+        S_ALL_OPS(int64_t, q ? p / q : 0, (int64_t)pow((double)p, (double)q));
+        break;
+    default:
+        gq_errf(err, errlen, "%s inputs are not supported", gq_dtype_name(dt));
+        return GQ_EDTYPE;
+    }
+    return GQ_OK;
+}
+
+#define S_BIN_KERNEL(NAME, OP)                                                                     \
+    static gq_status NAME(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,  \
+                          gq_onnx_val_t *out, int nout, char *err, size_t errlen)                  \
+    {                                                                                              \
+        (void)n, (void)opset, (void)nout;                                                          \
+        return s_binary(OP, in, nin, out, err, errlen);                                            \
+    }
+S_BIN_KERNEL(s_add, S_ADD)
+S_BIN_KERNEL(s_sub, S_SUB)
+S_BIN_KERNEL(s_mul, S_MUL)
+S_BIN_KERNEL(s_div, S_DIV)
+S_BIN_KERNEL(s_pow, S_POW)
+
+/* Max/Min: variadic, folded pairwise. */
+static gq_status s_fold(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out,
+                        char *err, size_t errlen)
+{
+    if (nin < 1 || !in[0]) {
+        gq_errf(err, errlen, "needs an input");
+        return GQ_ESHAPE;
+    }
+    gq_onnx_val_t acc = *in[0];
+    acc.owned = false;
+    for (int i = 1; i < nin; i++) {
+        gq_onnx_val_t next = {0};
+        gq_onnx_val_t *pair[2] = {&acc, in[i]};
+        gq_status rc = s_binary(op, pair, 2, &next, err, errlen);
+        if (acc.owned)
+            free(acc.data);
+        if (rc) {
+            if (next.owned)
+                free(next.data);
+            return rc;
+        }
+        acc = next;
+    }
+    if (!acc.owned) {
+        out->desc = acc.desc;
+        gq_status rc = gq_onnx_val_alloc(out, err, errlen);
+        if (!rc)
+            GQ_ONNX_COPY(out->data, acc.data, out->nbytes);
+        return rc;
+    }
+    *out = acc;
+    return GQ_OK;
+}
+
+static gq_status s_max(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                       gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)n, (void)opset, (void)nout;
+    return s_fold(S_MAX, in, nin, out, err, errlen);
+}
+
+static gq_status s_min(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                       gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)n, (void)opset, (void)nout;
+    return s_fold(S_MIN, in, nin, out, err, errlen);
+}
+
+/* ---- unary float math ---- */
+
+typedef enum {
+    S_RELU,
+    S_SIGMOID,
+    S_TANH,
+    S_EXP,
+    S_LOG,
+    S_SQRT,
+    S_ABS,
+    S_NEG,
+    S_RECIP,
+    S_ERF,
+    S_LEAKY,
+    S_SOFTPLUS,
+    S_HARDSIGMOID,
+    S_CLIP,
+    S_IDENTITY,
+    S_ELU,
+    S_CEIL,
+    S_FLOOR,
+} s_unop_t;
+
+static double s_apply(s_unop_t op, double x, double p0, double p1)
+{
+    switch (op) {
+    case S_RELU:
+        return x > 0 ? x : 0;
+    case S_SIGMOID:
+        return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+    case S_TANH:
+        return tanh(x);
+    case S_EXP:
+        return exp(x);
+    case S_LOG:
+        return log(x);
+    case S_SQRT:
+        return sqrt(x);
+    case S_ABS:
+        return fabs(x);
+    case S_NEG:
+        return -x;
+    case S_RECIP:
+        return 1 / x;
+    case S_ERF:
+        return erf(x);
+    case S_LEAKY:
+        return x >= 0 ? x : p0 * x;
+    case S_SOFTPLUS:
+        return x > 30 ? x : log1p(exp(x));
+    case S_HARDSIGMOID: {
+        double y = p0 * x + p1;
+        return y < 0 ? 0 : y > 1 ? 1 : y;
+    }
+    case S_CLIP:
+        return isnan(x) ? x : x < p0 ? p0 : x > p1 ? p1 : x;
+    case S_IDENTITY:
+        return x;
+    case S_ELU:
+        return x >= 0 ? x : p0 * (exp(x) - 1);
+    case S_CEIL:
+        return ceil(x);
+    case S_FLOOR:
+        return floor(x);
+    }
+    return x;
+}
+
+static gq_status s_unary(s_unop_t op, double p0, double p1, gq_onnx_val_t *const *in, int nin,
+                         gq_onnx_val_t *out, char *err, size_t errlen)
+{
+    if (nin < 1 || !in[0]) {
+        gq_errf(err, errlen, "needs an input");
+        return GQ_ESHAPE;
+    }
+    const gq_onnx_val_t *a = in[0];
+    gq_dtype_t dt = a->desc.dtype;
+    out->desc = a->desc;
+    gq_status rc = gq_onnx_val_alloc(out, err, errlen);
+    if (rc)
+        return rc;
+    int64_t n = GQ_ONNX_ELEMS(a);
+    if (dt == GQ_F32) {
+        const float *x = a->data;
+        float *y = out->data;
+        for (int64_t i = 0; i < n; i++)
+            y[i] = (float)s_apply(op, x[i], p0, p1);
+    } else if (dt == GQ_F64) {
+        const double *x = a->data;
+        double *y = out->data;
+        for (int64_t i = 0; i < n; i++)
+            y[i] = s_apply(op, x[i], p0, p1);
+    } else if (op == S_IDENTITY) {
+        GQ_ONNX_COPY(out->data, a->data, a->nbytes);
+    } else if ((dt == GQ_I32 || dt == GQ_I64) &&
+               (op == S_ABS || op == S_NEG || op == S_RELU || op == S_CLIP)) {
+        for (int64_t i = 0; i < n; i++) {
+            double v = dt == GQ_I32 ? ((const int32_t *)a->data)[i] : ((const int64_t *)a->data)[i];
+            double r = s_apply(op, v, p0, p1);
+            if (dt == GQ_I32)
+                ((int32_t *)out->data)[i] = (int32_t)r;
+            else
+                ((int64_t *)out->data)[i] = (int64_t)r;
+        }
+    } else {
+        gq_errf(err, errlen, "%s inputs are not supported", gq_dtype_name(dt));
+        return GQ_EDTYPE;
+    }
+    return GQ_OK;
+}
+
+#define S_UN_KERNEL(NAME, OP, P0, P1)                                                              \
+    static gq_status NAME(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,  \
+                          gq_onnx_val_t *out, int nout, char *err, size_t errlen)                  \
+    {                                                                                              \
+        (void)n, (void)opset, (void)nout;                                                          \
+        return s_unary(OP, P0, P1, in, nin, out, err, errlen);                                     \
+    }
+S_UN_KERNEL(s_relu, S_RELU, 0, 0)
+S_UN_KERNEL(s_sigmoid, S_SIGMOID, 0, 0)
+S_UN_KERNEL(s_tanh, S_TANH, 0, 0)
+S_UN_KERNEL(s_exp, S_EXP, 0, 0)
+S_UN_KERNEL(s_log, S_LOG, 0, 0)
+S_UN_KERNEL(s_sqrt, S_SQRT, 0, 0)
+S_UN_KERNEL(s_abs, S_ABS, 0, 0)
+S_UN_KERNEL(s_neg, S_NEG, 0, 0)
+S_UN_KERNEL(s_recip, S_RECIP, 0, 0)
+S_UN_KERNEL(s_erf, S_ERF, 0, 0)
+S_UN_KERNEL(s_softplus, S_SOFTPLUS, 0, 0)
+S_UN_KERNEL(s_identity, S_IDENTITY, 0, 0)
+S_UN_KERNEL(s_ceil, S_CEIL, 0, 0)
+S_UN_KERNEL(s_floor, S_FLOOR, 0, 0)
+S_UN_KERNEL(s_leaky, S_LEAKY, gq_onnx_attr_float(n, "alpha", 0.01f), 0)
+S_UN_KERNEL(s_elu, S_ELU, gq_onnx_attr_float(n, "alpha", 1.0f), 0)
+S_UN_KERNEL(s_hardsigmoid, S_HARDSIGMOID, gq_onnx_attr_float(n, "alpha", 0.2f),
+            gq_onnx_attr_float(n, "beta", 0.5f))
+
+/* A scalar of an optional input as double; def when omitted. */
+static double s_scalar(const gq_onnx_val_t *v, double def)
+{
+    if (!v || v->nbytes == 0)
+        return def;
+    switch (v->desc.dtype) {
+    case GQ_F32:
+        return *(const float *)v->data;
+    case GQ_F64:
+        return *(const double *)v->data;
+    case GQ_I32:
+        return *(const int32_t *)v->data;
+    case GQ_I64:
+        return (double)*(const int64_t *)v->data;
+    default:
+        return def;
+    }
+}
+
+static gq_status s_clip(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                        gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)nout;
+    double lo, hi;
+    if (opset < 11) {
+        lo = gq_onnx_attr_float(n, "min", -INFINITY);
+        hi = gq_onnx_attr_float(n, "max", INFINITY);
+    } else {
+        lo = s_scalar(nin > 1 ? in[1] : NULL, -INFINITY);
+        hi = s_scalar(nin > 2 ? in[2] : NULL, INFINITY);
+    }
+    return s_unary(S_CLIP, lo, hi, in, nin, out, err, errlen);
+}
+
+/* Dropout at inference: the input unchanged, and an all-true mask when asked for. */
+static gq_status s_dropout(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                           gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    if (opset >= 12 && nin > 2 && in[2] && in[2]->nbytes && *(const uint8_t *)in[2]->data) {
+        gq_errf(err, errlen, "training_mode = true: gq runs inference only");
+        return GQ_EUNSUPPORTED;
+    }
+    gq_status rc = s_unary(S_IDENTITY, 0, 0, in, 1, out, err, errlen);
+    if (rc || nout < 2)
+        return rc;
+    (void)n;
+    out[1].desc = in[0]->desc;
+    out[1].desc.dtype = GQ_BOOL;
+    if ((rc = gq_onnx_val_alloc(&out[1], err, errlen)))
+        return rc;
+    memset(out[1].data, 1, out[1].nbytes);
+    return GQ_OK;
+}
+
+const gq_onnx_kernel_t gq_onnx_kernels_elem[] = {
+    {"Dropout", 7, s_dropout},
+    {"Add", 7, s_add},
+    {"Sub", 7, s_sub},
+    {"Mul", 7, s_mul},
+    {"Div", 7, s_div},
+    {"Pow", 7, s_pow},
+    {"Max", 8, s_max},
+    {"Min", 8, s_min},
+    {"Relu", 6, s_relu},
+    {"Sigmoid", 6, s_sigmoid},
+    {"Tanh", 6, s_tanh},
+    {"Exp", 6, s_exp},
+    {"Log", 6, s_log},
+    {"Sqrt", 6, s_sqrt},
+    {"Abs", 6, s_abs},
+    {"Neg", 6, s_neg},
+    {"Reciprocal", 6, s_recip},
+    {"Erf", 9, s_erf},
+    {"Softplus", 1, s_softplus},
+    {"Identity", 1, s_identity},
+    {"Ceil", 6, s_ceil},
+    {"Floor", 6, s_floor},
+    {"LeakyRelu", 6, s_leaky},
+    {"Elu", 6, s_elu},
+    {"HardSigmoid", 6, s_hardsigmoid},
+    {"Clip", 6, s_clip},
+};
+const int gq_onnx_kernels_elem_count =
+    (int)(sizeof gq_onnx_kernels_elem / sizeof gq_onnx_kernels_elem[0]);

@@ -1,0 +1,211 @@
+/* ONNX kernels: MatMul and Gemm (plain loops; BLAS next, docs/onnx.md), Softmax and
+ * LogSoftmax. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_int.h"
+#include "optable.h"
+#include "util.h"
+
+/* ---- matrices ---- */
+
+/* c[m,n] (+)= a[m,k] b[k,n] with element strides for transposes; f32. */
+static void s_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t a_rs, int64_t a_cs,
+                       const float *b, int64_t b_rs, int64_t b_cs, float alpha, float *c)
+{
+    for (int64_t i = 0; i < m; i++) {
+        float *ci = c + i * n;
+        for (int64_t j = 0; j < n; j++)
+            ci[j] = 0;
+        for (int64_t p = 0; p < k; p++) {
+            float av = alpha * a[i * a_rs + p * a_cs];
+            const float *bp = b + p * b_rs;
+            if (b_cs == 1)
+                for (int64_t j = 0; j < n; j++)
+                    ci[j] += av * bp[j];
+            else
+                for (int64_t j = 0; j < n; j++)
+                    ci[j] += av * bp[j * b_cs];
+        }
+    }
+}
+
+static gq_status s_matmul(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                          gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)n, (void)opset, (void)nout;
+    if (nin < 2 || !in[0] || !in[1]) {
+        gq_errf(err, errlen, "needs two inputs");
+        return GQ_ESHAPE;
+    }
+    gq_tdesc_t a = in[0]->desc, b = in[1]->desc;
+    if (a.dtype != GQ_F32 || b.dtype != GQ_F32) {
+        gq_errf(err, errlen, "%s x %s: only f32 is supported yet", gq_dtype_name(a.dtype),
+                gq_dtype_name(b.dtype));
+        return GQ_EDTYPE;
+    }
+    if (a.ndim == 0 || b.ndim == 0) {
+        gq_errf(err, errlen, "scalars cannot be multiplied as matrices");
+        return GQ_ESHAPE;
+    }
+    bool a1 = a.ndim == 1, b1 = b.ndim == 1;
+    if (a1) { /* [k] -> [1,k] */
+        a.shape[1] = a.shape[0], a.shape[0] = 1, a.ndim = 2;
+    }
+    if (b1) { /* [k] -> [k,1] */
+        b.shape[1] = 1, b.ndim = 2;
+    }
+    int64_t m = a.shape[a.ndim - 2], k = a.shape[a.ndim - 1], nn = b.shape[b.ndim - 1];
+    if (b.shape[b.ndim - 2] != k) {
+        gq_errf(err, errlen, "inner dims differ: %lld vs %lld", (long long)k,
+                (long long)b.shape[b.ndim - 2]);
+        return GQ_ESHAPE;
+    }
+    gq_tdesc_t ba = a, bb = b, bo;
+    ba.ndim -= 2, bb.ndim -= 2;
+    gq_status rc = gq_onnx_broadcast(&ba, &bb, &bo, err, errlen);
+    if (rc)
+        return rc;
+    memset(&out->desc, 0, sizeof out->desc);
+    out->desc.dtype = GQ_F32;
+    for (int i = 0; i < bo.ndim; i++)
+        out->desc.shape[out->desc.ndim++] = bo.shape[i];
+    if (!a1)
+        out->desc.shape[out->desc.ndim++] = m;
+    if (!b1)
+        out->desc.shape[out->desc.ndim++] = nn;
+    if (out->desc.ndim > GQ_MAX_DIMS) {
+        gq_errf(err, errlen, "result has more than %d dims", GQ_MAX_DIMS);
+        return GQ_ESHAPE;
+    }
+    if ((rc = gq_onnx_val_alloc(out, err, errlen)))
+        return rc;
+    const float *A = in[0]->data, *B = in[1]->data;
+    float *C = out->data;
+    gq_tdesc_t one = {.dtype = GQ_F32, .ndim = 0};
+    (void)one;
+    GQ_ONNX_BCAST_LOOP(&bo, &ba, &bb, {
+        s_gemm_f32(m, nn, k, A + ia * m * k, k, 1, B + ib * k * nn, nn, 1, 1.0f, C + io * m * nn);
+    });
+    return GQ_OK;
+}
+
+static gq_status s_gemm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                        gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)opset, (void)nout;
+    if (nin < 2 || !in[0] || !in[1] || in[0]->desc.ndim != 2 || in[1]->desc.ndim != 2) {
+        gq_errf(err, errlen, "needs two matrices");
+        return GQ_ESHAPE;
+    }
+    if (in[0]->desc.dtype != GQ_F32 || in[1]->desc.dtype != GQ_F32) {
+        gq_errf(err, errlen, "only f32 is supported yet");
+        return GQ_EDTYPE;
+    }
+    float alpha = gq_onnx_attr_float(n, "alpha", 1.0f), beta = gq_onnx_attr_float(n, "beta", 1.0f);
+    bool ta = gq_onnx_attr_int(n, "transA", 0), tb = gq_onnx_attr_int(n, "transB", 0);
+    int64_t m = in[0]->desc.shape[ta ? 1 : 0], k = in[0]->desc.shape[ta ? 0 : 1];
+    int64_t kb = in[1]->desc.shape[tb ? 1 : 0], nn = in[1]->desc.shape[tb ? 0 : 1];
+    if (k != kb) {
+        gq_errf(err, errlen, "inner dims differ: %lld vs %lld", (long long)k, (long long)kb);
+        return GQ_ESHAPE;
+    }
+    memset(&out->desc, 0, sizeof out->desc);
+    out->desc.dtype = GQ_F32;
+    out->desc.ndim = 2;
+    out->desc.shape[0] = m, out->desc.shape[1] = nn;
+    gq_status rc = gq_onnx_val_alloc(out, err, errlen);
+    if (rc)
+        return rc;
+    const float *A = in[0]->data, *B = in[1]->data;
+    float *C = out->data;
+    s_gemm_f32(m, nn, k, A, ta ? 1 : k, ta ? m : 1, B, tb ? 1 : nn, tb ? k : 1, alpha, C);
+    if (nin > 2 && in[2] && beta != 0) {
+        gq_tdesc_t cd;
+        if ((rc = gq_onnx_broadcast(&in[2]->desc, &out->desc, &cd, err, errlen)))
+            return rc;
+        if (cd.ndim != 2 || cd.shape[0] != m || cd.shape[1] != nn) {
+            gq_errf(err, errlen, "bias C does not broadcast to [%lld,%lld]", (long long)m,
+                    (long long)nn);
+            return GQ_ESHAPE;
+        }
+        const float *bias = in[2]->data;
+        GQ_ONNX_BCAST_LOOP(&out->desc, &in[2]->desc, &out->desc, { C[io] += beta * bias[ia]; });
+    }
+    return GQ_OK;
+}
+
+/* ---- softmax ---- */
+
+static gq_status s_softmax_any(bool log_form, const Onnx__NodeProto *n, int opset,
+                               gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out, char *err,
+                               size_t errlen)
+{
+    if (nin < 1 || !in[0] || in[0]->desc.dtype != GQ_F32) {
+        gq_errf(err, errlen, "needs one f32 input");
+        return GQ_EDTYPE;
+    }
+    const gq_tdesc_t *d = &in[0]->desc;
+    int64_t axis = gq_onnx_attr_int(n, "axis", opset < 13 ? 1 : -1);
+    if (axis < 0)
+        axis += d->ndim;
+    if (axis < 0 || axis >= (d->ndim ? d->ndim : 1)) {
+        gq_errf(err, errlen, "axis %lld out of range for rank %d", (long long)axis, d->ndim);
+        return GQ_EPARAM;
+    }
+    out->desc = *d;
+    gq_status rc = gq_onnx_val_alloc(out, err, errlen);
+    if (rc)
+        return rc;
+    /* opset < 13: the input is coerced to 2-D at axis; >= 13: one axis. */
+    int64_t outer = 1, len = 1, inner = 1;
+    for (int i = 0; i < d->ndim; i++) {
+        if (i < axis)
+            outer *= d->shape[i];
+        else if (opset < 13 || i == axis)
+            len *= d->shape[i];
+        else
+            inner *= d->shape[i];
+    }
+    const float *x = in[0]->data;
+    float *y = out->data;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t q = 0; q < inner; q++) {
+            const float *xs = x + o * len * inner + q;
+            float *ys = y + o * len * inner + q;
+            float mx = -INFINITY;
+            for (int64_t i = 0; i < len; i++)
+                mx = xs[i * inner] > mx ? xs[i * inner] : mx;
+            double sum = 0;
+            for (int64_t i = 0; i < len; i++)
+                sum += exp((double)xs[i * inner] - mx);
+            for (int64_t i = 0; i < len; i++)
+                ys[i * inner] = log_form ? (float)(xs[i * inner] - mx - log(sum))
+                                         : (float)(exp((double)xs[i * inner] - mx) / sum);
+        }
+    return GQ_OK;
+}
+
+static gq_status s_softmax(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                           gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)nout;
+    return s_softmax_any(false, n, opset, in, nin, out, err, errlen);
+}
+
+static gq_status s_logsoftmax(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
+                              int nin, gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)nout;
+    return s_softmax_any(true, n, opset, in, nin, out, err, errlen);
+}
+
+const gq_onnx_kernel_t gq_onnx_kernels_nn[] = {
+    {"MatMul", 1, s_matmul},
+    {"Gemm", 7, s_gemm},
+    {"Softmax", 1, s_softmax},
+    {"LogSoftmax", 1, s_logsoftmax},
+};
+const int gq_onnx_kernels_nn_count =
+    (int)(sizeof gq_onnx_kernels_nn / sizeof gq_onnx_kernels_nn[0]);
