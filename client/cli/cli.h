@@ -88,8 +88,8 @@ int gq_cli_spec_resolve(const gq_cli_t *cli, gq_cli_spec_t *spec);
  * (a NAME=@sr param is then an error naming the param). */
 gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec, int sr);
 
-/* The sample rate of the last stage's output for an input at in_sr: the target_sr param of
- * the last stage that has one (dsp.resample), else in_sr. */
+/* The sample rate of the last stage's output for an input at in_sr: every stage with a
+ * target_sr param (dsp.resample) sets it, or scales it by up/down when target_sr is 0. */
 int gq_cli_spec_out_rate(const gq_cli_spec_t *spec, int in_sr);
 
 /* The broker to use: the forced one, else --broker, else $GPUQ_BROKER, else "local". */

@@ -342,24 +342,38 @@ static void s_free_data(void *data, void *hint)
     free(data);
 }
 
+/* The value of a stage's param as given, or its spec default; NAME=@sr gives in_sr. */
+static double s_stage_num(const gq_cli_stage_t *st, const char *name, int in_sr)
+{
+    int idx = gq_op_param_index(st->op, name);
+    if (idx < 0)
+        return 0;
+    for (int k = 0; k < st->nraw; k++)
+        if (!strcmp(st->params[k].name, name)) {
+            if (st->at_sr[k])
+                return in_sr;
+            const gq_value_t *v = &st->params[k].v;
+            return v->type == GQ_PT_FLOAT ? v->f : (double)v->i;
+        }
+    const gq_value_t *def = &st->op->params[idx].def;
+    return def->type == GQ_PT_FLOAT ? def->f : (double)def->i;
+}
+
 int gq_cli_spec_out_rate(const gq_cli_spec_t *spec, int in_sr)
 {
-    for (int s = spec->nstages - 1; s >= 0; s--) {
+    double sr = in_sr;
+    for (int s = 0; s < spec->nstages; s++) {
         const gq_cli_stage_t *st = &spec->stages[s];
-        int idx = gq_op_param_index(st->op, "target_sr");
-        if (idx < 0)
+        if (gq_op_param_index(st->op, "target_sr") < 0)
             continue;
-        for (int k = 0; k < st->nraw; k++)
-            if (!strcmp(st->params[k].name, "target_sr")) {
-                if (st->at_sr[k])
-                    return in_sr;
-                return st->params[k].v.type == GQ_PT_FLOAT ? (int)st->params[k].v.f
-                                                           : (int)st->params[k].v.i;
-            }
-        const gq_value_t *def = &st->op->params[idx].def;
-        return def->type == GQ_PT_FLOAT ? (int)def->f : (int)def->i;
+        double target = s_stage_num(st, "target_sr", in_sr);
+        double up = s_stage_num(st, "up", in_sr), down = s_stage_num(st, "down", in_sr);
+        if (target > 0)
+            sr = target;
+        else if (up > 0 && down > 0) /* a rational ratio instead of rates */
+            sr = sr * up / down;
     }
-    return in_sr;
+    return (int)(sr + 0.5);
 }
 
 bool gq_cli_is_input_path(const char *path)
