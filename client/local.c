@@ -81,6 +81,11 @@ static int s_start(void *ctx, const gq_client_opts_t *o, char *err, size_t errle
         wc.threads = o->local_threads > 0 ? o->local_threads : 1;
         wc.zmq_ctx = ctx;
         wc.credits = o->local_credits;
+        /* CPU only unless GQ_BACKENDS says otherwise ("opencl,cpu"): an embedded cluster
+         * starts in milliseconds, and device discovery and kernel builds would cost
+         * every short-lived client process more than its jobs. */
+        const char *backends = getenv("GQ_BACKENDS");
+        wc.backends = backends && *backends ? backends : "cpu";
         if (o->heartbeat_ms > 0)
             wc.heartbeat_ms = o->heartbeat_ms;
         gq_worker_t *w = gq_worker_new(&wc, err, errlen);

@@ -13,3 +13,14 @@ void gq_backend_destroy(gq_backend_t **self_p)
     free(be);
     *self_p = NULL;
 }
+
+#ifndef GQ_HAVE_OPENCL
+#include "util.h"
+
+gq_backend_t *gq_backend_opencl_new(const gq_backend_config_t *cfg, char *err, size_t errlen)
+{
+    (void)cfg;
+    gq_errf(err, errlen, "opencl: not built (no OpenCL SDK found at build time)");
+    return NULL;
+}
+#endif

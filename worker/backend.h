@@ -34,6 +34,8 @@ typedef struct {
     int device_index;         /* -1: backend picks */
     const char *device_match; /* substring of device name, or NULL */
     int threads;              /* CPU threads the backend may use inside one op */
+    const char *platform;     /* OpenCL: platform index ("1") or name substring; NULL: any */
+    bool gpu_only;            /* GPU backends: refuse CPU devices (PoCL) unless one is named */
 } gq_backend_config_t;
 
 typedef struct {
@@ -71,6 +73,11 @@ typedef struct {
     int (*devices)(gq_backend_t *be, gq_device_info_t *out, int max);
 
     void (*destroy)(gq_backend_t *be);
+
+    /* Optional (NULL: none): the calling thread's last failure of alloc, upload, download
+     * or sync, naming the driver call ("opencl: clCreateBuffer: CL_OUT_OF_RESOURCES"),
+     * for error messages; those ops only return a status. */
+    const char *(*last_error)(gq_backend_t *be);
 } gq_backend_ops_t;
 
 struct gq_backend {
@@ -81,6 +88,12 @@ struct gq_backend {
 /* Backend constructors. Each returns NULL with err set when the backend cannot start
  * (no device, missing driver): the worker then goes on with the others. */
 gq_backend_t *gq_backend_cpu_new(const gq_backend_config_t *cfg, char *err, size_t errlen);
+
+/* OpenCL (worker/opencl): one device of one platform, chosen by cfg (device_index counts
+ * the devices of every platform that passes cfg->platform; else device_match; else the
+ * first GPU, then accelerator, then any other device). Built only with GQ_HAVE_OPENCL:
+ * without it this returns NULL with "opencl: not built" in err. */
+gq_backend_t *gq_backend_opencl_new(const gq_backend_config_t *cfg, char *err, size_t errlen);
 
 /* Frees the backend and nulls *self_p. */
 void gq_backend_destroy(gq_backend_t **self_p);

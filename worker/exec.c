@@ -1,29 +1,74 @@
 #include "exec.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "util.h"
 #include "wire.h"
 
-/* Host tensors of one stage boundary; owned[i] says whether t[i].data is ours to free. */
+#define S_MAX_SET (GQ_MAX_OUTPUTS > GQ_MAX_INPUTS ? GQ_MAX_OUTPUTS : GQ_MAX_INPUTS)
+
+/* A tensor at a stage boundary: in host memory, in a backend's device memory, or both
+ * (after a download). */
+typedef struct {
+    gq_tdesc_t desc;
+    size_t nbytes;
+    void *host;        /* the bytes in host memory; NULL while they are only on dev */
+    int host_owned;    /* host was allocated here (free()) */
+    gq_backend_t *dev; /* backend whose buffer buf holds the bytes; NULL: none */
+    gq_buffer_t buf;
+} s_tensor_t;
+
 typedef struct {
     int n;
-    gq_view_t t[GQ_MAX_OUTPUTS > GQ_MAX_INPUTS ? GQ_MAX_OUTPUTS : GQ_MAX_INPUTS];
-    int owned[GQ_MAX_OUTPUTS > GQ_MAX_INPUTS ? GQ_MAX_OUTPUTS : GQ_MAX_INPUTS];
+    s_tensor_t t[S_MAX_SET];
 } s_set_t;
 
 static void s_set_free(s_set_t *s)
 {
-    for (int i = 0; i < s->n; i++)
-        if (s->owned[i])
-            free(s->t[i].data);
+    for (int i = 0; i < s->n; i++) {
+        s_tensor_t *t = &s->t[i];
+        if (t->host_owned)
+            free(t->host);
+        if (t->dev)
+            t->dev->ops->free(t->dev, &t->buf);
+    }
     s->n = 0;
 }
 
-static gq_backend_t *s_choose(gq_exec_t *ex, const gq_args_t *a, const gq_tdesc_t *in, int nin,
-                              int *index)
+/* The backend's own account of its last failure, or the status's description. */
+static const char *s_why(gq_backend_t *be, gq_status rc)
 {
-    for (int b = 0; b < ex->nbackends; b++)
+    const char *w = be->ops->last_error ? be->ops->last_error(be) : NULL;
+    return w && *w ? w : gq_strerror(rc);
+}
+
+/* Makes t readable on the host: downloads it once from its device when needed. */
+static gq_status s_to_host(s_tensor_t *t, const char *op, char *err, size_t errlen)
+{
+    if (t->host || !t->dev)
+        return GQ_OK;
+    void *h = gq_aligned_alloc(64, t->nbytes);
+    if (!h) {
+        gq_errf(err, errlen, "%s: out of memory reading back %zu bytes", op, t->nbytes);
+        return GQ_ENOMEM;
+    }
+    gq_status rc = t->dev->ops->download(t->dev, h, &t->buf, t->nbytes);
+    if (rc) {
+        free(h);
+        gq_errf(err, errlen, "%s: %s: cannot read back a tensor of %zu bytes: %s", op,
+                t->dev->ops->name, t->nbytes, s_why(t->dev, rc));
+        return rc;
+    }
+    t->host = h;
+    t->host_owned = 1;
+    return GQ_OK;
+}
+
+static gq_backend_t *s_choose(gq_exec_t *ex, int from, const gq_args_t *a, const gq_tdesc_t *in,
+                              int nin, int *index)
+{
+    for (int b = from; b < ex->nbackends; b++)
         if (ex->backends[b]->ops->supports_op(ex->backends[b], a, in, nin)) {
             *index = b;
             return ex->backends[b];
@@ -31,69 +76,79 @@ static gq_backend_t *s_choose(gq_exec_t *ex, const gq_args_t *a, const gq_tdesc_
     return NULL;
 }
 
-/* Runs one stage on backend be: wraps host memory when the backend can read it, else
- * uploads; outputs land in fresh host buffers. */
+/* Runs one stage on backend be. Inputs already in be's memory are used in place; host
+ * inputs are wrapped when be reads host memory, else uploaded; inputs on another device
+ * come through the host. Outputs land in host memory when be reads host memory (the CPU:
+ * zero-copy, as before), else stay in be's memory for the next stage. */
 static gq_status s_run_stage(gq_backend_t *be, const gq_args_t *a, s_set_t *in,
                              const gq_tdesc_t *out_desc, int nout, s_set_t *out, char *err,
                              size_t errlen)
 {
     const gq_backend_ops_t *ops = be->ops;
+    const char *op = a->op->name;
     gq_buffer_t ib[GQ_MAX_INPUTS], ob[GQ_MAX_OUTPUTS];
+    int staged[GQ_MAX_INPUTS] = {0}; /* ib[i] belongs to this stage */
     gq_tdesc_t in_desc[GQ_MAX_INPUTS];
-    int nib = 0, nob = 0;
+    int nob = 0;
     gq_status rc = GQ_OK;
     memset(ib, 0, sizeof ib);
     memset(ob, 0, sizeof ob);
-    out->n = 0;
-    for (int i = 0; i < nout; i++) {
-        size_t nbytes = gq_tdesc_nbytes(&out_desc[i]);
-        out->t[i].desc = out_desc[i];
-        out->t[i].nbytes = nbytes;
-        out->t[i].data = gq_aligned_alloc(64, nbytes);
-        out->owned[i] = 1;
-        out->n = i + 1;
-        if (!out->t[i].data) {
-            gq_errf(err, errlen, "%s: out of memory for output %d (%zu bytes)", a->op->name, i,
-                    nbytes);
-            rc = GQ_ENOMEM;
-            goto done;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < in->n; i++) {
+        s_tensor_t *t = &in->t[i];
+        in_desc[i] = t->desc;
+        if (t->dev == be) {
+            ib[i] = t->buf;
+            continue;
         }
-    }
-    for (int i = 0; i < in->n; i++, nib++) {
-        in_desc[i] = in->t[i].desc;
-        rc = ops->wrap_host ? ops->wrap_host(be, in->t[i].data, in->t[i].nbytes, &ib[i])
-                            : ops->alloc(be, in->t[i].nbytes, &ib[i]);
+        if ((rc = s_to_host(t, op, err, errlen)))
+            goto done;
+        rc = ops->wrap_host ? ops->wrap_host(be, t->host, t->nbytes, &ib[i])
+                            : ops->alloc(be, t->nbytes, &ib[i]);
+        if (!rc)
+            staged[i] = 1;
         if (!rc && !ops->wrap_host)
-            rc = ops->upload(be, &ib[i], in->t[i].data, in->t[i].nbytes);
+            rc = ops->upload(be, &ib[i], t->host, t->nbytes);
         if (rc) {
-            gq_errf(err, errlen, "%s: %s: cannot stage input %d: %s", a->op->name, ops->name, i,
-                    gq_strerror(rc));
+            gq_errf(err, errlen, "%s: %s: cannot stage input %d (%zu bytes): %s", op, ops->name, i,
+                    t->nbytes, s_why(be, rc));
             goto done;
         }
     }
     for (int i = 0; i < nout; i++, nob++) {
-        rc = ops->wrap_host ? ops->wrap_host(be, out->t[i].data, out->t[i].nbytes, &ob[i])
-                            : ops->alloc(be, out->t[i].nbytes, &ob[i]);
+        s_tensor_t *t = &out->t[i];
+        out->n = i + 1;
+        t->desc = out_desc[i];
+        t->nbytes = gq_tdesc_nbytes(&out_desc[i]);
+        if (ops->wrap_host) {
+            if (!(t->host = gq_aligned_alloc(64, t->nbytes))) {
+                gq_errf(err, errlen, "%s: out of memory for output %d (%zu bytes)", op, i,
+                        t->nbytes);
+                rc = GQ_ENOMEM;
+                goto done;
+            }
+            t->host_owned = 1;
+            rc = ops->wrap_host(be, t->host, t->nbytes, &ob[i]);
+        } else if (!(rc = ops->alloc(be, t->nbytes, &ob[i]))) {
+            t->dev = be;
+            t->buf = ob[i];
+        }
         if (rc) {
-            gq_errf(err, errlen, "%s: %s: cannot allocate output %d: %s", a->op->name, ops->name, i,
-                    gq_strerror(rc));
+            gq_errf(err, errlen, "%s: %s: cannot allocate output %d (%zu bytes): %s", op, ops->name,
+                    i, t->nbytes, s_why(be, rc));
             goto done;
         }
     }
-    if ((rc = ops->run(be, a, in_desc, ib, in->n, out_desc, ob, nout, err, errlen)))
-        goto done;
-    if (!ops->wrap_host)
-        for (int i = 0; i < nout && !rc; i++)
-            if ((rc = ops->download(be, out->t[i].data, &ob[i], out->t[i].nbytes)))
-                gq_errf(err, errlen, "%s: %s: cannot read back output %d: %s", a->op->name,
-                        ops->name, i, gq_strerror(rc));
-    if (!rc && ops->sync)
-        rc = ops->sync(be);
+    rc = ops->run(be, a, in_desc, ib, in->n, out_desc, ob, nout, err, errlen);
 done:
-    for (int i = 0; i < nib; i++)
-        ops->free(be, &ib[i]);
-    for (int i = 0; i < nob; i++)
-        ops->free(be, &ob[i]);
+    for (int i = 0; i < in->n; i++)
+        if (staged[i])
+            ops->free(be, &ib[i]);
+    /* Wrapped outputs: the wrapper goes, the host memory stays in out. Device outputs
+     * are owned by out (t->buf). */
+    if (ops->wrap_host)
+        for (int i = 0; i < nob; i++)
+            ops->free(be, &ob[i]);
     if (rc)
         s_set_free(out);
     return rc;
@@ -103,21 +158,46 @@ done:
  * (network buffers come at any offset). */
 static gq_status s_align_inputs(const gq_view_t *in, int nin, s_set_t *set)
 {
-    set->n = 0;
+    memset(set, 0, sizeof *set);
     for (int i = 0; i < nin; i++, set->n++) {
-        set->t[i] = in[i];
-        set->owned[i] = 0;
+        s_tensor_t *t = &set->t[i];
+        t->desc = in[i].desc;
+        t->nbytes = in[i].nbytes;
+        t->host = in[i].data;
         size_t align = gq_dtype_align(in[i].desc.dtype);
         if (align && ((uintptr_t)in[i].data % align)) {
             void *copy = gq_aligned_alloc(64, in[i].nbytes);
             if (!copy)
                 return GQ_ENOMEM;
             memcpy(copy, in[i].data, in[i].nbytes);
-            set->t[i].data = copy;
-            set->owned[i] = 1;
+            t->host = copy;
+            t->host_owned = 1;
         }
     }
     return GQ_OK;
+}
+
+static int s_op_index(const gq_op_spec_t *op)
+{
+    int n = gq_op_count();
+    for (int i = 0; i < n; i++)
+        if (gq_op_at(i) == op)
+            return i < GQ_EXEC_MAX_OPS ? i : GQ_EXEC_MAX_OPS - 1;
+    return GQ_EXEC_MAX_OPS - 1;
+}
+
+/* Counts a stage that ran on backend ran after backends [0, ran) were passed over. */
+static void s_count_fallback(gq_exec_t *ex, const gq_op_spec_t *op, int ran)
+{
+    int oi = s_op_index(op);
+    atomic_fetch_add(&ex->fallbacks, 1);
+    for (int b = 0; b < ran; b++)
+        atomic_fetch_add(&ex->fallback_by[oi][b], 1);
+}
+
+static bool s_retryable(gq_status rc)
+{
+    return rc == GQ_EDEVICE_OOM || rc == GQ_EDEVICE_LOST;
 }
 
 gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nstages,
@@ -155,7 +235,7 @@ gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nsta
             (rc = gq_op_infer(&args, in_desc, cur.n, out_desc, &nout, err, errlen)))
             break;
         int index = -1;
-        gq_backend_t *be = s_choose(ex, &args, in_desc, cur.n, &index);
+        gq_backend_t *be = s_choose(ex, 0, &args, in_desc, cur.n, &index);
         if (!be) {
             gq_errf(err, errlen, "%s: no backend of this worker runs it", op->name);
             rc = GQ_EUNSUPPORTED;
@@ -170,24 +250,53 @@ gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nsta
                 rc = GQ_EUNSUPPORTED;
                 break;
             }
-            atomic_fetch_add(&ex->fallbacks, 1);
+            s_count_fallback(ex, op, index);
         }
-        if ((rc = s_run_stage(be, &args, &cur, out_desc, nout, &next, err, errlen)))
+        rc = s_run_stage(be, &args, &cur, out_desc, nout, &next, err, errlen);
+        if (rc && s_retryable(rc) && !ex->strict) {
+            /* The device ran out of memory or went away: the next backend that runs the
+             * op takes this stage, from host copies of its inputs (which a lost device
+             * may not give back: then the job fails with that). */
+            int lower = -1;
+            gq_backend_t *alt = s_choose(ex, index + 1, &args, in_desc, cur.n, &lower);
+            if (alt) {
+                GQ_WARN("%s; retrying on %s", err, alt->ops->name);
+                gq_status hrc = GQ_OK;
+                for (int i = 0; i < cur.n && !hrc; i++)
+                    hrc = s_to_host(&cur.t[i], op->name, err, errlen);
+                if (!hrc) {
+                    atomic_fetch_add(&ex->retries, 1);
+                    s_count_fallback(ex, op, lower);
+                    be = alt;
+                    rc = s_run_stage(be, &args, &cur, out_desc, nout, &next, err, errlen);
+                }
+            }
+        }
+        if (rc)
             break;
         out->backend[k] = be->ops->name;
         s_set_free(&cur);
         cur = next;
     }
+    /* Results go out from host memory: read back what is still on a device. Inputs
+     * passed straight through (an empty pipeline is refused by the codec) are never the
+     * result of a stage, so every host buffer in cur is owned here. */
+    for (int i = 0; i < cur.n && !rc; i++)
+        rc = s_to_host(&cur.t[i], "job output", err, errlen);
     if (rc) {
         s_set_free(&cur);
         memset(out, 0, sizeof *out);
         return rc;
     }
-    /* Inputs passed straight through (an empty pipeline is refused by the codec) are never
-     * the result of a stage, so every buffer in cur is owned here. */
     out->n = cur.n;
-    for (int i = 0; i < cur.n; i++)
-        out->t[i] = cur.t[i];
+    for (int i = 0; i < cur.n; i++) {
+        s_tensor_t *t = &cur.t[i];
+        out->t[i].desc = t->desc;
+        out->t[i].data = t->host;
+        out->t[i].nbytes = t->nbytes;
+        t->host_owned = 0;
+    }
+    s_set_free(&cur); /* device copies */
     return GQ_OK;
 }
 
@@ -196,4 +305,40 @@ void gq_exec_out_free(gq_exec_out_t *out)
     for (int i = 0; i < out->n; i++)
         free(out->t[i].data);
     out->n = 0;
+}
+
+uint64_t gq_exec_fallbacks(gq_exec_t *ex, const char *op, const char *backend)
+{
+    const gq_op_spec_t *spec = gq_op_find(op);
+    if (!spec || !backend)
+        return 0;
+    for (int b = 0; b < ex->nbackends; b++)
+        if (!strcmp(ex->backends[b]->ops->name, backend))
+            return atomic_load(&ex->fallback_by[s_op_index(spec)][b]);
+    return 0;
+}
+
+int gq_exec_fallbacks_text(gq_exec_t *ex, char *buf, size_t len)
+{
+    int lines = 0, nops = gq_op_count();
+    size_t off = 0;
+    if (len)
+        buf[0] = '\0';
+    for (int o = 0; o < nops && o < GQ_EXEC_MAX_OPS; o++)
+        for (int b = 0; b < ex->nbackends; b++) {
+            uint64_t n = atomic_load(&ex->fallback_by[o][b]);
+            if (!n)
+                continue;
+            int w = snprintf(buf + off, len - off,
+                             "gpuq_worker_fallbacks_total{op=\"%s\",backend=\"%s\"} %llu\n",
+                             gq_op_at(o)->name, ex->backends[b]->ops->name, (unsigned long long)n);
+            if (w < 0 || (size_t)w >= len - off) {
+                if (len > off)
+                    buf[off] = '\0';
+                return lines;
+            }
+            off += (size_t)w;
+            lines++;
+        }
+    return lines;
 }

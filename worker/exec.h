@@ -1,6 +1,13 @@
 /* Runs a job (one op or a pipeline) over the worker's backends: for each stage, the first
  * backend in priority order whose supports_op says yes; a stage that an earlier backend
- * declined counts as a fallback, and strict mode makes that an error. */
+ * declined counts as a fallback, and strict mode makes that an error.
+ *
+ * Stage boundaries carry backend buffers: a stage's outputs stay where its backend put
+ * them, and data moves only when the next stage runs on a backend that cannot use them
+ * (device -> host for the CPU, host -> device for a GPU), so a pipeline whose stages all
+ * run on one GPU keeps its intermediates there. The CPU path stays zero-copy: host memory
+ * is wrapped, never copied. Job inputs are uploaded once per device stage that reads them
+ * from the host; outputs are downloaded once, at the end. */
 #ifndef GQ_EXEC_H
 #define GQ_EXEC_H
 
@@ -9,12 +16,18 @@
 #include "wire.h"
 
 #define GQ_EXEC_MAX_BACKENDS 4
+#define GQ_EXEC_MAX_OPS 128 /* op table entries counted per op; more share the last slot */
 
 typedef struct {
     gq_backend_t *backends[GQ_EXEC_MAX_BACKENDS]; /* priority order, cpu last */
     int nbackends;
     int strict;
     atomic_uint_least64_t fallbacks; /* stages run below the top-priority backend */
+    atomic_uint_least64_t retries;   /* of which: retried after a device failure */
+    /* [op index in the op table][backend index]: stages of the op that backend was
+     * passed over for (declined, or failed with a lost or full device) and a lower one
+     * ran. Zero-initialised with the struct. */
+    atomic_uint_least64_t fallback_by[GQ_EXEC_MAX_OPS][GQ_EXEC_MAX_BACKENDS];
 } gq_exec_t;
 
 /* Output of a job: host buffers, 64-byte aligned, owned by the caller (free()). */
@@ -25,10 +38,21 @@ typedef struct {
 } gq_exec_out_t;
 
 /* Runs stages over in[0..nin) (host memory, any alignment). On failure *out holds nothing
- * and err names the stage's op and the cause. */
+ * and err names the stage's op and the cause. A stage whose backend fails with
+ * GQ_EDEVICE_OOM or GQ_EDEVICE_LOST is retried on the next backend that runs the op
+ * (counted as a fallback of the failing backend), unless strict. */
 gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nstages,
                       const gq_view_t *in, int nin, gq_exec_out_t *out, char *err, size_t errlen);
 
 void gq_exec_out_free(gq_exec_out_t *out);
+
+/* Fallbacks of op away from the backend named backend (fallbacks_total{op,backend}); 0
+ * for names this executor does not have. */
+uint64_t gq_exec_fallbacks(gq_exec_t *ex, const char *op, const char *backend);
+
+/* Prometheus text lines, one per nonzero count:
+ *   gpuq_worker_fallbacks_total{op="tensor.cast",backend="opencl"} 3
+ * Returns the number of lines; stops (NUL-terminated) where buf is full. */
+int gq_exec_fallbacks_text(gq_exec_t *ex, char *buf, size_t len);
 
 #endif

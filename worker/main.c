@@ -25,6 +25,11 @@ static void s_usage(FILE *f)
                "  --heartbeat-ms N   heartbeat interval (default 1000)\n"
                "  --liveness N       silent broker intervals before reconnecting (default 3)\n"
                "  --strict           fail a stage instead of falling back to a lower backend\n"
+               "  --backends LIST    backends in priority order, e.g. opencl,cpu (env\n"
+               "                     GQ_BACKENDS; default: opencl if a GPU is found, then cpu)\n"
+               "  --cl-device D      OpenCL device: index (over all platforms, as logged at\n"
+               "                     start) or name substring\n"
+               "  --cl-platform P    OpenCL platform: index or name substring\n"
                "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n");
 }
 
@@ -36,6 +41,7 @@ int main(int argc, char **argv)
     cfg.threads = ncpu > 0 ? (int)ncpu : 1;
     gq_log_init("gpuq-worker");
     gq_log_level_t level;
+    cfg.backends = getenv("GQ_BACKENDS");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long long n = 0;
@@ -55,6 +61,14 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--broker"))
             cfg.broker = v;
+        else if (!strcmp(a, "--backends"))
+            cfg.backends = v;
+        else if (!strcmp(a, "--cl-device") && !gq_parse_int(v, 0, 1 << 20, &n))
+            cfg.backend.device_index = (int)n;
+        else if (!strcmp(a, "--cl-device") && *v)
+            cfg.backend.device_match = v;
+        else if (!strcmp(a, "--cl-platform") && *v)
+            cfg.backend.platform = v;
         else if (!strcmp(a, "--name"))
             cfg.name = v;
         else if (!strcmp(a, "--threads") && !gq_parse_int(v, 1, 1024, &n))

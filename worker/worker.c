@@ -387,6 +387,59 @@ static int s_collect_ops(gq_worker_t *self)
     return 0;
 }
 
+/* Opens the backends of cfg.backends in order (see worker.h for the default). */
+static int s_open_backends(gq_worker_t *self, const char *list, char *err, size_t errlen)
+{
+    bool by_default = !list || !*list;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", by_default ? "opencl,cpu" : list);
+    char *save = NULL;
+    for (char *name = strtok_r(buf, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+        gq_backend_config_t bc = self->cfg.backend;
+        gq_backend_t *be = NULL;
+        char why[GQ_ERRLEN] = "";
+        for (int b = 0; b < self->exec.nbackends; b++)
+            if (!strcmp(self->exec.backends[b]->ops->name, name)) {
+                gq_errf(err, errlen, "--backends: '%s' named twice", name);
+                return -1;
+            }
+        if (self->exec.nbackends == GQ_EXEC_MAX_BACKENDS) {
+            gq_errf(err, errlen, "--backends: at most %d backends", GQ_EXEC_MAX_BACKENDS);
+            return -1;
+        }
+        if (!strcmp(name, "cpu")) {
+            be = gq_backend_cpu_new(&bc, why, sizeof why);
+        } else if (!strcmp(name, "opencl")) {
+            /* By default a CPU OpenCL device would compete with the CPU backend for the
+             * same cores, as a slower copy of it: only a named one is used. */
+            bc.gpu_only = by_default && bc.device_index < 0 && !bc.device_match;
+            be = gq_backend_opencl_new(&bc, why, sizeof why);
+            if (!be && by_default) {
+                GQ_INFO("no OpenCL backend: %s; running on the CPU", why);
+                continue;
+            }
+        } else {
+            gq_errf(err, errlen, "--backends: unknown backend '%s' (known: opencl, cpu)", name);
+            return -1;
+        }
+        if (!be) {
+            gq_errf(err, errlen, "cannot start backend %s: %s", name, why);
+            return -1;
+        }
+        self->exec.backends[self->exec.nbackends++] = be;
+        gq_device_info_t d;
+        if (be->ops->devices && be->ops->devices(be, &d, 1) == 1)
+            GQ_INFO("backend %d: %s on '%s' (%s, driver %s, %u compute units, %.1f GiB%s)",
+                    self->exec.nbackends - 1, name, d.name, d.vendor, d.driver, d.compute_units,
+                    (double)d.memory_bytes / (1u << 30), d.is_gpu ? ", GPU" : "");
+    }
+    if (!self->exec.nbackends) {
+        gq_errf(err, errlen, "--backends '%s' names no backend", list ? list : "");
+        return -1;
+    }
+    return 0;
+}
+
 gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errlen)
 {
     gq_worker_t *self = calloc(1, sizeof *self);
@@ -397,7 +450,8 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
     self->cfg = *cfg;
     snprintf(self->broker, sizeof self->broker, "%s", cfg->broker);
     self->cfg.broker = self->broker;
-    self->cfg.name = NULL; /* the caller's string may not outlive this call: use self->name */
+    self->cfg.name = NULL;     /* the caller's string may not outlive this call: use self->name */
+    self->cfg.backends = NULL; /* read in gq_worker_new only, like the backend strings */
     if (self->cfg.threads <= 0)
         self->cfg.threads = 1;
     /* Small jobs cost less than a broker round trip: with 2 per thread the worker idled
@@ -433,10 +487,10 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
     }
     fcntl(self->stop_pipe[1], F_SETFL, O_NONBLOCK);
     self->exec.strict = cfg->strict;
-    gq_backend_t *cpu = gq_backend_cpu_new(&self->cfg.backend, err, errlen);
-    if (!cpu)
+    if (s_open_backends(self, cfg->backends, err, errlen))
         goto fail;
-    self->exec.backends[self->exec.nbackends++] = cpu;
+    /* The caller's strings may not outlive this call, and the backends are open. */
+    self->cfg.backend.device_match = self->cfg.backend.platform = NULL;
     if (s_collect_ops(self)) {
         gq_errf(err, errlen, "out of memory");
         goto fail;
@@ -512,11 +566,26 @@ int gq_worker_run(gq_worker_t *self)
     return GQ_OK;
 }
 
+uint64_t gq_worker_fallbacks(gq_worker_t *self, const char *op, const char *backend)
+{
+    return gq_exec_fallbacks(&self->exec, op, backend);
+}
+
+int gq_worker_fallbacks_text(gq_worker_t *self, char *buf, size_t len)
+{
+    return gq_exec_fallbacks_text(&self->exec, buf, len);
+}
+
 void gq_worker_destroy(gq_worker_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     gq_worker_t *self = *self_p;
+    char text[4096];
+    if (gq_exec_fallbacks_text(&self->exec, text, sizeof text) > 0)
+        GQ_INFO("worker %s: %llu stages fell back (%llu after a device failure):\n%s", self->name,
+                (unsigned long long)atomic_load(&self->exec.fallbacks),
+                (unsigned long long)atomic_load(&self->exec.retries), text);
     pthread_mutex_lock(&self->mu);
     self->quit = 1;
     pthread_cond_broadcast(&self->cv);

@@ -3,6 +3,7 @@
 #ifndef GQ_WORKER_H
 #define GQ_WORKER_H
 
+#include <stdint.h>
 #include "backend.h"
 #include "status.h"
 
@@ -17,6 +18,11 @@ typedef struct {
     int liveness;       /* silent broker intervals before reconnecting (default 3) */
     int strict;         /* a stage that falls back to a lower backend fails instead */
     void *zmq_ctx;      /* NULL: the worker makes its own */
+    /* Backends in priority order, comma-separated: "opencl,cpu". NULL: OpenCL when a GPU
+     * (or accelerator) device is found, then the CPU; a CPU-only OpenCL platform (PoCL)
+     * is used only when named here or picked by backend.device_index/device_match. A
+     * backend named here that cannot start fails gq_worker_new. */
+    const char *backends;
     gq_backend_config_t backend;
 } gq_worker_config_t;
 
@@ -31,6 +37,15 @@ int gq_worker_run(gq_worker_t *self);
 /* Async-signal-safe, any thread. */
 void gq_worker_stop(gq_worker_t *self);
 
+/* Fallbacks of op away from backend (fallbacks_total{op,backend}, see exec.h): a
+ * backend passed over for a stage it declined or failed on. */
+uint64_t gq_worker_fallbacks(gq_worker_t *self, const char *op, const char *backend);
+
+/* Prometheus text of every nonzero fallback counter; returns the line count. The worker
+ * also logs them when it stops. */
+int gq_worker_fallbacks_text(gq_worker_t *self, char *buf, size_t len);
+
+/* Logs each fallback counter, and frees the worker. */
 void gq_worker_destroy(gq_worker_t **self_p);
 
 #endif
