@@ -4,6 +4,7 @@
 #define GQ_BROKER_H
 
 #include <stddef.h>
+#include "cache_tiers.h"
 #include "status.h"
 #include "wire.h"
 
@@ -19,6 +20,7 @@ typedef struct {
     int drain_ms;         /* on stop: wait this long for jobs in flight (default 5000) */
     void *zmq_ctx;        /* NULL: the broker makes its own */
     gq_wire_limits_t limits;
+    gq_cache_config_t cache; /* result cache tiers (default: none configured) */
 } gq_broker_config_t;
 
 void gq_broker_config_init(gq_broker_config_t *cfg);

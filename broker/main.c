@@ -28,7 +28,21 @@ static void s_usage(FILE *f)
                "(default 3)\n"
                "  --drain-ms N       on SIGINT/SIGTERM, wait this long for jobs in flight "
                "(default 5000)\n"
-               "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n");
+               "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n"
+               "result cache (docs/cache.md); off unless a --cache-* option is given:\n"
+               "  --no-cache               no result cache at all (overrides the others)\n"
+               "  --cache-mem-mb N         memory tier budget (default 256 with any other cache\n"
+               "                           option; 0 = no memory tier)\n"
+               "  --cache-evict P          memory tier eviction: slru (default) or lru\n"
+               "  --cache-lmdb PATH        disk tier: LMDB environment in directory PATH\n"
+               "  --cache-lmdb-mb N        disk tier cap on stored bytes (default 1024)\n"
+               "  --cache-redis ADDR       Redis tier shared by brokers: host:port or "
+               "tcp://host:port\n"
+               "  --cache-redis-timeout-ms N  per Redis command (default 200)\n"
+               "  --cache-ttl-s N          default lifetime of entries (default 0 = none)\n"
+               "  --cache-max-value-mb N   results over this size are not stored (default 64)\n"
+               "  --cache-shuffle M        byte-shuffle floats before LZ4: auto (default), on, "
+               "off\n");
 }
 
 int main(int argc, char **argv)
@@ -38,6 +52,7 @@ int main(int argc, char **argv)
     char front[256], back[256];
     gq_log_level_t level;
     gq_log_init("gpuq-broker");
+    int cache_flags = 0, mem_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -46,12 +61,20 @@ int main(int argc, char **argv)
             s_usage(stdout);
             return 0;
         }
+        if (!strcmp(a, "--no-cache")) {
+            cfg.cache.enabled = 0;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "gpuq-broker: %s needs a value (or is unknown)\n", a);
             s_usage(stderr);
             return 2;
         }
         i++;
+        if (!strncmp(a, "--cache-", 8))
+            cache_flags++;
+        if (!strcmp(a, "--cache-mem-mb"))
+            mem_given = 1;
         if (!strcmp(a, "--frontend"))
             cfg.frontend = v;
         else if (!strcmp(a, "--backend"))
@@ -73,12 +96,36 @@ int main(int argc, char **argv)
             cfg.drain_ms = (int)n;
         else if (!strcmp(a, "--log") && !gq_log_level_parse(v, &level))
             gq_log_set_level(level);
+        else if (!strcmp(a, "--cache-mem-mb") && !gq_parse_int(v, 0, 1 << 20, &n))
+            cfg.cache.mem_bytes = (size_t)n << 20;
+        else if (!strcmp(a, "--cache-evict") && (!strcmp(v, "slru") || !strcmp(v, "lru")))
+            cfg.cache.mem_policy = !strcmp(v, "lru") ? GQ_EVICT_LRU : GQ_EVICT_SLRU;
+        else if (!strcmp(a, "--cache-lmdb") && *v)
+            cfg.cache.lmdb_path = v;
+        else if (!strcmp(a, "--cache-lmdb-mb") && !gq_parse_int(v, 1, 1 << 24, &n))
+            cfg.cache.lmdb_bytes = (size_t)n << 20;
+        else if (!strcmp(a, "--cache-redis") && *v)
+            cfg.cache.redis = v;
+        else if (!strcmp(a, "--cache-redis-timeout-ms") && !gq_parse_int(v, 1, 60000, &n))
+            cfg.cache.redis_timeout_ms = (int)n;
+        else if (!strcmp(a, "--cache-ttl-s") && !gq_parse_int(v, 0, 10LL * 365 * 86400, &n))
+            cfg.cache.ttl_ms = (uint64_t)n * 1000u;
+        else if (!strcmp(a, "--cache-max-value-mb") && !gq_parse_int(v, 1, 1024, &n))
+            cfg.cache.max_value = (size_t)n << 20;
+        else if (!strcmp(a, "--cache-shuffle") &&
+                 (!strcmp(v, "auto") || !strcmp(v, "on") || !strcmp(v, "off")))
+            cfg.cache.shuffle = !strcmp(v, "on")    ? GQ_SHUFFLE_ON
+                                : !strcmp(v, "off") ? GQ_SHUFFLE_OFF
+                                                    : GQ_SHUFFLE_AUTO;
         else {
             fprintf(stderr, "gpuq-broker: bad option or value: %s %s\n", a, v);
             s_usage(stderr);
             return 2;
         }
     }
+    /* Any cache flag turns the cache on, with a memory tier unless its size was given. */
+    if (cache_flags && !mem_given)
+        cfg.cache.mem_bytes = (size_t)256 << 20;
     char err[256];
     s_broker = gq_broker_new(&cfg, err, sizeof err);
     if (!s_broker) {

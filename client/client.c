@@ -30,6 +30,12 @@ struct gq_client {
     gq_cluster_info_t status;
     gq_worker_info_t *workers; /* from the last status reply */
     int nworkers;
+    uint64_t admin_id;
+    int admin_ready;
+    int admin_code;
+    char admin_msg[GQ_ERRLEN];
+    gq_cache_info_t cache_info; /* from the last admin reply */
+    char *admin_text;
     uint64_t unmatched; /* answers for no job in flight: late after a timeout or cancel */
 };
 
@@ -71,6 +77,7 @@ GQ_EXPORT void gq_client_opts_init(gq_client_opts_t *o)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     o->local_threads = n > 0 ? (int)n : 1;
     o->heartbeat_ms = 1000;
+    o->local_cache_mb = 64;
 }
 
 GQ_EXPORT gq_client_t *gq_client_new(const char *endpoint, const gq_client_opts_t *opts, char *err,
@@ -150,6 +157,7 @@ GQ_EXPORT void gq_client_destroy(gq_client_t **self_p)
         j->client = NULL;
     gq_map_destroy(&c->inflight);
     free(c->workers);
+    free(c->admin_text);
     zmq_close(c->sock);
     if (c->local)
         gq_local_release();
@@ -237,6 +245,7 @@ static void s_on_result(gq_client_t *c, gq_wire_msg_t *m)
     for (size_t k = 0; k < r->n_backends && k < GQ_JOB_MAX_STAGES; k++)
         snprintf(job->backends[job->nbackends++], GQ_MAX_NAME, "%s", r->backends[k]);
     snprintf(job->worker, sizeof job->worker, "%s", r->worker);
+    job->cache_source = (int)r->cache_tier;
     if (r->timing) {
         job->timing.queued_us = r->timing->queued_us;
         job->timing.compute_us = r->timing->compute_us;
@@ -287,6 +296,55 @@ static void s_on_status(gq_client_t *c, gq_wire_msg_t *m)
         w->ms_since_seen = wi->ms_since_seen;
     }
     c->status_ready = 1;
+}
+
+static void s_on_admin_reply(gq_client_t *c, gq_wire_msg_t *m)
+{
+    const Gq__Wire__AdminReply *r = (const Gq__Wire__AdminReply *)m->hdr;
+    if (r->request_id != c->admin_id)
+        return;
+    c->admin_code = r->code;
+    snprintf(c->admin_msg, sizeof c->admin_msg, "%s", r->message);
+    free(c->admin_text);
+    c->admin_text = r->text && *r->text ? strdup(r->text) : NULL;
+    gq_cache_info_t *ci = &c->cache_info;
+    memset(ci, 0, sizeof *ci);
+    const Gq__Wire__CacheStats *cs = r->cache;
+    if (cs) {
+        ci->enabled = cs->enabled;
+        for (size_t i = 0; i < cs->n_tiers && ci->ntiers < 4; i++) {
+            const Gq__Wire__TierStats *t = cs->tiers[i];
+            gq_cache_tier_info_t *o = &ci->tiers[ci->ntiers++];
+            o->tier = (gq_cache_source_t)t->tier;
+            o->up = t->up;
+            o->hits = t->hits;
+            o->misses = t->misses;
+            o->evictions = t->evictions;
+            o->expired = t->expired;
+            o->corrupt = t->corrupt;
+            o->stores = t->stores;
+            o->errors = t->errors;
+            o->entries = t->entries;
+            o->bytes_raw = t->bytes_raw;
+            o->bytes_stored = t->bytes_stored;
+            o->capacity = t->capacity;
+            o->nlatency = (int)t->n_latency; /* at most GQ_WIRE_MAX_BUCKETS: checked */
+            memcpy(o->latency, t->latency, t->n_latency * sizeof *t->latency);
+            o->latency_sum_us = t->latency_sum_us;
+        }
+        ci->lookups = cs->lookups;
+        ci->hits = cs->hits;
+        ci->misses = cs->misses;
+        ci->dedup_joined = cs->dedup_joined;
+        ci->uncacheable = cs->uncacheable;
+        ci->bypassed = cs->bypassed;
+        ci->refreshed = cs->refreshed;
+        ci->too_big = cs->too_big;
+        ci->encoded_raw = cs->encoded_raw;
+        ci->encoded_stored = cs->encoded_stored;
+        ci->encoded_shuffled = cs->encoded_shuffled;
+    }
+    c->admin_ready = 1;
 }
 
 typedef struct {
@@ -358,6 +416,8 @@ static int s_pump(gq_client_t *c, int timeout_ms)
             s_on_error(c, &m);
         else if (m.cmd == GQ_CMD_STATUS_REPLY)
             s_on_status(c, &m);
+        else if (m.cmd == GQ_CMD_ADMIN_REPLY)
+            s_on_admin_reply(c, &m);
         gq_wire_msg_close(&m);
     }
     s_expire(c);
@@ -430,6 +490,8 @@ static int s_send(gq_client_t *c, gq_job_t *job)
     s.inputs = tdp;
     s.priority = (Gq__Wire__Priority)job->prio;
     s.timeout_ms = (uint32_t)job->timeout_ms;
+    s.cache_policy = (Gq__Wire__CachePolicy)job->cache_policy;
+    s.cache_ttl_ms = job->cache_ttl_ms;
     return gq_wire_send(c->sock, NULL, 0, GQ_CMD_SUBMIT, &s.base, payload, job->ninputs);
 }
 
@@ -560,4 +622,49 @@ GQ_EXPORT int gq_client_worker_info(const gq_client_t *c, int index, gq_worker_i
         return GQ_EINVAL;
     *out = c->workers[index];
     return GQ_OK;
+}
+
+/* Sends an admin request and waits for its reply (stored in c). */
+static int s_admin(gq_client_t *c, int op, int timeout_ms)
+{
+    Gq__Wire__AdminRequest q = GQ__WIRE__ADMIN_REQUEST__INIT;
+    q.request_id = ++c->admin_id;
+    q.op = (Gq__Wire__AdminOp)op;
+    c->admin_ready = 0;
+    int rc = gq_wire_send(c->sock, NULL, 0, GQ_CMD_ADMIN, &q.base, NULL, 0);
+    if (rc)
+        return rc;
+    uint64_t until = gq_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
+    while (!c->admin_ready) {
+        uint64_t now = gq_now_us();
+        if (timeout_ms >= 0 && now >= until)
+            return GQ_ETIMEDOUT;
+        if ((rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u))))
+            return rc;
+    }
+    return c->admin_code;
+}
+
+GQ_EXPORT int gq_client_cache_info(gq_client_t *c, gq_cache_info_t *out, int timeout_ms)
+{
+    int rc = s_admin(c, GQ__WIRE__ADMIN_OP__ADMIN_CACHE_STATS, timeout_ms);
+    if (rc == GQ_OK)
+        *out = c->cache_info;
+    return rc;
+}
+
+GQ_EXPORT int gq_client_cache_clear(gq_client_t *c, int timeout_ms)
+{
+    return s_admin(c, GQ__WIRE__ADMIN_OP__ADMIN_CACHE_CLEAR, timeout_ms);
+}
+
+GQ_EXPORT int gq_client_metrics(gq_client_t *c, char **text, int timeout_ms)
+{
+    *text = NULL;
+    int rc = s_admin(c, GQ__WIRE__ADMIN_OP__ADMIN_METRICS, timeout_ms);
+    if (rc)
+        return rc;
+    *text = c->admin_text ? c->admin_text : strdup("");
+    c->admin_text = NULL;
+    return *text ? GQ_OK : GQ_ENOMEM;
 }

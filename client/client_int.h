@@ -47,6 +47,8 @@ struct gq_job {
     int ninputs;
     int timeout_ms;
     int prio;
+    int cache_policy;
+    uint64_t cache_ttl_ms;
     void *user;
     int bad; /* a builder call failed: submit reports it */
     char bad_msg[GQ_JOB_ERRLEN];
@@ -62,6 +64,7 @@ struct gq_job {
     char backends[GQ_JOB_MAX_STAGES][GQ_MAX_NAME];
     int nbackends;
     char worker[GQ_MAX_NAME];
+    int cache_source;
     uint64_t submit_us;
     uint64_t deadline_us;
     gq_job_timing_t timing;

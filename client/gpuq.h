@@ -42,12 +42,13 @@ typedef enum {
 } gq_priority_t;
 
 typedef struct {
-    int window;        /* most jobs in flight from gq_client_submit (default 512) */
-    int timeout_ms;    /* default per-job timeout; 0 = wait forever (default 0) */
-    int local_workers; /* "local": worker threads in the embedded cluster (default 1) */
-    int local_threads; /* "local": compute threads per worker (default: CPU count) */
-    int heartbeat_ms;  /* "local": heartbeat interval (default 1000) */
-    int local_credits; /* "local": jobs in flight per worker (default 64 x threads) */
+    int window;         /* most jobs in flight from gq_client_submit (default 512) */
+    int timeout_ms;     /* default per-job timeout; 0 = wait forever (default 0) */
+    int local_workers;  /* "local": worker threads in the embedded cluster (default 1) */
+    int local_threads;  /* "local": compute threads per worker (default: CPU count) */
+    int heartbeat_ms;   /* "local": heartbeat interval (default 1000) */
+    int local_credits;  /* "local": jobs in flight per worker (default 64 x threads) */
+    int local_cache_mb; /* "local": result cache in memory, MiB (default 64; 0 = none) */
 } gq_client_opts_t;
 
 /* Fills o with the defaults above. */
@@ -114,6 +115,38 @@ void gq_job_set_timeout_ms(gq_job_t *job, int timeout_ms);
 void gq_job_set_priority(gq_job_t *job, gq_priority_t prio);
 void gq_job_set_user(gq_job_t *job, void *user);
 void *gq_job_user(const gq_job_t *job);
+
+/* ---- result cache ----
+ *
+ * The broker answers a job from its result cache when an identical job (same ops, same
+ * params once defaults are filled, same input dtypes, shapes and bytes) ran before, and an
+ * identical job arriving while one runs waits for that run. Ops flagged nondeterministic are
+ * never cached. */
+
+typedef enum {
+    GQ_CACHE_USE = 0,     /* answer from the cache when possible; store the result (default) */
+    GQ_CACHE_BYPASS = 1,  /* neither read nor write it, nor share an identical job's run */
+    GQ_CACHE_REFRESH = 2, /* compute anew and overwrite the cached result */
+} gq_cache_policy_t;
+
+/* Where a result came from (gq_job_cache_source). */
+typedef enum {
+    GQ_CACHE_COMPUTED = 0, /* a worker ran the job */
+    GQ_CACHE_MEMORY = 1,   /* the broker's memory tier */
+    GQ_CACHE_DISK = 2,     /* its disk tier (LMDB) */
+    GQ_CACHE_REDIS = 3,    /* the Redis tier shared by brokers */
+    GQ_CACHE_SHARED = 4,   /* the run of an identical job in flight at the same time */
+} gq_cache_source_t;
+
+/* Cache policy of the job, and the lifetime of the entry it stores (0 = the broker's
+ * default). GQ_EINVAL (and nothing changes) for an unknown policy or a TTL over 2^38 ms. */
+int gq_job_cache(gq_job_t *job, gq_cache_policy_t policy, uint64_t ttl_ms);
+
+/* Where the result of a completed job came from; GQ_CACHE_COMPUTED until then. */
+gq_cache_source_t gq_job_cache_source(const gq_job_t *job);
+
+/* "computed", "memory", "disk", "redis", "shared"; "?" otherwise. */
+const char *gq_cache_source_name(int source);
 
 /* Frees the job, its references to inputs and its outputs. A job in flight is cancelled
  * first (its answer is dropped). Nulls *job_p. */
@@ -185,6 +218,43 @@ typedef struct {
 /* Worker index (0 .. workers-1) as of the last gq_client_cluster_info. GQ_EINVAL when
  * the index is out of range. */
 int gq_client_worker_info(const gq_client_t *c, int index, gq_worker_info_t *out);
+
+/* ---- cache administration (gpuqctl) ---- */
+
+#define GQ_CACHE_INFO_BUCKETS 32
+
+typedef struct {
+    gq_cache_source_t tier; /* GQ_CACHE_MEMORY, _DISK or _REDIS */
+    int up;                 /* reachable (Redis); 1 for the others */
+    uint64_t hits, misses, evictions, expired, corrupt, stores, errors;
+    uint64_t entries;
+    uint64_t bytes_raw;    /* raw result bytes held (Redis: written by this broker) */
+    uint64_t bytes_stored; /* bytes they take there, compressed where the tier compresses */
+    uint64_t capacity;     /* byte budget; 0 = none */
+    int nlatency;
+    uint64_t latency[GQ_CACHE_INFO_BUCKETS]; /* lookups under 2^i us; the last: the rest */
+    uint64_t latency_sum_us;
+} gq_cache_tier_info_t;
+
+typedef struct {
+    int enabled; /* 0: the broker runs without a cache */
+    int ntiers;
+    gq_cache_tier_info_t tiers[4];
+    uint64_t lookups, hits, misses;
+    uint64_t dedup_joined; /* jobs answered by an identical job's run */
+    uint64_t uncacheable, bypassed, refreshed, too_big;
+    uint64_t encoded_raw, encoded_stored, encoded_shuffled; /* value encoder (disk, Redis) */
+} gq_cache_info_t;
+
+/* Asks the broker for its cache stats. */
+int gq_client_cache_info(gq_client_t *c, gq_cache_info_t *out, int timeout_ms);
+
+/* Empties every tier of the broker's cache (the Redis tier: every broker's entries). */
+int gq_client_cache_clear(gq_client_t *c, int timeout_ms);
+
+/* The broker's counters, cache included, as Prometheus text exposition; *text is malloc'd
+ * (free() it). */
+int gq_client_metrics(gq_client_t *c, char **text, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -125,6 +125,26 @@ GQ_EXPORT void gq_job_set_priority(gq_job_t *job, gq_priority_t prio)
         job->prio = prio;
 }
 
+GQ_EXPORT int gq_job_cache(gq_job_t *job, gq_cache_policy_t policy, uint64_t ttl_ms)
+{
+    if (policy < GQ_CACHE_USE || policy > GQ_CACHE_REFRESH || ttl_ms > GQ_WIRE_MAX_TTL_MS)
+        return GQ_EINVAL;
+    job->cache_policy = policy;
+    job->cache_ttl_ms = ttl_ms;
+    return GQ_OK;
+}
+
+GQ_EXPORT gq_cache_source_t gq_job_cache_source(const gq_job_t *job)
+{
+    return job->state == GQ_JOB_DONE ? (gq_cache_source_t)job->cache_source : GQ_CACHE_COMPUTED;
+}
+
+GQ_EXPORT const char *gq_cache_source_name(int source)
+{
+    static const char *const names[] = {"computed", "memory", "disk", "redis", "shared"};
+    return source >= 0 && source <= GQ_CACHE_SHARED ? names[source] : "?";
+}
+
 GQ_EXPORT void gq_job_set_user(gq_job_t *job, void *user)
 {
     job->user = user;
@@ -142,6 +162,7 @@ void gq_job_reset_result(gq_job_t *job)
     job->noutputs = 0;
     job->nbackends = 0;
     job->worker[0] = 0;
+    job->cache_source = GQ_CACHE_COMPUTED;
     job->error[0] = 0;
     job->status = GQ_EAGAIN;
     memset(&job->timing, 0, sizeof job->timing);

@@ -61,6 +61,9 @@ static int s_start(void *ctx, const gq_client_opts_t *o, char *err, size_t errle
     bc.drain_ms = 0;
     if (o->heartbeat_ms > 0)
         bc.heartbeat_ms = o->heartbeat_ms;
+    /* Memory tier only: an embedded library keeps no files and opens no connections. */
+    bc.cache.mem_bytes = o->local_cache_mb > 0 ? (size_t)o->local_cache_mb << 20 : 0;
+    bc.cache.enabled = o->local_cache_mb > 0;
     if (!(s_broker = gq_broker_new(&bc, err, errlen)))
         return -1;
     if (pthread_create(&s_broker_thread, NULL, s_broker_main, s_broker)) {

@@ -160,6 +160,15 @@ static gq_status s_check_submit(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
         gq_errf(err, errlen, "submit: priority %d is not one of 0..3", (int)s->priority);
         return GQ_EPROTO;
     }
+    if ((int)s->cache_policy < 0 || s->cache_policy > GQ__WIRE__CACHE_POLICY__CACHE_REFRESH) {
+        gq_errf(err, errlen, "submit: cache_policy %d is not one of 0..2", (int)s->cache_policy);
+        return GQ_EPROTO;
+    }
+    if (s->cache_ttl_ms > GQ_WIRE_MAX_TTL_MS) {
+        gq_errf(err, errlen, "submit: cache_ttl_ms %llu over %llu",
+                (unsigned long long)s->cache_ttl_ms, (unsigned long long)GQ_WIRE_MAX_TTL_MS);
+        return GQ_EPROTO;
+    }
     if (s->idempotency_key.len > GQ_WIRE_MAX_IDEMPOTENCY) {
         gq_errf(err, errlen, "submit: idempotency key longer than %d bytes",
                 GQ_WIRE_MAX_IDEMPOTENCY);
@@ -205,6 +214,10 @@ static gq_status s_check_result(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
 {
     const Gq__Wire__Result *r = (const Gq__Wire__Result *)hdr;
     m->job_id = r->job_id;
+    if ((int)r->cache_tier < 0 || r->cache_tier > GQ__WIRE__CACHE_TIER__TIER_SHARED) {
+        gq_errf(err, errlen, "result: cache_tier %d is not one of 0..4", (int)r->cache_tier);
+        return GQ_EPROTO;
+    }
     gq_status rc = s_backends(r->backends, r->n_backends, err, errlen);
     if (!rc)
         rc = s_str(r->worker, GQ_MAX_STR - 1, "worker name", err, errlen);
@@ -329,6 +342,52 @@ static gq_status s_check_status_reply(const ProtobufCMessage *hdr, gq_wire_msg_t
     return rc;
 }
 
+static gq_status s_check_admin(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
+                               const gq_wire_limits_t *lim, char *err, size_t errlen)
+{
+    (void)m;
+    (void)lim;
+    const Gq__Wire__AdminRequest *r = (const Gq__Wire__AdminRequest *)hdr;
+    if ((int)r->op <= 0 || r->op > GQ__WIRE__ADMIN_OP__ADMIN_METRICS) {
+        gq_errf(err, errlen, "admin: op %d is not one of 1..3", (int)r->op);
+        return GQ_EPROTO;
+    }
+    return GQ_OK;
+}
+
+static gq_status s_check_admin_reply(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
+                                     const gq_wire_limits_t *lim, char *err, size_t errlen)
+{
+    (void)m;
+    (void)lim;
+    const Gq__Wire__AdminReply *r = (const Gq__Wire__AdminReply *)hdr;
+    if (r->code > 0) {
+        gq_errf(err, errlen, "admin reply: code %d is not a gq_status", (int)r->code);
+        return GQ_EPROTO;
+    }
+    gq_status rc = s_str(r->message, GQ_WIRE_MAX_MESSAGE, "admin reply message", err, errlen);
+    if (!rc)
+        rc = s_str(r->text, GQ_WIRE_MAX_TEXT, "admin reply text", err, errlen);
+    const Gq__Wire__CacheStats *c = r->cache;
+    if (rc || !c)
+        return rc;
+    if (c->n_tiers > GQ_WIRE_MAX_TIERS) {
+        gq_errf(err, errlen, "admin reply: %zu cache tiers, at most %d", c->n_tiers,
+                GQ_WIRE_MAX_TIERS);
+        return GQ_EPROTO;
+    }
+    for (size_t i = 0; i < c->n_tiers; i++) {
+        const Gq__Wire__TierStats *t = c->tiers[i];
+        if ((int)t->tier < 0 || t->tier > GQ__WIRE__CACHE_TIER__TIER_SHARED ||
+            t->n_latency > GQ_WIRE_MAX_BUCKETS) {
+            gq_errf(err, errlen, "admin reply: tier %zu: tier %d, %zu latency buckets", i,
+                    (int)t->tier, t->n_latency);
+            return GQ_EPROTO;
+        }
+    }
+    return GQ_OK;
+}
+
 static gq_status s_check_none(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
                               const gq_wire_limits_t *lim, char *err, size_t errlen)
 {
@@ -348,6 +407,8 @@ static const s_cmd_entry_t s_cmds[] = {
     {GQ_CMD_STATUS_REPLY, "STATUS_REPLY", &gq__wire__status_reply__descriptor, s_check_status_reply,
      0},
     {GQ_CMD_CANCEL, "CANCEL", &gq__wire__cancel__descriptor, s_check_cancel, 0},
+    {GQ_CMD_ADMIN, "ADMIN", &gq__wire__admin_request__descriptor, s_check_admin, 0},
+    {GQ_CMD_ADMIN_REPLY, "ADMIN_REPLY", &gq__wire__admin_reply__descriptor, s_check_admin_reply, 0},
     {GQ_CMD_READY, "READY", &gq__wire__ready__descriptor, s_check_ready, 0},
     {GQ_CMD_JOB, "JOB", &gq__wire__job__descriptor, s_check_job, 1},
     {GQ_CMD_DONE, "DONE", &gq__wire__done__descriptor, s_check_done, 1},

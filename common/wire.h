@@ -23,6 +23,10 @@
 #define GQ_WIRE_MAX_LIST 64  /* backends, devices per worker */
 #define GQ_WIRE_MAX_WORKERS 65536
 #define GQ_WIRE_MAX_CREDITS 65536
+#define GQ_WIRE_MAX_TTL_MS ((uint64_t)1 << 38) /* cache TTL: about 8.7 years */
+#define GQ_WIRE_MAX_TEXT (128u << 10)          /* admin reply text (metrics) */
+#define GQ_WIRE_MAX_TIERS 8                    /* tier stats in an admin reply */
+#define GQ_WIRE_MAX_BUCKETS 32                 /* latency histogram buckets */
 
 typedef enum {
     GQ_CMD_SUBMIT = GQ__WIRE__COMMAND__CMD_SUBMIT,
@@ -31,6 +35,8 @@ typedef enum {
     GQ_CMD_STATUS = GQ__WIRE__COMMAND__CMD_STATUS,
     GQ_CMD_STATUS_REPLY = GQ__WIRE__COMMAND__CMD_STATUS_REPLY,
     GQ_CMD_CANCEL = GQ__WIRE__COMMAND__CMD_CANCEL,
+    GQ_CMD_ADMIN = GQ__WIRE__COMMAND__CMD_ADMIN,
+    GQ_CMD_ADMIN_REPLY = GQ__WIRE__COMMAND__CMD_ADMIN_REPLY,
     GQ_CMD_READY = GQ__WIRE__COMMAND__CMD_READY,
     GQ_CMD_JOB = GQ__WIRE__COMMAND__CMD_JOB,
     GQ_CMD_DONE = GQ__WIRE__COMMAND__CMD_DONE,
