@@ -2,6 +2,7 @@
  * length and alignment, computed in double, streaming with f64 state) and the libsoxr
  * path (librosa.resample's soxr_* qualities). Geometry: common/ops_dsp_filter.h. */
 #include "cpu_dsp_filter.h"
+#include "cpu_dsp_util.h"
 #include "cpu_fft.h"
 #include "ops_dsp_filter.h"
 #include "util.h"
@@ -13,20 +14,6 @@
  * whole long signal is slow, as python-soxr notes). */
 #define S_SOXR_CHUNK 65536
 
-/* Modified Bessel function of the first kind, order 0 (power series; converges for every
- * argument the Kaiser window uses, beta <= 100). */
-static double s_bessel_i0(double x)
-{
-    double sum = 1.0, term = 1.0, q = x * x / 4.0;
-    for (int k = 1; k < 500; k++) {
-        term *= q / ((double)k * (double)k);
-        sum += term;
-        if (term < sum * 1e-17)
-            break;
-    }
-    return sum;
-}
-
 /* scipy.signal.firwin(2 * half_len + 1, 1 / max(up, down), window=('kaiser', beta)) * up:
  * a windowed sinc scaled to unit DC gain, then by up. */
 static void s_design(const gq_resample_plan_t *p, double *h)
@@ -37,13 +24,11 @@ static void s_design(const gq_resample_plan_t *p, double *h)
         return;
     }
     double fc = 1.0 / (double)(p->up > p->down ? p->up : p->down), sum = 0.0;
-    double i0b = s_bessel_i0(p->beta);
+    gq_dsp_window_fill(GQ_WIN_KAISER, p->beta, false, L, h); /* the symmetric Kaiser window */
     for (int64_t n = 0; n < L; n++) {
         double m = (double)(n - p->half_len), s = fc * m;
         double sinc = s == 0.0 ? 1.0 : sin(M_PI * s) / (M_PI * s);
-        double r = 2.0 * (double)n / (double)(L - 1) - 1.0;
-        double w = s_bessel_i0(p->beta * sqrt(fmax(0.0, 1.0 - r * r))) / i0b;
-        h[n] = fc * sinc * w;
+        h[n] *= fc * sinc;
         sum += h[n];
     }
     for (int64_t n = 0; n < L; n++)
