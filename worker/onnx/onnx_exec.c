@@ -79,7 +79,9 @@ gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, 
 {
     gq_status rc = GQ_ENOMEM;
     const Onnx__GraphProto *g = gq_onnx_model_proto(model)->graph;
-    int *pending = NULL, *ready = NULL;
+    s_step_t *nodes = NULL;
+    int *pending = NULL, *order = NULL, *producer = NULL, *first = NULL, *users = NULL,
+        *fill = NULL;
     gq_onnx_plan_t *p = calloc(1, sizeof *p);
     if (!p || !(p->index = gq_map_new()))
         goto oom;
@@ -105,99 +107,127 @@ gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, 
         p->inputs[p->ninputs++] = s;
     }
     size_t n = g->n_node;
-    p->steps = calloc(n + 1, sizeof *p->steps);
+    /* Each node's kernel and slots, once, in file order; then Kahn's algorithm over the
+     * producer -> consumer edges orders them. */
+    nodes = calloc(n + 1, sizeof *nodes);
     pending = calloc(n + 1, sizeof *pending);
-    ready = calloc(n + 1, sizeof *ready);
-    if (!p->steps || !pending || !ready)
+    order = calloc(n + 1, sizeof *order);
+    if (!nodes || !pending || !order)
         goto oom;
     /* Outputs first, so inputs can be matched to their producers. */
-    int *producer = NULL;
-    for (size_t k = 0; k < n; k++)
-        for (size_t o = 0; o < g->node[k]->n_output; o++)
-            if (*g->node[k]->output[o] && s_slot(p, g->node[k]->output[o], true) < 0)
-                goto oom;
-    if (!(producer = malloc((size_t)(p->nslots + 1) * sizeof *producer)))
-        goto oom;
-    for (int s = 0; s < p->nslots; s++)
-        producer[s] = -1;
-    for (size_t k = 0; k < n; k++)
-        for (size_t o = 0; o < g->node[k]->n_output; o++)
-            if (*g->node[k]->output[o])
-                producer[s_slot(p, g->node[k]->output[o], false)] = (int)k;
     for (size_t k = 0; k < n; k++) {
         const Onnx__NodeProto *nd = g->node[k];
+        s_step_t *st = &nodes[k];
         const char *nn = nd->name && *nd->name ? nd->name : "(unnamed)";
-        if (!gq_onnx_kernel_find(nd->op_type, p->opset)) {
+        st->node = nd;
+        if (!(st->k = gq_onnx_kernel_find(nd->op_type, p->opset))) {
             gq_errf(err, errlen,
                     "node '%s': op %s (opset %d) is not supported by gq's ONNX runtime", nn,
                     nd->op_type, p->opset);
             rc = GQ_EUNSUPPORTED;
-            free(producer);
             goto fail;
         }
-        for (size_t i = 0; i < nd->n_input; i++) {
-            int s = *nd->input[i] ? s_slot(p, nd->input[i], false) : -1;
-            if (s >= 0 && producer[s] >= 0)
-                pending[k]++;
-        }
-    }
-    /* Kahn's algorithm: a node runs once every producer of its inputs has. */
-    int nready = 0;
-    for (size_t k = 0; k < n; k++)
-        if (!pending[k])
-            ready[nready++] = (int)k;
-    while (nready) {
-        int k = ready[--nready];
-        const Onnx__NodeProto *nd = g->node[k];
-        s_step_t *st = &p->steps[p->nsteps++];
-        st->node = nd;
-        st->k = gq_onnx_kernel_find(nd->op_type, p->opset);
         st->nin = (int)nd->n_input;
         st->nout = (int)nd->n_output;
         st->in = malloc((nd->n_input + 1) * sizeof *st->in);
         st->out = malloc((nd->n_output + 1) * sizeof *st->out);
-        if (!st->in || !st->out) {
-            free(producer);
+        if (!st->in || !st->out)
             goto oom;
-        }
-        for (int i = 0; i < st->nin; i++)
-            st->in[i] = *nd->input[i] ? s_slot(p, nd->input[i], false) : -1;
         for (int o = 0; o < st->nout; o++)
-            st->out[o] = *nd->output[o] ? s_slot(p, nd->output[o], false) : -1;
-        for (size_t j = 0; j < n; j++) /* consumers of k's outputs: quadratic, fine for now */
-            for (size_t i = 0; i < g->node[j]->n_input; i++) {
-                int s = *g->node[j]->input[i] ? s_slot(p, g->node[j]->input[i], false) : -1;
-                if (s >= 0 && producer[s] == k && --pending[j] == 0)
-                    ready[nready++] = (int)j;
-            }
+            if ((st->out[o] = *nd->output[o] ? s_slot(p, nd->output[o], true) : -1) < 0 &&
+                *nd->output[o])
+                goto oom;
     }
-    free(producer);
-    if ((size_t)p->nsteps != n) {
-        gq_errf(err, errlen, "the graph has a cycle: %zu of %zu nodes can never run",
-                n - (size_t)p->nsteps, n);
+    if (!(producer = malloc((size_t)(p->nslots + 1) * sizeof *producer)) ||
+        !(first = calloc((size_t)p->nslots + 2, sizeof *first)))
+        goto oom;
+    for (int sl = 0; sl < p->nslots; sl++)
+        producer[sl] = -1;
+    for (size_t k = 0; k < n; k++)
+        for (int o = 0; o < nodes[k].nout; o++)
+            if (nodes[k].out[o] >= 0)
+                producer[nodes[k].out[o]] = (int)k;
+    /* Consumers of each produced slot, as ranges first[s] .. first[s + 1] of users[]. */
+    size_t nedges = 0;
+    for (size_t k = 0; k < n; k++)
+        for (int i = 0; i < nodes[k].nin; i++) {
+            const char *name = g->node[k]->input[i];
+            int sl = nodes[k].in[i] = *name ? s_slot(p, name, false) : -1;
+            if (sl >= 0 && producer[sl] >= 0) {
+                pending[k]++;
+                first[sl + 1]++;
+                nedges++;
+            }
+        }
+    for (int sl = 0; sl < p->nslots; sl++)
+        first[sl + 1] += first[sl];
+    if (!(users = malloc((nedges + 1) * sizeof *users)) ||
+        !(fill = malloc((size_t)(p->nslots + 1) * sizeof *fill)))
+        goto oom;
+    memcpy(fill, first, (size_t)p->nslots * sizeof *fill);
+    for (size_t k = 0; k < n; k++)
+        for (int i = 0; i < nodes[k].nin; i++) {
+            int sl = nodes[k].in[i];
+            if (sl >= 0 && producer[sl] >= 0)
+                users[fill[sl]++] = (int)k;
+        }
+    /* A node runs once every producer of its inputs has. */
+    int *stack = malloc((n + 1) * sizeof *stack);
+    if (!stack)
+        goto oom;
+    size_t top = 0, done = 0;
+    for (size_t k = 0; k < n; k++)
+        if (!pending[k])
+            stack[top++] = (int)k;
+    while (top) {
+        int k = stack[--top];
+        order[done++] = k;
+        for (int o = 0; o < nodes[k].nout; o++) {
+            int sl = nodes[k].out[o];
+            for (int u = sl >= 0 ? first[sl] : 0; sl >= 0 && u < first[sl + 1]; u++)
+                if (--pending[users[u]] == 0)
+                    stack[top++] = users[u];
+        }
+    }
+    free(stack);
+    if (done != n) {
+        gq_errf(err, errlen, "the graph has a cycle: %zu of %zu nodes can never run", n - done, n);
         rc = GQ_EFORMAT;
         goto fail;
     }
+    if (!(p->steps = calloc(n + 1, sizeof *p->steps)))
+        goto oom;
+    for (size_t i = 0; i < n; i++)
+        p->steps[p->nsteps++] = nodes[order[i]];
+    free(nodes);
+    nodes = NULL;
     p->outputs = calloc(g->n_output + 1, sizeof *p->outputs);
     if (!p->outputs)
         goto oom;
     for (size_t i = 0; i < g->n_output; i++)
         p->outputs[p->noutputs++] = s_slot(p, g->output[i]->name, false);
-    free(pending);
-    free(ready);
-    if (code)
-        *code = GQ_OK;
-    return p;
+    rc = GQ_OK;
+    goto done;
 oom:
     gq_errf(err, errlen, "out of memory planning the graph");
     rc = GQ_ENOMEM;
 fail:
-    free(pending);
-    free(ready);
     gq_onnx_plan_destroy(&p);
+done:
+    for (size_t k = 0; nodes && k < g->n_node; k++) {
+        free(nodes[k].in);
+        free(nodes[k].out);
+    }
+    free(nodes);
+    free(pending);
+    free(order);
+    free(producer);
+    free(first);
+    free(users);
+    free(fill);
     if (code)
         *code = rc;
-    return NULL;
+    return p;
 }
 
 void gq_onnx_plan_destroy(gq_onnx_plan_t **self_p)
