@@ -387,36 +387,33 @@ static gq_status s_fft_len(const gq_args_t *a, const gq_tdesc_t *in, int64_t dfl
     return GQ_OK;
 }
 
+/* fft and rfft: complex output of n points along the last axis, or n/2+1 when half. */
+static gq_status s_shape_spectrum(const gq_args_t *a, const gq_tdesc_t *in, bool half,
+                                  gq_tdesc_t *out, int *nout, char *err, size_t errlen)
+{
+    int64_t n;
+    gq_status rc = s_fft_len(a, in, in->ndim ? in->shape[in->ndim - 1] : 0, &n, err, errlen);
+    if (rc != GQ_OK)
+        return rc;
+    out[0] = *in;
+    out[0].dtype = s_complex_of(in->dtype);
+    out[0].shape[out[0].ndim - 1] = half ? n / 2 + 1 : n;
+    *nout = 1;
+    return GQ_OK;
+}
+
 static gq_status s_shape_fft(const gq_args_t *a, const gq_tdesc_t *in, int nin, gq_tdesc_t *out,
                              int *nout, char *err, size_t errlen)
 {
     (void)nin;
-    int64_t n;
-    gq_status rc =
-        s_fft_len(a, &in[0], in[0].ndim ? in[0].shape[in[0].ndim - 1] : 0, &n, err, errlen);
-    if (rc != GQ_OK)
-        return rc;
-    out[0] = in[0];
-    out[0].dtype = s_complex_of(in[0].dtype);
-    out[0].shape[out[0].ndim - 1] = n;
-    *nout = 1;
-    return GQ_OK;
+    return s_shape_spectrum(a, &in[0], false, out, nout, err, errlen);
 }
 
 static gq_status s_shape_rfft(const gq_args_t *a, const gq_tdesc_t *in, int nin, gq_tdesc_t *out,
                               int *nout, char *err, size_t errlen)
 {
     (void)nin;
-    int64_t n;
-    gq_status rc =
-        s_fft_len(a, &in[0], in[0].ndim ? in[0].shape[in[0].ndim - 1] : 0, &n, err, errlen);
-    if (rc != GQ_OK)
-        return rc;
-    out[0] = in[0];
-    out[0].dtype = s_complex_of(in[0].dtype);
-    out[0].shape[out[0].ndim - 1] = n / 2 + 1;
-    *nout = 1;
-    return GQ_OK;
+    return s_shape_spectrum(a, &in[0], true, out, nout, err, errlen);
 }
 
 static gq_status s_shape_irfft(const gq_args_t *a, const gq_tdesc_t *in, int nin, gq_tdesc_t *out,
