@@ -11,7 +11,7 @@ PKGS=(
     liblz4-dev libxxhash-dev libsystemd-dev
     libfftw3-dev libsoxr-dev libebur128-dev libsndfile1-dev
     liblmdb-dev libhiredis-dev redis-server
-    libonnx-testdata
+    libonnx-testdata libopenblas-dev
     python3 python3-venv
 )
 
