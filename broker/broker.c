@@ -1,31 +1,49 @@
 #include "broker.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "batch.h"
 #include "cache_report.h"
+#include "cost.h"
 #include "map.h"
 #include "optable.h"
 #include "util.h"
 
-#define S_NCLASSES 4
+#define S_NCLASSES GQ_SCHED_NCLASSES
 #define S_MAX_RID 255
 #define S_DRAIN_BATCH 256
-#define S_RETRY_AFTER_MS 100
+#define S_COST_GUESS_US 1000.0 /* before anything is measured */
 #define S_MAX_SKIP 256 /* queued jobs looked past per class and dispatch round */
+#define S_JOB(p) ((s_job_t *)(void *)((char *)(p) - offsetof(s_job_t, sj)))
 #define S_METRICS_MAX (64u << 10)
 
 typedef struct s_worker s_worker_t;
 typedef struct s_flight s_flight_t;
+
+/* One run of stacked jobs on a worker: it holds one credit until its last job is answered. */
+typedef struct {
+    s_worker_t *worker;
+    int left;
+    uint64_t cost_us; /* the estimate added to the worker's backlog */
+} s_run_t;
 
 typedef struct s_job {
     uint64_t id;
     uint64_t client_job_id;
     uint8_t client[S_MAX_RID];
     size_t client_len;
-    int prio;
+    gq_sched_job_t sj; /* class, deadline, client, batch key: the scheduler's view */
+    s_run_t *run;      /* while in flight */
+    int batched;       /* jobs in its run */
+    gq_tdesc_t desc[GQ_WIRE_MAX_PAYLOAD];
+    uint64_t sig;      /* ops, params and input signature, for the cost model */
+    uint64_t in_bytes;
     int requeues;
     uint64_t admitted_us;
     uint64_t deadline_us; /* 0: none */
@@ -69,6 +87,10 @@ struct s_worker {
     size_t nbackends;
     uint64_t last_seen_us;
     uint64_t jobs_done;
+    uint64_t jobs_failed;
+    uint64_t backlog_us; /* estimated compute of its runs in flight */
+    double fail;         /* smoothed share of its runs that failed for its own reasons */
+    gq_cost_t *cost;     /* what its runs took, per signature */
     s_list_t jobs; /* in flight on this worker */
     s_worker_t *next;
 };
@@ -80,13 +102,14 @@ struct gq_broker {
     void *front;
     void *back;
     int stop_pipe[2];
-    s_list_t queue[S_NCLASSES];
+    gq_sched_t *sched;
+    gq_cost_t *costs; /* per signature, over every worker */
     gq_map_t *jobs;      /* id -> job, queued and in flight */
     gq_map_t *by_client; /* hash(client rid, client job id) -> job, for cancel */
     s_worker_t *workers;
     int nworkers;
     uint64_t next_id;
-    uint64_t done, failed, requeued, malformed;
+    uint64_t done, failed, requeued, malformed, refused_cost;
     gq_cache_t *cache; /* NULL: no cache */
     gq_map_t *flights; /* key.lo -> flight */
     s_list_t parked;   /* leaders waiting on an asynchronous lookup */
@@ -138,14 +161,59 @@ void gq_broker_config_init(gq_broker_config_t *cfg)
     cfg->backend = "tcp://*:5556";
     cfg->heartbeat_ms = 1000;
     cfg->liveness = 3;
-    cfg->max_queue = 100000;
     cfg->max_requeues = 3;
+    gq_sched_config_init(&cfg->sched);
+    cfg->batch.max = 32;
+    cfg->batch_bytes = 16u << 20;
     cfg->drain_ms = 5000;
     gq_wire_limits_default(&cfg->limits);
     /* No tier unless configured: a broker answers every job from a worker until its
      * operator gives the cache a budget (gpuq-broker --cache-mem-mb; local mode does). */
     gq_cache_config_init(&cfg->cache);
     cfg->cache.mem_bytes = 0;
+}
+
+gq_status gq_broker_batch_parse(const char *text, gq_broker_batch_rule_t *r, char *err,
+                                size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text || (size_t)(eq - text) >= sizeof r->op) {
+        gq_errf(err, errlen, "want OP=MAX[:DELAY_US[:P1/P2..]]");
+        return GQ_EPARAM;
+    }
+    memcpy(r->op, text, (size_t)(eq - text));
+    if (!gq_op_find(r->op)) {
+        gq_errf(err, errlen, "unknown op '%s'", r->op);
+        return GQ_EUNKNOWN_OP;
+    }
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", eq + 1);
+    char *save = NULL, *f[3] = {0};
+    int nf = 0;
+    for (char *t = strtok_r(buf, ":", &save); t && nf < 3; t = strtok_r(NULL, ":", &save))
+        f[nf++] = t;
+    long long v;
+    if (!f[0] || gq_parse_int(f[0], 1, GQ_WIRE_MAX_BATCH, &v)) {
+        gq_errf(err, errlen, "MAX must be 1..%d", GQ_WIRE_MAX_BATCH);
+        return GQ_EPARAM;
+    }
+    r->batch.max = (uint32_t)v;
+    if (f[1] && gq_parse_int(f[1], 0, 10000000, &v)) {
+        gq_errf(err, errlen, "DELAY_US must be 0..10000000");
+        return GQ_EPARAM;
+    }
+    r->batch.delay_us = f[1] ? (uint32_t)v : 0;
+    int np = 0;
+    for (char *t = f[2] ? strtok_r(f[2], "/", &save) : NULL; t; t = strtok_r(NULL, "/", &save)) {
+        if (np == GQ_SCHED_MAX_PREFERRED || gq_parse_int(t, 1, r->batch.max, &v)) {
+            gq_errf(err, errlen, "at most %d preferred sizes, each 1..MAX",
+                    GQ_SCHED_MAX_PREFERRED);
+            return GQ_EPARAM;
+        }
+        r->batch.preferred[np++] = (uint32_t)v;
+    }
+    return GQ_OK;
 }
 
 /* ---- answers to clients ---- */
@@ -165,6 +233,8 @@ static void s_send_error(gq_broker_t *self, const uint8_t *rid, size_t rid_len, 
 /* Frees what a job owns; the caller has unlinked it. */
 static void s_job_release(s_job_t *j)
 {
+    if (j->run && --j->run->left <= 0)
+        free(j->run); /* only at teardown: s_job_free gave the run back already */
     for (int i = 0; i < j->ninputs; i++)
         zmq_msg_close(&j->inputs[i]);
     if (j->submit)
@@ -176,6 +246,13 @@ static void s_job_release(s_job_t *j)
 
 static void s_job_fail(gq_broker_t *self, s_job_t *j, int code, const char *msg,
                        const char *worker);
+
+/* Queues a job already accepted (never refused for room); out of memory answers it. */
+static void s_enqueue(gq_broker_t *self, s_job_t *j, unsigned flags)
+{
+    if (gq_sched_push(self->sched, &j->sj, gq_now_us(), flags | GQ_SCHED_FORCE, NULL))
+        s_job_fail(self, j, GQ_ENOMEM, "broker out of memory queueing the job", NULL);
+}
 
 static uint64_t s_flight_mkey(const gq_cache_key_t *k)
 {
@@ -230,7 +307,7 @@ static void s_flight_detach(gq_broker_t *self, s_job_t *j)
         s_job_t *w = f->waiters.head;
         s_list_remove(&f->waiters, w);
         f->leader = w;
-        s_list_push(&self->queue[w->prio], w, 1);
+        s_enqueue(self, w, GQ_SCHED_FRONT);
         return;
     }
     s_flight_end(self, f);
@@ -259,7 +336,7 @@ static void s_flight_leader_failed(gq_broker_t *self, s_job_t *j, int code, cons
         GQ_DEBUG("job %llu failed (%s); job %llu runs for its %zu waiters",
                  (unsigned long long)j->id, gq_status_name(code), (unsigned long long)w->id,
                  f->waiters.len);
-        s_list_push(&self->queue[w->prio], w, 1);
+        s_enqueue(self, w, GQ_SCHED_FRONT);
         return;
     }
     while (f->waiters.head) {
@@ -271,8 +348,11 @@ static void s_flight_leader_failed(gq_broker_t *self, s_job_t *j, int code, cons
     s_flight_end(self, f);
 }
 
+static void s_run_release(s_job_t *j);
+
 static void s_job_free(gq_broker_t *self, s_job_t *j)
 {
+    s_run_release(j);
     s_flight_detach(self, j);
     gq_map_take(self->jobs, j->id);
     uint64_t ck = s_client_key(j->client, j->client_len, j->client_job_id);
@@ -429,7 +509,7 @@ static void s_on_lookup(void *arg, const gq_cache_key_t *key, gq_cache_val_t *va
     s_list_remove(&self->parked, j);
     j->lookup = 0;
     if (!val) {
-        s_list_push(&self->queue[j->prio], j, 0);
+        s_enqueue(self, j, 0);
         return;
     }
     j->flight = NULL;
@@ -489,9 +569,25 @@ static char **s_strv_dup(char *const *src, size_t n)
 
 /* Puts a job back at the front of its class, or fails it when it has lost too many
  * workers (a job that kills every worker it touches must not take the cluster down). */
+/* Gives back j's share of its run: the worker's credit returns with the run's last job. */
+static void s_run_release(s_job_t *j)
+{
+    s_run_t *r = j->run;
+    if (!r)
+        return;
+    j->run = NULL;
+    if (--r->left > 0)
+        return;
+    s_worker_t *w = r->worker;
+    w->inflight--;
+    w->backlog_us -= r->cost_us < w->backlog_us ? r->cost_us : w->backlog_us;
+    free(r);
+}
+
 static void s_requeue(gq_broker_t *self, s_job_t *j, const char *why)
 {
     const char *wname = j->worker ? j->worker->name : "";
+    s_run_release(j);
     j->worker = NULL;
     if (++j->requeues > self->cfg.max_requeues) {
         char msg[GQ_ERRLEN];
@@ -501,7 +597,7 @@ static void s_requeue(gq_broker_t *self, s_job_t *j, const char *why)
         return;
     }
     self->requeued++;
-    s_list_push(&self->queue[j->prio], j, 1);
+    s_enqueue(self, j, GQ_SCHED_FRONT);
 }
 
 static void s_worker_delete(gq_broker_t *self, s_worker_t *w, const char *why)
@@ -520,6 +616,7 @@ static void s_worker_delete(gq_broker_t *self, s_worker_t *w, const char *why)
     self->nworkers--;
     s_strv_free(w->ops, w->nops);
     s_strv_free(w->backends, w->nbackends);
+    gq_cost_destroy(&w->cost);
     free(w);
 }
 
@@ -546,7 +643,8 @@ static void s_on_ready(gq_broker_t *self, zmq_msg_t *rid, const Gq__Wire__Ready 
     w->credits = r->credits;
     w->ops = s_strv_dup(r->ops, r->n_ops);
     w->backends = s_strv_dup(r->backends, r->n_backends);
-    if (!w->ops || !w->backends)
+    w->cost = gq_cost_new();
+    if (!w->ops || !w->backends || !w->cost)
         goto fail;
     w->nops = r->n_ops;
     w->nbackends = r->n_backends;
@@ -562,10 +660,30 @@ fail:
     if (w) {
         s_strv_free(w->ops, w->ops ? r->n_ops : 0);
         s_strv_free(w->backends, w->backends ? r->n_backends : 0);
+        gq_cost_destroy(&w->cost);
         free(w);
     }
     GQ_ERROR("worker %s: out of memory registering it", r->name);
     s_send_disconnect(self, id, len, "broker out of memory");
+}
+
+/* Failures that are the worker's, not the job's: they count against routing to it. */
+static int s_fail_is_worker(int code)
+{
+    return code == GQ_EDEVICE_OOM || code == GQ_EDEVICE_LOST || code == GQ_EINTERNAL ||
+           code == GQ_ENOMEM || code == GQ_EIO;
+}
+
+/* Learns from a finished run member: the per-job compute time, and the worker's health. */
+static void s_learn(gq_broker_t *self, s_worker_t *w, const s_job_t *j, const Gq__Wire__Done *d)
+{
+    int failed = s_fail_is_worker(d->code);
+    w->fail += 0.1 * ((double)failed - w->fail);
+    if (d->code != GQ_OK)
+        return;
+    double per_job = (double)d->compute_us / (d->batch > 1 ? d->batch : 1);
+    gq_cost_learn(w->cost, j->sig, per_job);
+    gq_cost_learn(self->costs, j->sig, per_job);
 }
 
 static void s_on_done(gq_broker_t *self, s_worker_t *w, gq_wire_msg_t *m)
@@ -579,10 +697,23 @@ static void s_on_done(gq_broker_t *self, s_worker_t *w, gq_wire_msg_t *m)
                  (unsigned long long)d->job_id);
         return;
     }
+    int batched = j->batched;
     s_list_remove(&w->jobs, j);
-    w->inflight--;
+    s_run_release(j);
     w->jobs_done++;
+    s_learn(self, w, j, d);
+    gq_sched_completed(self->sched, gq_now_us(), 1);
+    if (d->code != GQ_OK && batched > 1 && d->code != GQ_EDEADLINE) {
+        /* A stacked run failed: each of its jobs runs alone, so a failure is its own. */
+        GQ_DEBUG("job %llu: batch of %d failed (%s); retried alone", (unsigned long long)j->id,
+                 batched, d->message);
+        j->sj.batch_key = 0;
+        j->worker = NULL;
+        s_enqueue(self, j, GQ_SCHED_FRONT);
+        return;
+    }
     if (d->code != GQ_OK) {
+        w->jobs_failed++;
         s_job_fail(self, j, d->code, d->message, w->name);
         return;
     }
@@ -596,6 +727,7 @@ static void s_on_done(gq_broker_t *self, s_worker_t *w, gq_wire_msg_t *m)
     r.worker = w->name;
     t.queued_us = j->dispatched_us - j->admitted_us;
     t.compute_us = d->compute_us;
+    t.batch = (uint32_t)batched;
     r.timing = &t;
     s_cache_store(self, j, m);
     s_flight_share(self, j, &r, m->payload, m->npayload);
@@ -747,6 +879,114 @@ static int s_cache_route(gq_broker_t *self, s_job_t *j)
     return 0;
 }
 
+/* The batch rule for a job whose first op is op: a configured one, else the default. */
+static gq_sched_batch_t s_batch_rule(const gq_broker_t *self, const char *op)
+{
+    for (int i = 0; i < self->cfg.nbatch_rules; i++)
+        if (!strcmp(self->cfg.batch_rules[i].op, op))
+            return self->cfg.batch_rules[i].batch;
+    return self->cfg.batch;
+}
+
+/* Scheduler fields of an admitted job: class, deadline, client, cost signature and, when its
+ * ops stack (GQ_OPF_BATCHABLE, checked through the shape rules), its batch key and rule. */
+static void s_sched_fill(gq_broker_t *self, s_job_t *j, const gq_args_t *args, int nstages,
+                         const gq_wire_msg_t *m)
+{
+    gq_cache_input_t in[GQ_WIRE_MAX_PAYLOAD];
+    gq_cache_key_t k;
+    j->sj.cls = j->submit->priority < S_NCLASSES ? (int)j->submit->priority : S_NCLASSES - 1;
+    j->sj.deadline_us = j->deadline_us;
+    j->sj.client = s_client_key(j->client, j->client_len, 0);
+    for (int i = 0; i < m->npayload; i++) {
+        in[i].desc = m->desc[i];
+        in[i].data = NULL;
+        in[i].nbytes = 0; /* dtypes and shapes, not bytes: a signature */
+        j->in_bytes += zmq_msg_size((zmq_msg_t *)&m->payload[i]);
+    }
+    if (gq_cache_key(args, nstages, NULL, 0, NULL, 0, &k) == GQ_OK)
+        j->sig = gq_cost_sig(k.lo ^ k.hi, j->in_bytes);
+    gq_sched_batch_t rule = s_batch_rule(self, args[0].op->name);
+    if (rule.max < 2 || !gq_batch_ok(args, nstages, m->desc, m->npayload) ||
+        gq_cache_key(args, nstages, NULL, 0, in, m->npayload, &k) != GQ_OK)
+        return;
+    uint64_t cap = j->in_bytes ? self->cfg.batch_bytes / j->in_bytes : rule.max;
+    if (cap < 2)
+        return;
+    if (rule.max > cap)
+        rule.max = (uint32_t)cap;
+    if (rule.max > GQ_WIRE_MAX_BATCH)
+        rule.max = GQ_WIRE_MAX_BATCH;
+    j->sj.batch = rule;
+    j->sj.batch_key = (k.lo ^ k.hi) ? (k.lo ^ k.hi) : 1;
+}
+
+/* Per-job compute estimate on w: its own measure, else the cluster's for the signature,
+ * else the cluster's mean (an unmeasured worker is tried as if average). */
+static double s_cost_est(const gq_broker_t *self, const s_worker_t *w, uint64_t sig)
+{
+    double c = w ? gq_cost_get(w->cost, sig) : 0;
+    if (c <= 0)
+        c = gq_cost_get(self->costs, sig);
+    if (c <= 0)
+        c = gq_cost_mean(self->costs);
+    return c > 0 ? c : S_COST_GUESS_US;
+}
+
+/* With --admit-by-cost: refuses (returns 1, answered) a job that cannot meet its deadline:
+ * the work queued ahead of it (same or higher class) spread over the cluster's credits, plus
+ * its own measured cost. */
+static int s_admit_by_cost(gq_broker_t *self, const s_job_t *j, const uint8_t *rid, size_t len)
+{
+    if (!self->cfg.admit_by_cost || !j->deadline_us)
+        return 0;
+    gq_sched_stats_t st;
+    gq_sched_stats(self->sched, &st);
+    size_t ahead = 0;
+    for (int c = 0; c <= j->sj.cls; c++)
+        ahead += st.queued[c];
+    uint64_t credits = 0, backlog = 0;
+    for (const s_worker_t *w = self->workers; w; w = w->next) {
+        credits += w->credits;
+        backlog += w->backlog_us;
+    }
+    if (!credits)
+        return 0; /* no worker yet: nothing to estimate with */
+    double mean = gq_cost_mean(self->costs) > 0 ? gq_cost_mean(self->costs) : S_COST_GUESS_US;
+    double wait = ((double)ahead * mean + (double)backlog) / (double)credits;
+    double run = s_cost_est(self, NULL, j->sig);
+    double budget = (double)(j->deadline_us - j->admitted_us);
+    if (wait + run <= budget)
+        return 0;
+    char err[GQ_ERRLEN];
+    gq_errf(err, sizeof err,
+            "cannot meet its %u ms deadline: about %.1f ms queued ahead and %.1f ms to run "
+            "(--admit-by-cost)",
+            j->submit->timeout_ms, wait / 1000.0, run / 1000.0);
+    s_send_error(self, rid, len, j->client_job_id, GQ_EDEADLINE, err, 0, NULL);
+    self->failed++;
+    self->refused_cost++;
+    return 1;
+}
+
+/* Refuses (returns 1, answered) a job its class or client has no room for. */
+static int s_admit_room(gq_broker_t *self, const s_job_t *j, const uint8_t *rid, size_t len)
+{
+    static const char *const why[] = {"", "the queue is full", "its class's queue is full",
+                                      "this client's share of its class is full",
+                                      "out of memory"};
+    uint32_t retry = 0;
+    gq_sched_refusal_t r = gq_sched_room(self->sched, &j->sj, &retry);
+    if (r == GQ_SCHED_OK)
+        return 0;
+    char err[GQ_ERRLEN];
+    gq_errf(err, sizeof err, "%s (%zu queued); retry after %u ms", why[r],
+            gq_sched_len(self->sched), retry);
+    s_send_error(self, rid, len, j->client_job_id, GQ_EEXHAUSTED, err, retry, NULL);
+    self->failed++;
+    return 1;
+}
+
 static void s_on_submit(gq_broker_t *self, zmq_msg_t *rid, gq_wire_msg_t *m)
 {
     Gq__Wire__Submit *s = (Gq__Wire__Submit *)m->hdr;
@@ -764,16 +1004,6 @@ static void s_on_submit(gq_broker_t *self, zmq_msg_t *rid, gq_wire_msg_t *m)
     int keyed;
     if (s_cache_admit(self, id, idlen, s, m, args, &key, &keyed))
         return;
-    size_t queued = 0;
-    for (int c = 0; c < S_NCLASSES; c++)
-        queued += self->queue[c].len;
-    if (queued >= self->cfg.max_queue) {
-        gq_errf(err, sizeof err, "queue full (%zu jobs); retry after %d ms", queued,
-                S_RETRY_AFTER_MS);
-        s_send_error(self, id, idlen, s->job_id, GQ_EEXHAUSTED, err, S_RETRY_AFTER_MS, NULL);
-        self->failed++;
-        return;
-    }
     s_job_t *j = calloc(1, sizeof *j);
     if (!j || idlen > S_MAX_RID) {
         free(j);
@@ -781,20 +1011,26 @@ static void s_on_submit(gq_broker_t *self, zmq_msg_t *rid, gq_wire_msg_t *m)
         self->failed++;
         return;
     }
-    j->id = ++self->next_id;
     j->client_job_id = s->job_id;
     memcpy(j->client, id, idlen);
     j->client_len = idlen;
-    j->prio = s->priority;
     j->admitted_us = gq_now_us();
     if (s->timeout_ms)
         j->deadline_us = j->admitted_us + (uint64_t)s->timeout_ms * 1000u;
     j->submit = s;
+    s_sched_fill(self, j, args, (int)s->n_stages, m);
+    if (s_admit_room(self, j, id, idlen) || s_admit_by_cost(self, j, id, idlen)) {
+        j->submit = NULL; /* still m's */
+        free(j);
+        return;
+    }
+    j->id = ++self->next_id;
     m->hdr = NULL;
     j->ninputs = m->npayload;
     for (int i = 0; i < m->npayload; i++) {
         zmq_msg_init(&j->inputs[i]);
         zmq_msg_move(&j->inputs[i], &m->payload[i]);
+        j->desc[i] = m->desc[i];
     }
     if (gq_map_put(self->jobs, j->id, j)) {
         s_send_error(self, id, idlen, s->job_id, GQ_ENOMEM, "broker out of memory", 0, NULL);
@@ -811,7 +1047,7 @@ static void s_on_submit(gq_broker_t *self, zmq_msg_t *rid, gq_wire_msg_t *m)
         if (s_cache_route(self, j))
             return;
     }
-    s_list_push(&self->queue[j->prio], j, 0);
+    s_enqueue(self, j, 0);
 }
 
 static void s_on_cancel(gq_broker_t *self, zmq_msg_t *rid, uint64_t client_job_id)
@@ -839,10 +1075,12 @@ static void s_on_cancel(gq_broker_t *self, zmq_msg_t *rid, uint64_t client_job_i
     } else if (j->worker) {
         s_list_remove(&j->worker->jobs, j);
         /* The worker may still compute it; its DONE then finds no job and is dropped.
-         * The credit comes back now, so the worker can briefly hold one job over. */
-        j->worker->inflight--;
+         * The credit comes back now (with its run's last job), so the worker can briefly
+         * hold one job over. */
+        s_run_release(j);
+        j->worker = NULL;
     } else {
-        s_list_remove(&self->queue[j->prio], j);
+        gq_sched_remove(self->sched, &j->sj);
     }
     s_job_fail(self, j, GQ_ECANCELLED, "cancelled by the client", NULL);
 }
@@ -852,8 +1090,10 @@ static void s_send_status(gq_broker_t *self, zmq_msg_t *rid, uint64_t request_id
     Gq__Wire__StatusReply r = GQ__WIRE__STATUS_REPLY__INIT;
     uint64_t queued[S_NCLASSES];
     uint64_t inflight = 0;
+    gq_sched_stats_t st;
+    gq_sched_stats(self->sched, &st);
     for (int c = 0; c < S_NCLASSES; c++)
-        queued[c] = self->queue[c].len;
+        queued[c] = st.queued[c];
     Gq__Wire__WorkerInfo *infos = calloc((size_t)self->nworkers + 1, sizeof *infos);
     Gq__Wire__WorkerInfo **ptrs = calloc((size_t)self->nworkers + 1, sizeof *ptrs);
     if (!infos || !ptrs) {
@@ -891,6 +1131,146 @@ static void s_send_status(gq_broker_t *self, zmq_msg_t *rid, uint64_t request_id
     free(ptrs);
 }
 
+static const char *const s_classes[S_NCLASSES] = {"realtime", "interactive", "batch",
+                                                  "background"};
+
+/* Appends to buf at off (bounded); returns the new offset. */
+static size_t s_cat(char *buf, size_t len, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static size_t s_cat(char *buf, size_t len, size_t off, const char *fmt, ...)
+{
+    if (off >= len)
+        return off;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + off, len - off, fmt, ap);
+    va_end(ap);
+    return n > 0 && (size_t)n < len - off ? off + (size_t)n : len - 1;
+}
+
+/* The scheduler's gauges and counters in Prometheus text. */
+static size_t s_sched_prom(gq_broker_t *self, char *buf, size_t len, size_t off)
+{
+    gq_sched_stats_t st;
+    gq_sched_stats(self->sched, &st);
+    uint64_t now = gq_now_us();
+    for (int c = 0; c < S_NCLASSES; c++)
+        off = s_cat(buf, len, off, "gpuq_jobs_queued{class=\"%s\"} %zu\n", s_classes[c],
+                    st.queued[c]);
+    off = s_cat(buf, len, off,
+                "# HELP gpuq_queue_oldest_seconds Wait of the oldest queued job, per class.\n"
+                "# TYPE gpuq_queue_oldest_seconds gauge\n");
+    for (int c = 0; c < S_NCLASSES; c++)
+        off = s_cat(buf, len, off, "gpuq_queue_oldest_seconds{class=\"%s\"} %.6f\n", s_classes[c],
+                    st.oldest_us[c] ? (double)(now - st.oldest_us[c]) / 1e6 : 0.0);
+    off = s_cat(buf, len, off,
+                "# HELP gpuq_jobs_refused_total Jobs refused for room (RESOURCE_EXHAUSTED).\n"
+                "# TYPE gpuq_jobs_refused_total counter\n");
+    for (int c = 0; c < S_NCLASSES; c++)
+        off = s_cat(buf, len, off, "gpuq_jobs_refused_total{class=\"%s\"} %llu\n", s_classes[c],
+                    (unsigned long long)st.refused[c]);
+    return s_cat(buf, len, off,
+                 "# HELP gpuq_jobs_refused_cost_total Jobs refused as unable to meet their "
+                 "deadline (--admit-by-cost).\n"
+                 "# TYPE gpuq_jobs_refused_cost_total counter\ngpuq_jobs_refused_cost_total %llu\n"
+                 "# HELP gpuq_jobs_promoted_total Jobs moved up a class by aging.\n"
+                 "# TYPE gpuq_jobs_promoted_total counter\ngpuq_jobs_promoted_total %llu\n"
+                 "# HELP gpuq_batches_total Runs of two or more stacked jobs.\n"
+                 "# TYPE gpuq_batches_total counter\ngpuq_batches_total %llu\n"
+                 "# HELP gpuq_batched_jobs_total Jobs that ran stacked in a batch.\n"
+                 "# TYPE gpuq_batched_jobs_total counter\ngpuq_batched_jobs_total %llu\n",
+                 (unsigned long long)self->refused_cost, (unsigned long long)st.promoted,
+                 (unsigned long long)st.batches, (unsigned long long)st.batched_jobs);
+}
+
+static const char *s_job_op(const s_job_t *j)
+{
+    return j->submit && j->submit->n_stages ? j->submit->stages[0]->op : "?";
+}
+
+static size_t s_job_line(const gq_broker_t *self, const s_job_t *j, uint64_t now, char *buf,
+                         size_t len, size_t off)
+{
+    if (j->worker)
+        return s_cat(buf, len, off, "  %-8llu running   %-12s %-18s on %s for %.1f ms%s\n",
+                     (unsigned long long)j->id, s_classes[j->sj.cur_cls], s_job_op(j),
+                     j->worker->name, (double)(now - j->dispatched_us) / 1000.0,
+                     j->batched > 1 ? " (batched)" : "");
+    const char *state = j->lookup ? "lookup" : j->sj.heap_pos >= 0 ? "queued" : "waiting";
+    off = s_cat(buf, len, off, "  %-8llu %-9s %-12s %-18s for %.1f ms", (unsigned long long)j->id,
+                state, s_classes[j->sj.cur_cls], s_job_op(j),
+                (double)(now - j->admitted_us) / 1000.0);
+    if (j->sj.heap_pos >= 0)
+        off = s_cat(buf, len, off, ", position %zu", gq_sched_rank(self->sched, &j->sj));
+    if (j->deadline_us)
+        off = s_cat(buf, len, off, ", deadline in %.1f ms",
+                    j->deadline_us > now ? (double)(j->deadline_us - now) / 1000.0 : 0.0);
+    return s_cat(buf, len, off, "\n");
+}
+
+typedef struct {
+    const gq_broker_t *self;
+    char *buf;
+    size_t len, off;
+    uint64_t now;
+} s_listing_t;
+
+static void s_list_job_cb(uint64_t key, void *value, void *arg)
+{
+    (void)key;
+    s_listing_t *l = arg;
+    l->off = s_job_line(l->self, value, l->now, l->buf, l->len, l->off);
+}
+
+/* `gpuqctl queues`: per class, the cluster's workers with what they learned, and with
+ * verbose every job admitted and not yet answered. */
+static void s_queues_text(gq_broker_t *self, int verbose, char *buf, size_t len)
+{
+    gq_sched_stats_t st;
+    gq_sched_stats(self->sched, &st);
+    uint64_t now = gq_now_us();
+    size_t off = s_cat(buf, len, 0, "%-12s %8s %8s %10s %8s\n", "class", "queued", "clients",
+                       "oldest_ms", "refused");
+    for (int c = 0; c < S_NCLASSES; c++)
+        off = s_cat(buf, len, off, "%-12s %8zu %8zu %10.1f %8llu\n", s_classes[c], st.queued[c],
+                    st.clients[c],
+                    st.oldest_us[c] ? (double)(now - st.oldest_us[c]) / 1000.0 : 0.0,
+                    (unsigned long long)st.refused[c]);
+    off = s_cat(buf, len, off,
+                "batch groups queued: %zu (held to fill: %zu); batches run: %llu holding %llu "
+                "jobs; promoted by aging: %llu; completion rate %.1f jobs/s\n",
+                st.groups, st.held, (unsigned long long)st.batches,
+                (unsigned long long)st.batched_jobs, (unsigned long long)st.promoted,
+                st.completion_rate);
+    off = s_cat(buf, len, off, "%-24s %7s %8s %10s %8s %8s %7s\n", "worker", "credits",
+                "inflight", "backlog_ms", "done", "failed", "health");
+    for (const s_worker_t *w = self->workers; w; w = w->next)
+        off = s_cat(buf, len, off, "%-24s %7u %8u %10.1f %8llu %8llu %6.0f%%\n", w->name,
+                    w->credits, w->inflight, (double)w->backlog_us / 1000.0,
+                    (unsigned long long)w->jobs_done, (unsigned long long)w->jobs_failed,
+                    100.0 * (1.0 - w->fail));
+    if (verbose) {
+        s_listing_t l = {self, buf, len, off, now};
+        l.off = s_cat(buf, len, l.off, "jobs (broker id, state, class, op):\n");
+        gq_map_each(self->jobs, s_list_job_cb, &l);
+    }
+}
+
+/* `gpuq status JOB`: the state of one job by broker id; returns GQ_ENOTFOUND-like codes. */
+static int s_job_text(gq_broker_t *self, uint64_t id, char *buf, size_t len)
+{
+    const s_job_t *j = gq_map_get(self->jobs, id);
+    if (!j) {
+        snprintf(buf, len,
+                 "job %llu: not known (answered already, or never admitted by this broker)\n",
+                 (unsigned long long)id);
+        return GQ_EINVAL;
+    }
+    s_job_line(self, j, gq_now_us(), buf, len, 0);
+    return GQ_OK;
+}
+
 /* Prometheus text of the broker's counters and the cache's; malloc'd, NULL when out of
  * memory. */
 static char *s_metrics(gq_broker_t *self, const gq_cache_stats_t *cs)
@@ -898,8 +1278,6 @@ static char *s_metrics(gq_broker_t *self, const gq_cache_stats_t *cs)
     char *buf = malloc(S_METRICS_MAX);
     if (!buf)
         return NULL;
-    static const char *const classes[S_NCLASSES] = {"realtime", "interactive", "batch",
-                                                    "background"};
     uint64_t inflight = 0, waiting = 0;
     for (s_worker_t *w = self->workers; w; w = w->next)
         inflight += w->inflight;
@@ -922,11 +1300,7 @@ static char *s_metrics(gq_broker_t *self, const gq_cache_stats_t *cs)
         (unsigned long long)self->requeued, (unsigned long long)self->malformed, self->nworkers,
         (unsigned long long)inflight);
     size_t off = n > 0 && (size_t)n < S_METRICS_MAX ? (size_t)n : 0;
-    for (int c = 0; c < S_NCLASSES && off < S_METRICS_MAX; c++) {
-        n = snprintf(buf + off, S_METRICS_MAX - off, "gpuq_jobs_queued{class=\"%s\"} %zu\n",
-                     classes[c], self->queue[c].len);
-        off += n > 0 && (size_t)n < S_METRICS_MAX - off ? (size_t)n : 0;
-    }
+    off = s_sched_prom(self, buf, S_METRICS_MAX, off);
     waiting = gq_map_size(self->jobs);
     n = snprintf(buf + off, S_METRICS_MAX - off,
                  "# HELP gpuq_jobs_admitted Jobs admitted and not yet answered.\n"
@@ -957,13 +1331,20 @@ static void s_on_admin(gq_broker_t *self, zmq_msg_t *rid, const Gq__Wire__AdminR
     }
     if (self->cache)
         gq_cache_stats(self->cache, &st);
-    if (q->op == GQ__WIRE__ADMIN_OP__ADMIN_METRICS) {
-        if ((text = s_metrics(self, &st))) {
-            r.text = text;
-        } else {
-            r.code = GQ_ENOMEM;
-            r.message = "broker out of memory rendering metrics";
-        }
+    int textual = q->op == GQ__WIRE__ADMIN_OP__ADMIN_METRICS ||
+                  q->op == GQ__WIRE__ADMIN_OP__ADMIN_QUEUES || q->op == GQ__WIRE__ADMIN_OP__ADMIN_JOB;
+    if (textual && !(text = q->op == GQ__WIRE__ADMIN_OP__ADMIN_METRICS ? s_metrics(self, &st)
+                                                                      : malloc(S_METRICS_MAX))) {
+        r.code = GQ_ENOMEM;
+        r.message = "broker out of memory rendering the reply";
+    } else if (textual) {
+        if (q->op == GQ__WIRE__ADMIN_OP__ADMIN_QUEUES)
+            s_queues_text(self, q->verbose, text, S_METRICS_MAX);
+        else if (q->op == GQ__WIRE__ADMIN_OP__ADMIN_JOB)
+            r.code = s_job_text(self, q->job_id, text, S_METRICS_MAX);
+        r.text = text;
+        if (r.code)
+            r.message = text;
     } else {
         gq_cache_stats_to_wire(&st, &cw);
         r.cache = &cw.cs;
@@ -1024,95 +1405,194 @@ static int s_worker_can_run(const s_worker_t *w, const s_job_t *j)
     return 1;
 }
 
-/* The worker with free credit and the lowest load that has every op of the job. */
-static s_worker_t *s_pick_worker(gq_broker_t *self, const s_job_t *j, int *any_free)
+static int s_any_free(const gq_broker_t *self)
+{
+    for (const s_worker_t *w = self->workers; w; w = w->next)
+        if (w->inflight < w->credits)
+            return 1;
+    return 0;
+}
+
+static int s_runnable(const gq_sched_job_t *sj, void *arg)
+{
+    const gq_broker_t *self = arg;
+    const s_job_t *j = S_JOB(sj);
+    for (const s_worker_t *w = self->workers; w; w = w->next)
+        if (w->inflight < w->credits && s_worker_can_run(w, j))
+            return 1;
+    return 0;
+}
+
+/* The free worker that would finish these n jobs soonest: its backlog spread over its
+ * credits plus its learned cost, inflated by its failure rate. */
+static s_worker_t *s_route(gq_broker_t *self, const s_job_t *j, int n)
 {
     s_worker_t *best = NULL;
-    uint64_t best_load = UINT64_MAX;
-    *any_free = 0;
+    double best_t = 0;
     for (s_worker_t *w = self->workers; w; w = w->next) {
-        if (w->inflight >= w->credits)
+        if (w->inflight >= w->credits || !s_worker_can_run(w, j))
             continue;
-        *any_free = 1;
-        uint64_t load = ((uint64_t)w->inflight << 20) / w->credits;
-        if (load < best_load && s_worker_can_run(w, j)) {
+        double t = (double)w->backlog_us / w->credits + s_cost_est(self, w, j->sig) * n;
+        t *= 1.0 + 4.0 * w->fail;
+        if (!best || t < best_t) {
             best = w;
-            best_load = load;
+            best_t = t;
         }
     }
     return best;
+}
+
+static void s_fill_job(Gq__Wire__Job *job, const s_job_t *j, uint64_t now)
+{
+    job->job_id = j->id;
+    job->n_stages = j->submit->n_stages;
+    job->stages = j->submit->stages;
+    job->n_inputs = j->submit->n_inputs;
+    job->inputs = j->submit->inputs;
+    if (j->deadline_us) {
+        uint64_t left_ms = (j->deadline_us - now + 999u) / 1000u;
+        job->timeout_ms = left_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)left_ms;
+    }
+}
+
+/* Puts jobs on worker w as one run (one credit). */
+static int s_start_run(gq_broker_t *self, s_job_t **js, int n, s_worker_t *w, uint64_t now)
+{
+    s_run_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    r->worker = w;
+    r->left = n;
+    r->cost_us = (uint64_t)(s_cost_est(self, w, js[0]->sig) * n);
+    w->backlog_us += r->cost_us;
+    w->inflight++;
+    for (int i = 0; i < n; i++) {
+        js[i]->run = r;
+        js[i]->worker = w;
+        js[i]->dispatched_us = now;
+        js[i]->batched = n;
+        s_list_push(&w->jobs, js[i], 0);
+    }
+    return 0;
 }
 
 static void s_send_job(gq_broker_t *self, s_job_t *j, s_worker_t *w, uint64_t now)
 {
     Gq__Wire__Job job = GQ__WIRE__JOB__INIT;
     zmq_msg_t payload[GQ_WIRE_MAX_PAYLOAD];
-    job.job_id = j->id;
-    job.n_stages = j->submit->n_stages;
-    job.stages = j->submit->stages;
-    job.n_inputs = j->submit->n_inputs;
-    job.inputs = j->submit->inputs;
-    if (j->deadline_us) {
-        uint64_t left_ms = (j->deadline_us - now + 999u) / 1000u;
-        job.timeout_ms = left_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)left_ms;
+    if (s_start_run(self, &j, 1, w, now)) {
+        s_enqueue(self, j, GQ_SCHED_FRONT);
+        return;
     }
+    s_fill_job(&job, j, now);
     /* Copies share the buffers (refcounted): the job keeps its inputs for a requeue. */
     for (int i = 0; i < j->ninputs; i++) {
         zmq_msg_init(&payload[i]);
         zmq_msg_copy(&payload[i], &j->inputs[i]);
     }
-    j->worker = w;
-    j->dispatched_us = now;
-    w->inflight++;
-    s_list_push(&w->jobs, j, 0);
     if (gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_JOB, &job.base, payload, j->ninputs) !=
         GQ_OK)
         GQ_WARN("worker %s: sending job %llu failed: %s", w->name, (unsigned long long)j->id,
                 zmq_strerror(errno));
 }
 
-/* Fails a queued job whose deadline has passed; returns 1 if it did. */
-static int s_expire_if_due(gq_broker_t *self, int c, s_job_t *j, uint64_t now)
+static void s_free_buf(void *data, void *hint)
 {
-    if (!j->deadline_us || now < j->deadline_us)
-        return 0;
-    char msg[GQ_ERRLEN];
-    gq_errf(msg, sizeof msg, "deadline exceeded after %llu ms in the queue",
-            (unsigned long long)((now - j->admitted_us) / 1000u));
-    s_list_remove(&self->queue[c], j);
-    s_job_fail(self, j, GQ_EDEADLINE, msg, NULL);
-    return 1;
+    (void)hint;
+    free(data);
+}
+
+/* Input i of n jobs stacked along a new leading axis (one copy: the jobs keep their own
+ * frames for a requeue). */
+static int s_stack_input(s_job_t **js, int n, int i, zmq_msg_t *msg, Gq__Wire__TensorDesc *td,
+                         int64_t *shape)
+{
+    size_t row = zmq_msg_size(&js[0]->inputs[i]);
+    char *buf = malloc(row * (size_t)n + 1);
+    gq_tdesc_t d;
+    if (!buf || gq_batch_stack_desc(&js[0]->desc[i], n, &d)) {
+        free(buf);
+        return -1;
+    }
+    for (int m = 0; m < n; m++)
+        memcpy(buf + (size_t)m * row, zmq_msg_data(&js[m]->inputs[i]), row);
+    zmq_msg_init_data(msg, buf, row * (size_t)n, s_free_buf, NULL);
+    gq_wire_desc_fill(td, shape, &d);
+    return 0;
+}
+
+/* Sends n compatible jobs to w as one job with stacked inputs; the worker answers each. */
+static void s_send_batch(gq_broker_t *self, s_job_t **js, int n, s_worker_t *w, uint64_t now)
+{
+    Gq__Wire__Job job = GQ__WIRE__JOB__INIT;
+    Gq__Wire__TensorDesc tds[GQ_WIRE_MAX_PAYLOAD], *tdp[GQ_WIRE_MAX_PAYLOAD];
+    int64_t shapes[GQ_WIRE_MAX_PAYLOAD][GQ_MAX_DIMS];
+    zmq_msg_t payload[GQ_WIRE_MAX_PAYLOAD];
+    uint64_t ids[GQ_WIRE_MAX_BATCH];
+    int nin = js[0]->ninputs, ok = 0;
+    while (ok < nin && !s_stack_input(js, n, ok, &payload[ok], &tds[ok], shapes[ok]))
+        tdp[ok] = &tds[ok], ok++;
+    if (ok < nin || s_start_run(self, js, n, w, now)) {
+        for (int i = 0; i < ok; i++)
+            zmq_msg_close(&payload[i]);
+        GQ_WARN("out of memory stacking a batch of %d; its jobs go back to the queue", n);
+        for (int m = 0; m < n; m++)
+            s_enqueue(self, js[m], GQ_SCHED_FRONT);
+        return;
+    }
+    s_fill_job(&job, js[0], now);
+    for (int m = 0; m < n; m++) {
+        ids[m] = js[m]->id;
+        if (js[m]->deadline_us && js[m]->deadline_us < js[0]->deadline_us) {
+            uint64_t left_ms = (js[m]->deadline_us - now + 999u) / 1000u;
+            job.timeout_ms = (uint32_t)(left_ms < job.timeout_ms ? left_ms : job.timeout_ms);
+        }
+    }
+    job.inputs = tdp;
+    job.n_inputs = (size_t)nin;
+    job.batch_ids = ids;
+    job.n_batch_ids = (size_t)n;
+    if (gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_JOB, &job.base, payload, nin) != GQ_OK)
+        GQ_WARN("worker %s: sending a batch of %d failed: %s", w->name, n, zmq_strerror(errno));
+}
+
+/* Fails queued jobs whose deadline has passed: a job past its deadline is never started. */
+static void s_expire(gq_broker_t *self, uint64_t now)
+{
+    gq_sched_job_t *due[64];
+    int n;
+    while ((n = gq_sched_expired(self->sched, now, due, 64)) > 0)
+        for (int i = 0; i < n; i++) {
+            s_job_t *j = S_JOB(due[i]);
+            char msg[GQ_ERRLEN];
+            gq_errf(msg, sizeof msg, "deadline exceeded after %llu ms in the queue",
+                    (unsigned long long)((now - j->admitted_us) / 1000u));
+            s_job_fail(self, j, GQ_EDEADLINE, msg, NULL);
+        }
 }
 
 static void s_dispatch(gq_broker_t *self)
 {
     uint64_t now = gq_now_us();
-    for (int c = 0; c < S_NCLASSES; c++) {
-        s_job_t *next;
-        int skipped = 0;
-        for (s_job_t *j = self->queue[c].head; j; j = next) {
-            next = j->next;
-            if (s_expire_if_due(self, c, j, now))
-                continue;
-            int any_free;
-            s_worker_t *w = s_pick_worker(self, j, &any_free);
-            if (!any_free)
-                return;
-            /* No free worker has this job's ops; later jobs may fit. The look-ahead is
-             * bounded so a deep queue of jobs nobody can run costs no O(queue) per message
-             * (the deadline sweep in s_tick still reaches every job). */
-            if (!w) {
-                if (++skipped >= S_MAX_SKIP)
-                    break;
-                continue;
-            }
-            s_list_remove(&self->queue[c], j);
-            s_send_job(self, j, w, now);
-        }
+    s_expire(self, now);
+    gq_sched_job_t *out[GQ_WIRE_MAX_BATCH];
+    s_job_t *js[GQ_WIRE_MAX_BATCH];
+    while (s_any_free(self)) {
+        int n = gq_sched_next(self->sched, now, s_runnable, self, out, GQ_WIRE_MAX_BATCH,
+                              S_MAX_SKIP);
+        if (!n)
+            return;
+        for (int i = 0; i < n; i++)
+            js[i] = S_JOB(out[i]);
+        s_worker_t *w = s_route(self, js[0], n);
+        if (n == 1)
+            s_send_job(self, js[0], w, now);
+        else
+            s_send_batch(self, js, n, w, now);
     }
 }
 
-/* ---- heartbeats, purge, deadlines ---- */
+/* ---- heartbeats, purge ---- */
 
 static void s_tick(gq_broker_t *self, uint64_t now)
 {
@@ -1129,13 +1609,7 @@ static void s_tick(gq_broker_t *self, uint64_t now)
         }
         gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_HEARTBEAT, NULL, NULL, 0);
     }
-    for (int c = 0; c < S_NCLASSES; c++) {
-        s_job_t *jn;
-        for (s_job_t *j = self->queue[c].head; j; j = jn) {
-            jn = j->next;
-            s_expire_if_due(self, c, j, now);
-        }
-    }
+    s_expire(self, now);
 }
 
 /* ---- life cycle ---- */
@@ -1176,8 +1650,8 @@ gq_broker_t *gq_broker_new(const gq_broker_config_t *cfg, char *err, size_t errl
         self->cfg.heartbeat_ms = 1000;
     if (self->cfg.liveness <= 0)
         self->cfg.liveness = 3;
-    if (!self->cfg.max_queue)
-        self->cfg.max_queue = 100000;
+    if (!self->cfg.sched.max_queue)
+        self->cfg.sched.max_queue = 100000;
     self->stop_pipe[0] = self->stop_pipe[1] = -1;
     self->ctx = cfg->zmq_ctx;
     if (!self->ctx) {
@@ -1187,7 +1661,10 @@ gq_broker_t *gq_broker_new(const gq_broker_config_t *cfg, char *err, size_t errl
     self->jobs = gq_map_new();
     self->by_client = gq_map_new();
     self->flights = gq_map_new();
-    if (!self->ctx || !self->jobs || !self->by_client || !self->flights ||
+    self->sched = gq_sched_new(&self->cfg.sched);
+    self->costs = gq_cost_new();
+    if (!self->ctx || !self->jobs || !self->by_client || !self->flights || !self->sched ||
+        !self->costs ||
         pipe2(self->stop_pipe, O_CLOEXEC)) {
         gq_errf(err, errlen, "out of resources creating the broker");
         goto fail;
@@ -1237,23 +1714,17 @@ static void s_fail_queued(gq_broker_t *self)
         j->lookup = 0;
         s_job_fail(self, j, GQ_ECLOSED, "broker shutting down before the job ran", NULL);
     }
-    for (int c = 0; c < S_NCLASSES; c++)
-        while (self->queue[c].head) {
-            s_job_t *j = self->queue[c].head;
-            s_list_remove(&self->queue[c], j);
-            s_job_fail(self, j, GQ_ECLOSED, "broker shutting down before the job ran", NULL);
-        }
+    gq_sched_job_t *out[64];
+    int n;
+    while ((n = gq_sched_drain(self->sched, out, 64)) > 0)
+        for (int i = 0; i < n; i++)
+            s_job_fail(self, S_JOB(out[i]), GQ_ECLOSED, "broker shutting down before the job ran",
+                       NULL);
 }
 
 static void s_shutdown(gq_broker_t *self)
 {
     s_fail_queued(self);
-    for (int c = 0; c < S_NCLASSES; c++)
-        while (self->queue[c].head) {
-            s_job_t *j = self->queue[c].head;
-            s_list_remove(&self->queue[c], j);
-            s_job_fail(self, j, GQ_ECLOSED, "broker shutting down before the job ran", NULL);
-        }
     uint64_t until = gq_now_us() + (uint64_t)self->cfg.drain_ms * 1000u;
     for (;;) {
         size_t inflight = 0;
@@ -1348,6 +1819,7 @@ void gq_broker_destroy(gq_broker_t **self_p)
         self->workers = w->next;
         s_strv_free(w->ops, w->nops);
         s_strv_free(w->backends, w->nbackends);
+        gq_cost_destroy(&w->cost);
         free(w);
     }
     if (self->jobs) {
@@ -1360,6 +1832,8 @@ void gq_broker_destroy(gq_broker_t **self_p)
         gq_map_destroy(&self->flights);
     }
     gq_cache_destroy(&self->cache);
+    gq_sched_destroy(&self->sched);
+    gq_cost_destroy(&self->costs);
     if (self->front)
         zmq_close(self->front);
     if (self->back)

@@ -5,23 +5,40 @@
 
 #include <stddef.h>
 #include "cache_tiers.h"
+#include "scheduler.h"
 #include "status.h"
 #include "wire.h"
 
 typedef struct gq_broker gq_broker_t;
+
+#define GQ_BROKER_MAX_BATCH_RULES 32
+
+typedef struct {
+    char op[64];
+    gq_sched_batch_t batch;
+} gq_broker_batch_rule_t;
 
 typedef struct {
     const char *frontend; /* bind endpoint for clients ("tcp://0.0.0.0:5555", "inproc://x") */
     const char *backend;  /* bind endpoint for workers */
     int heartbeat_ms;     /* interval of heartbeats to workers (default 1000) */
     int liveness;         /* missed intervals before a worker is dropped (default 3) */
-    size_t max_queue;     /* queued jobs before RESOURCE_EXHAUSTED (default 100000) */
     int max_requeues;     /* times a job may lose its worker before it fails (default 3) */
     int drain_ms;         /* on stop: wait this long for jobs in flight (default 5000) */
     void *zmq_ctx;        /* NULL: the broker makes its own */
     gq_wire_limits_t limits;
     gq_cache_config_t cache; /* result cache tiers (default: none configured) */
+    gq_sched_config_t sched; /* queue bounds (max_queue: RESOURCE_EXHAUSTED), aging */
+    gq_sched_batch_t batch;  /* batching of GQ_OPF_BATCHABLE ops (default: max 32, no delay) */
+    gq_broker_batch_rule_t batch_rules[GQ_BROKER_MAX_BATCH_RULES]; /* per first op */
+    int nbatch_rules;
+    uint64_t batch_bytes; /* most stacked input bytes in one batch (default 16 MiB) */
+    int admit_by_cost;    /* refuse jobs whose deadline the measured costs say they miss */
 } gq_broker_config_t;
+
+/* Parses "OP=MAX[:DELAY_US[:P1/P2/..]]" (--batch) into r; err names what is wrong. */
+gq_status gq_broker_batch_parse(const char *text, gq_broker_batch_rule_t *r, char *err,
+                                size_t errlen);
 
 void gq_broker_config_init(gq_broker_config_t *cfg);
 

@@ -14,6 +14,22 @@ static void s_on_signal(int sig)
         gq_broker_stop(s_broker);
 }
 
+static int s_class(const char *s, size_t len)
+{
+    static const char *const names[] = {"realtime", "interactive", "batch", "background"};
+    for (int c = 0; c < 4; c++)
+        if (strlen(names[c]) == len && !strncmp(s, names[c], len))
+            return c;
+    return -1;
+}
+
+/* "CLASS=N" -> class index and value; 1 when both are good. */
+static int s_class_value(const char *v, long long min, long long max, int *cls, long long *n)
+{
+    const char *eq = strchr(v, '=');
+    return eq && (*cls = s_class(v, (size_t)(eq - v))) >= 0 && !gq_parse_int(eq + 1, min, max, n);
+}
+
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: gpuq-broker [options]\n"
@@ -22,8 +38,21 @@ static void s_usage(FILE *f)
                "  --port N           shorthand: frontend tcp://*:N, backend tcp://*:N+1\n"
                "  --heartbeat-ms N   heartbeat interval to workers (default 1000)\n"
                "  --liveness N       missed heartbeats before a worker is dropped (default 3)\n"
+               "scheduler (docs/scheduler.md):\n"
                "  --max-queue N      queued jobs before clients get RESOURCE_EXHAUSTED "
                "(default 100000)\n"
+               "  --class-max C=N    bound of class C (realtime|interactive|batch|background)\n"
+               "  --client-share PCT most of a class's bound one client may hold (default 50)\n"
+               "  --aging C=S        a job waiting S seconds in class C moves up one class\n"
+               "                     (defaults batch=60, background=30; 0 = never)\n"
+               "  --aging-top C      highest class aging reaches (default interactive)\n"
+               "  --batch-max N      jobs stacked per run of batchable ops (default 32; 1 = "
+               "off)\n"
+               "  --batch-delay-us N how long a partial batch may wait to fill (default 0)\n"
+               "  --batch-mb N       most stacked input per batch (default 16)\n"
+               "  --batch OP=MAX[:DELAY_US[:P1/P2..]]  per-op rule, with preferred sizes\n"
+               "  --admit-by-cost    refuse jobs that cannot meet their deadline given the "
+               "measured costs\n"
                "  --max-requeues N   times a job may lose its worker before it fails "
                "(default 3)\n"
                "  --drain-ms N       on SIGINT/SIGTERM, wait this long for jobs in flight "
@@ -52,7 +81,7 @@ int main(int argc, char **argv)
     char front[256], back[256];
     gq_log_level_t level;
     gq_log_init("gpuq-broker");
-    int cache_flags = 0, mem_given = 0;
+    int cache_flags = 0, mem_given = 0, c;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -63,6 +92,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--no-cache")) {
             cfg.cache.enabled = 0;
+            continue;
+        }
+        if (!strcmp(a, "--admit-by-cost")) {
+            cfg.admit_by_cost = 1;
             continue;
         }
         if (!v) {
@@ -89,7 +122,29 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--liveness") && !gq_parse_int(v, 1, 1000, &n))
             cfg.liveness = (int)n;
         else if (!strcmp(a, "--max-queue") && !gq_parse_int(v, 1, 100000000, &n))
-            cfg.max_queue = (size_t)n;
+            cfg.sched.max_queue = (size_t)n;
+        else if (!strcmp(a, "--class-max") && s_class_value(v, 1, 100000000, &c, &n))
+            cfg.sched.max_class[c] = (size_t)n;
+        else if (!strcmp(a, "--client-share") && !gq_parse_int(v, 1, 100, &n))
+            cfg.sched.client_share = (double)n / 100.0;
+        else if (!strcmp(a, "--aging") && s_class_value(v, 0, 86400 * 365, &c, &n))
+            cfg.sched.aging_us[c] = (uint64_t)n * 1000000u;
+        else if (!strcmp(a, "--aging-top") && (c = s_class(v, strlen(v))) >= 0)
+            cfg.sched.aging_top = c;
+        else if (!strcmp(a, "--batch-max") && !gq_parse_int(v, 1, GQ_WIRE_MAX_BATCH, &n))
+            cfg.batch.max = (uint32_t)n;
+        else if (!strcmp(a, "--batch-delay-us") && !gq_parse_int(v, 0, 10000000, &n))
+            cfg.batch.delay_us = (uint32_t)n;
+        else if (!strcmp(a, "--batch-mb") && !gq_parse_int(v, 1, 4096, &n))
+            cfg.batch_bytes = (uint64_t)n << 20;
+        else if (!strcmp(a, "--batch") && cfg.nbatch_rules < GQ_BROKER_MAX_BATCH_RULES) {
+            char err[256];
+            if (gq_broker_batch_parse(v, &cfg.batch_rules[cfg.nbatch_rules], err, sizeof err)) {
+                fprintf(stderr, "gpuq-broker: --batch %s: %s\n", v, err);
+                return 2;
+            }
+            cfg.nbatch_rules++;
+        }
         else if (!strcmp(a, "--max-requeues") && !gq_parse_int(v, 0, 1000, &n))
             cfg.max_requeues = (int)n;
         else if (!strcmp(a, "--drain-ms") && !gq_parse_int(v, 0, 3600000, &n))

@@ -707,7 +707,7 @@ static const gq_op_spec_t s_specs[] = {
      .params = S_PARAMS(s_gain_params),
      .shape = s_shape_same},
     {.name = "dsp.normalize",
-     .flags = GQ_OPF_LIGHT,
+     .flags = GQ_OPF_LIGHT | GQ_OPF_BATCHABLE,
      .summary = "scale each row (or [channels, T] block, axes=2) to a peak or RMS level in "
                 "dBFS; silence stays silent, a block holding NaN/Inf becomes NaN",
      .min_inputs = 1,
@@ -724,7 +724,7 @@ static const gq_op_spec_t s_specs[] = {
      .params = S_PARAMS(s_loudness_params),
      .shape = s_shape_loudness},
     {.name = "dsp.frame",
-     .flags = GQ_OPF_LIGHT,
+     .flags = GQ_OPF_LIGHT | GQ_OPF_BATCHABLE,
      .summary = "frames of x [..., T] like librosa.util.frame: [..., frame_length, n_frames], "
                 "n_frames = 1 + (T - frame_length) / hop_length",
      .min_inputs = 1,
@@ -733,7 +733,7 @@ static const gq_op_spec_t s_specs[] = {
      .params = S_PARAMS(s_frame_params),
      .shape = s_shape_frame},
     {.name = "dsp.overlap_add",
-     .flags = GQ_OPF_LIGHT,
+     .flags = GQ_OPF_LIGHT | GQ_OPF_BATCHABLE,
      .summary = "inverse of dsp.frame: frames [..., frame_length, n_frames] summed at hop_length "
                 "-> [..., (n_frames - 1) * hop_length + frame_length]",
      .min_inputs = 1,

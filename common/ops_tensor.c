@@ -215,7 +215,7 @@ static const gq_op_spec_t s_specs[] = {
      .in_dtypes = S_ELEMENTWISE_DTYPES,
      .shape = s_shape_binary},
     {.name = "tensor.scale",
-     .flags = GQ_OPF_LIGHT,
+     .flags = GQ_OPF_LIGHT | GQ_OPF_BATCHABLE,
      .summary = "x * factor + offset, computed in double and rounded once to the input dtype",
      .min_inputs = 1,
      .max_inputs = 1,
@@ -223,7 +223,7 @@ static const gq_op_spec_t s_specs[] = {
      .params = S_PARAMS(s_scale_params),
      .shape = s_shape_same},
     {.name = "tensor.clamp",
-     .flags = GQ_OPF_LIGHT,
+     .flags = GQ_OPF_LIGHT | GQ_OPF_BATCHABLE,
      .summary = "min(max(x, lo), hi); NaN stays NaN",
      .min_inputs = 1,
      .max_inputs = 1,
@@ -257,7 +257,7 @@ static const gq_op_spec_t s_specs[] = {
      .params = S_PARAMS(s_reduce_params),
      .shape = s_shape_max},
     {.name = "tensor.cast",
-     .flags = GQ_OPF_LIGHT,
+     .flags = GQ_OPF_LIGHT | GQ_OPF_BATCHABLE,
      .summary = "convert dtype: float->int truncates toward zero and saturates (NaN -> 0), "
                 "int->int saturates, ->f16 rounds to nearest even (overflow -> +-inf), "
                 "widening is exact",

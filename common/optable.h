@@ -64,9 +64,10 @@ typedef gq_status (*gq_shape_fn)(const gq_args_t *a, const gq_tdesc_t *in, int n
 
 /* Op flags. */
 #define GQ_OPF_NONDETERMINISTIC 0x1u /* never cached */
-/* Leading dim can be stacked across jobs without changing any job's answer. Not set on the
- * tensor ops: a reduction over axis 0 or a broadcast leading dim would mix jobs; the batcher
- * needs a per-op check of args and shapes (scheduler issue). */
+/* Jobs can be stacked along a new leading axis without changing any job's answer: the op
+ * treats leading dims as independent rows (common/batch.h; tests/unit/test_batch.c checks
+ * each flagged op bit for bit). Not set on reductions with an axis param (axis 0 would mix
+ * jobs) nor on two-input broadcasting ops, nor on ops with streaming state. */
 #define GQ_OPF_BATCHABLE 0x2u
 /* Cost linear in the bytes with a small constant (microseconds for small tensors): a
  * worker may run a small job of such ops on its main thread, skipping two thread

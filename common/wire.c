@@ -180,6 +180,35 @@ static gq_status s_check_submit(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
     return s_tensors(s->inputs, s->n_inputs, m, lim, "input", err, errlen);
 }
 
+/* A batch job: 2..GQ_WIRE_MAX_BATCH distinct non-zero ids, the first the job's own, and
+ * every input stacked along dim 0 with one row per id. */
+static gq_status s_check_batch(const Gq__Wire__Job *j, char *err, size_t errlen)
+{
+    size_t k = j->n_batch_ids;
+    if (!k)
+        return GQ_OK;
+    if (k < 2 || k > GQ_WIRE_MAX_BATCH) {
+        gq_errf(err, errlen, "job: batch of %zu ids, must be 2..%d", k, GQ_WIRE_MAX_BATCH);
+        return GQ_EPROTO;
+    }
+    if (j->batch_ids[0] != j->job_id) {
+        gq_errf(err, errlen, "job: batch_ids[0] must be the job's id");
+        return GQ_EPROTO;
+    }
+    for (size_t i = 0; i < k; i++)
+        for (size_t q = 0; q < i; q++)
+            if (!j->batch_ids[i] || j->batch_ids[i] == j->batch_ids[q]) {
+                gq_errf(err, errlen, "job: batch id %zu is 0 or repeated", i);
+                return GQ_EPROTO;
+            }
+    for (size_t i = 0; i < j->n_inputs; i++)
+        if (!j->inputs[i]->n_shape || j->inputs[i]->shape[0] != (int64_t)k) {
+            gq_errf(err, errlen, "job: batch of %zu but input %zu's dim 0 is not %zu", k, i, k);
+            return GQ_EPROTO;
+        }
+    return GQ_OK;
+}
+
 static gq_status s_check_job(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
                              const gq_wire_limits_t *lim, char *err, size_t errlen)
 {
@@ -192,7 +221,9 @@ static gq_status s_check_job(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
     gq_status rc = s_stages(j->stages, j->n_stages, err, errlen);
     if (rc)
         return rc;
-    return s_tensors(j->inputs, j->n_inputs, m, lim, "input", err, errlen);
+    if ((rc = s_tensors(j->inputs, j->n_inputs, m, lim, "input", err, errlen)))
+        return rc;
+    return s_check_batch(j, err, errlen);
 }
 
 static gq_status s_backends(char *const *names, size_t n, char *err, size_t errlen)
@@ -348,8 +379,8 @@ static gq_status s_check_admin(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
     (void)m;
     (void)lim;
     const Gq__Wire__AdminRequest *r = (const Gq__Wire__AdminRequest *)hdr;
-    if ((int)r->op <= 0 || r->op > GQ__WIRE__ADMIN_OP__ADMIN_METRICS) {
-        gq_errf(err, errlen, "admin: op %d is not one of 1..3", (int)r->op);
+    if ((int)r->op <= 0 || r->op > GQ__WIRE__ADMIN_OP__ADMIN_JOB) {
+        gq_errf(err, errlen, "admin: op %d is not one of 1..5", (int)r->op);
         return GQ_EPROTO;
     }
     return GQ_OK;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,10 +270,60 @@ static void s_on_job(gq_worker_t *self, gq_wire_msg_t *m)
     pthread_mutex_unlock(&self->mu);
 }
 
-static void s_free_output(void *data, void *hint)
+/* One output buffer shared by the DONEs of a batch: freed with the last frame sent. */
+typedef struct {
+    void *data;
+    atomic_int refs;
+} s_shared_t;
+
+static void s_free_shared(void *data, void *hint)
 {
-    (void)hint;
-    free(data);
+    (void)data;
+    s_shared_t *sh = hint;
+    if (atomic_fetch_sub(&sh->refs, 1) == 1) {
+        free(sh->data);
+        free(sh);
+    }
+}
+
+/* Row m of a batch's outputs as DONE frames: descriptors without the leading axis, data
+ * slices of the shared buffers (no copy). */
+static void s_batch_rows(const s_wjob_t *w, int n, s_shared_t **sh, size_t m,
+                         Gq__Wire__TensorDesc *tds, int64_t (*shapes)[GQ_MAX_DIMS],
+                         zmq_msg_t *payload)
+{
+    size_t k = w->job->n_batch_ids;
+    for (int i = 0; i < n; i++) {
+        gq_tdesc_t d = w->out.t[i].desc;
+        size_t row = w->out.t[i].nbytes / k;
+        d.ndim--;
+        memmove(d.shape, d.shape + 1, (size_t)d.ndim * sizeof d.shape[0]);
+        gq_wire_desc_fill(&tds[i], shapes[i], &d);
+        atomic_fetch_add(&sh[i]->refs, 1);
+        zmq_msg_init_data(&payload[i], (char *)sh[i]->data + m * row, row, s_free_shared, sh[i]);
+    }
+}
+
+/* A batch's outputs must have one row per job; anything else fails the batch (the broker
+ * then runs its jobs alone). */
+static gq_status s_batch_check(s_wjob_t *w)
+{
+    size_t k = w->job->n_batch_ids;
+    for (int i = 0; i < w->out.n; i++)
+        if (w->out.t[i].desc.ndim < 1 || w->out.t[i].desc.shape[0] != (int64_t)k ||
+            w->out.t[i].nbytes % k) {
+            gq_errf(w->err, sizeof w->err,
+                    "batch of %zu: output %d has no leading axis of %zu rows", k, i, k);
+            return GQ_EINTERNAL;
+        }
+    return GQ_OK;
+}
+
+static void s_send_one(gq_worker_t *self, Gq__Wire__Done *d, zmq_msg_t *payload, int n)
+{
+    if (gq_wire_send(self->sock, NULL, 0, GQ_CMD_DONE, &d->base, payload, n) != GQ_OK)
+        GQ_WARN("job %llu: cannot send result: %s", (unsigned long long)d->job_id,
+                zmq_strerror(errno));
 }
 
 static void s_send_done(gq_worker_t *self, s_wjob_t *w)
@@ -281,35 +332,61 @@ static void s_send_done(gq_worker_t *self, s_wjob_t *w)
     Gq__Wire__TensorDesc tds[GQ_MAX_OUTPUTS], *tdp[GQ_MAX_OUTPUTS];
     int64_t shapes[GQ_MAX_OUTPUTS][GQ_MAX_DIMS];
     zmq_msg_t payload[GQ_MAX_OUTPUTS];
+    s_shared_t *sh[GQ_MAX_OUTPUTS];
     char *backends[GQ_WIRE_MAX_STAGES];
-    int n = 0;
-    d.job_id = w->job->job_id;
+    size_t k = w->job->n_batch_ids ? w->job->n_batch_ids : 1;
+    if (w->rc == GQ_OK && k > 1)
+        w->rc = s_batch_check(w);
     d.code = w->rc;
     d.compute_us = w->compute_us;
-    if (w->rc == GQ_OK) {
-        n = w->out.n;
-        for (int i = 0; i < n; i++) {
-            gq_wire_desc_fill(&tds[i], shapes[i], &w->out.t[i].desc);
-            tdp[i] = &tds[i];
-            /* Zero-copy: zmq frees the buffer once the bytes are on the wire. */
-            zmq_msg_init_data(&payload[i], w->out.t[i].data, w->out.t[i].nbytes, s_free_output,
-                              NULL);
-            w->out.t[i].data = NULL;
-        }
-        w->out.n = 0;
-        d.n_outputs = (size_t)n;
-        d.outputs = tdp;
-        size_t ns = w->job->n_stages;
-        for (size_t k = 0; k < ns; k++)
-            backends[k] = (char *)w->out.backend[k];
-        d.n_backends = ns;
-        d.backends = backends;
-    } else {
+    d.batch = (uint32_t)k;
+    if (w->rc != GQ_OK) {
         d.message = w->err;
+        for (size_t m = 0; m < k; m++) {
+            d.job_id = k > 1 ? w->job->batch_ids[m] : w->job->job_id;
+            s_send_one(self, &d, NULL, 0);
+        }
+        return;
     }
-    if (gq_wire_send(self->sock, NULL, 0, GQ_CMD_DONE, &d.base, payload, n) != GQ_OK)
-        GQ_WARN("job %llu: cannot send result: %s", (unsigned long long)d.job_id,
-                zmq_strerror(errno));
+    int n = w->out.n;
+    for (int i = 0; i < n; i++) {
+        tdp[i] = &tds[i];
+        sh[i] = malloc(sizeof *sh[i]);
+        if (!sh[i]) {
+            w->rc = GQ_ENOMEM;
+            gq_errf(w->err, sizeof w->err, "worker out of memory sending results");
+            for (int q = 0; q < i; q++)
+                free(sh[q]);
+            s_send_done(self, w);
+            return;
+        }
+        sh[i]->data = w->out.t[i].data;
+        atomic_init(&sh[i]->refs, 1); /* ours, dropped below */
+        w->out.t[i].data = NULL;
+    }
+    w->out.n = 0;
+    d.n_outputs = (size_t)n;
+    d.outputs = tdp;
+    for (size_t q = 0; q < w->job->n_stages; q++)
+        backends[q] = (char *)w->out.backend[q];
+    d.n_backends = w->job->n_stages;
+    d.backends = backends;
+    for (size_t m = 0; m < k; m++) {
+        d.job_id = k > 1 ? w->job->batch_ids[m] : w->job->job_id;
+        if (k > 1) {
+            s_batch_rows(w, n, sh, m, tds, shapes, payload);
+        } else {
+            for (int i = 0; i < n; i++) {
+                gq_wire_desc_fill(&tds[i], shapes[i], &w->out.t[i].desc);
+                atomic_fetch_add(&sh[i]->refs, 1);
+                zmq_msg_init_data(&payload[i], sh[i]->data, w->out.t[i].nbytes, s_free_shared,
+                                  sh[i]);
+            }
+        }
+        s_send_one(self, &d, payload, n);
+    }
+    for (int i = 0; i < n; i++)
+        s_free_shared(NULL, sh[i]);
 }
 
 static void s_handle_done(gq_worker_t *self)
