@@ -165,6 +165,8 @@ void gq_broker_config_init(gq_broker_config_t *cfg)
     gq_sched_config_init(&cfg->sched);
     cfg->batch.max = 32;
     cfg->batch_bytes = 16u << 20;
+    cfg->reserve_credits = 1;
+    cfg->batch_run_us = 2000;
     cfg->drain_ms = 5000;
     gq_wire_limits_default(&cfg->limits);
     /* No tier unless configured: a broker answers every job from a worker until its
@@ -879,6 +881,18 @@ static int s_cache_route(gq_broker_t *self, s_job_t *j)
     return 0;
 }
 
+/* Per-job compute estimate on w: its own measure, else the cluster's for the signature,
+ * else the cluster's mean (an unmeasured worker is tried as if average). */
+static double s_cost_est(const gq_broker_t *self, const s_worker_t *w, uint64_t sig)
+{
+    double c = w ? gq_cost_get(w->cost, sig) : 0;
+    if (c <= 0)
+        c = gq_cost_get(self->costs, sig);
+    if (c <= 0)
+        c = gq_cost_mean(self->costs);
+    return c > 0 ? c : S_COST_GUESS_US;
+}
+
 /* The batch rule for a job whose first op is op: a configured one, else the default. */
 static gq_sched_batch_t s_batch_rule(const gq_broker_t *self, const char *op)
 {
@@ -911,6 +925,14 @@ static void s_sched_fill(gq_broker_t *self, s_job_t *j, const gq_args_t *args, i
         gq_cache_key(args, nstages, NULL, 0, in, m->npayload, &k) != GQ_OK)
         return;
     uint64_t cap = j->in_bytes ? self->cfg.batch_bytes / j->in_bytes : rule.max;
+    /* A run is not preempted: an urgent job may wait for it to end. Batches stop where the
+     * measured per-job cost times the batch passes batch_run_us: batching pays back the
+     * fixed per-run overhead, which a few ms of compute already dwarfs. */
+    if (self->cfg.batch_run_us) {
+        double per_job = s_cost_est(self, NULL, j->sig);
+        uint64_t by_time = (uint64_t)((double)self->cfg.batch_run_us / per_job);
+        cap = by_time < cap ? by_time : cap;
+    }
     if (cap < 2)
         return;
     if (rule.max > cap)
@@ -919,18 +941,6 @@ static void s_sched_fill(gq_broker_t *self, s_job_t *j, const gq_args_t *args, i
         rule.max = GQ_WIRE_MAX_BATCH;
     j->sj.batch = rule;
     j->sj.batch_key = (k.lo ^ k.hi) ? (k.lo ^ k.hi) : 1;
-}
-
-/* Per-job compute estimate on w: its own measure, else the cluster's for the signature,
- * else the cluster's mean (an unmeasured worker is tried as if average). */
-static double s_cost_est(const gq_broker_t *self, const s_worker_t *w, uint64_t sig)
-{
-    double c = w ? gq_cost_get(w->cost, sig) : 0;
-    if (c <= 0)
-        c = gq_cost_get(self->costs, sig);
-    if (c <= 0)
-        c = gq_cost_mean(self->costs);
-    return c > 0 ? c : S_COST_GUESS_US;
 }
 
 /* With --admit-by-cost: refuses (returns 1, answered) a job that cannot meet its deadline:
@@ -1405,6 +1415,16 @@ static int s_worker_can_run(const s_worker_t *w, const s_job_t *j)
     return 1;
 }
 
+/* Whether w may take one more run of class cls: batch and background jobs leave the last
+ * reserve_credits credits to realtime and interactive ones, so an urgent job never waits
+ * behind a worker full of bulk work (it still waits for a running one: no preemption). */
+static int s_has_room(const gq_broker_t *self, const s_worker_t *w, int cls)
+{
+    uint32_t reserve = (uint32_t)self->cfg.reserve_credits;
+    uint32_t usable = cls >= 2 && w->credits > reserve ? w->credits - reserve : w->credits;
+    return w->inflight < usable;
+}
+
 static int s_any_free(const gq_broker_t *self)
 {
     for (const s_worker_t *w = self->workers; w; w = w->next)
@@ -1418,7 +1438,7 @@ static int s_runnable(const gq_sched_job_t *sj, void *arg)
     const gq_broker_t *self = arg;
     const s_job_t *j = S_JOB(sj);
     for (const s_worker_t *w = self->workers; w; w = w->next)
-        if (w->inflight < w->credits && s_worker_can_run(w, j))
+        if (s_has_room(self, w, sj->cur_cls) && s_worker_can_run(w, j))
             return 1;
     return 0;
 }
@@ -1430,7 +1450,7 @@ static s_worker_t *s_route(gq_broker_t *self, const s_job_t *j, int n)
     s_worker_t *best = NULL;
     double best_t = 0;
     for (s_worker_t *w = self->workers; w; w = w->next) {
-        if (w->inflight >= w->credits || !s_worker_can_run(w, j))
+        if (!s_has_room(self, w, j->sj.cur_cls) || !s_worker_can_run(w, j))
             continue;
         double t = (double)w->backlog_us / w->credits + s_cost_est(self, w, j->sig) * n;
         t *= 1.0 + 4.0 * w->fail;
@@ -1445,6 +1465,7 @@ static s_worker_t *s_route(gq_broker_t *self, const s_job_t *j, int n)
 static void s_fill_job(Gq__Wire__Job *job, const s_job_t *j, uint64_t now)
 {
     job->job_id = j->id;
+    job->priority = (Gq__Wire__Priority)j->sj.cur_cls;
     job->n_stages = j->submit->n_stages;
     job->stages = j->submit->stages;
     job->n_inputs = j->submit->n_inputs;

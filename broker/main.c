@@ -46,10 +46,14 @@ static void s_usage(FILE *f)
                "  --aging C=S        a job waiting S seconds in class C moves up one class\n"
                "                     (defaults batch=60, background=30; 0 = never)\n"
                "  --aging-top C      highest class aging reaches (default interactive)\n"
+               "  --reserve-credits N  per worker, kept for realtime/interactive jobs "
+               "(default 1)\n"
                "  --batch-max N      jobs stacked per run of batchable ops (default 32; 1 = "
                "off)\n"
                "  --batch-delay-us N how long a partial batch may wait to fill (default 0)\n"
                "  --batch-mb N       most stacked input per batch (default 16)\n"
+               "  --batch-run-us N   most measured compute per batch run (default 2000; 0: "
+               "none)\n"
                "  --batch OP=MAX[:DELAY_US[:P1/P2..]]  per-op rule, with preferred sizes\n"
                "  --admit-by-cost    refuse jobs that cannot meet their deadline given the "
                "measured costs\n"
@@ -131,10 +135,14 @@ int main(int argc, char **argv)
             cfg.sched.aging_us[c] = (uint64_t)n * 1000000u;
         else if (!strcmp(a, "--aging-top") && (c = s_class(v, strlen(v))) >= 0)
             cfg.sched.aging_top = c;
+        else if (!strcmp(a, "--reserve-credits") && !gq_parse_int(v, 0, 65536, &n))
+            cfg.reserve_credits = (int)n;
         else if (!strcmp(a, "--batch-max") && !gq_parse_int(v, 1, GQ_WIRE_MAX_BATCH, &n))
             cfg.batch.max = (uint32_t)n;
         else if (!strcmp(a, "--batch-delay-us") && !gq_parse_int(v, 0, 10000000, &n))
             cfg.batch.delay_us = (uint32_t)n;
+        else if (!strcmp(a, "--batch-run-us") && !gq_parse_int(v, 0, 10000000, &n))
+            cfg.batch_run_us = (uint64_t)n;
         else if (!strcmp(a, "--batch-mb") && !gq_parse_int(v, 1, 4096, &n))
             cfg.batch_bytes = (uint64_t)n << 20;
         else if (!strcmp(a, "--batch") && cfg.nbatch_rules < GQ_BROKER_MAX_BATCH_RULES) {

@@ -10,6 +10,7 @@
 #include "wire.h"
 
 /* How often jobs with a timeout are checked while waiting. */
+#define S_RETRY_MAX_MS 10000.0
 #define S_DEADLINE_SCAN_US 5000
 
 struct gq_client {
@@ -36,6 +37,9 @@ struct gq_client {
     char admin_msg[GQ_ERRLEN];
     gq_cache_info_t cache_info; /* from the last admin reply */
     char *admin_text;
+    int exhausted_retries;
+    gq_job_t *retry_head; /* jobs waiting to be resent, by due time */
+    unsigned rng;
     uint64_t unmatched; /* answers for no job in flight: late after a timeout or cancel */
 };
 
@@ -78,6 +82,7 @@ GQ_EXPORT void gq_client_opts_init(gq_client_opts_t *o)
     o->local_threads = n > 0 ? (int)n : 1;
     o->heartbeat_ms = 1000;
     o->local_cache_mb = 64;
+    o->exhausted_retries = 20;
 }
 
 GQ_EXPORT gq_client_t *gq_client_new(const char *endpoint, const gq_client_opts_t *opts, char *err,
@@ -99,6 +104,8 @@ GQ_EXPORT gq_client_t *gq_client_new(const char *endpoint, const gq_client_opts_
     }
     c->window = o.window > 0 ? o.window : 512;
     c->timeout_ms = o.timeout_ms > 0 ? o.timeout_ms : 0;
+    c->exhausted_retries = o.exhausted_retries > 0 ? o.exhausted_retries : 0;
+    c->rng = (unsigned)gq_now_us() ^ (unsigned)getpid();
     gq_wire_limits_default(&c->limits);
     void *ctx = gq_lib_ctx_acquire();
     if (!ctx) {
@@ -168,8 +175,22 @@ GQ_EXPORT void gq_client_destroy(gq_client_t **self_p)
 
 /* ---- completion ---- */
 
+static void s_retry_unlink(gq_client_t *c, gq_job_t *job)
+{
+    if (!job->retry_at_us)
+        return;
+    for (gq_job_t **pp = &c->retry_head; *pp; pp = &(*pp)->next_retry)
+        if (*pp == job) {
+            *pp = job->next_retry;
+            break;
+        }
+    job->retry_at_us = 0;
+    job->next_retry = NULL;
+}
+
 static void s_complete(gq_client_t *c, gq_job_t *job, int status, const char *msg)
 {
+    s_retry_unlink(c, job);
     gq_map_take(c->inflight, job->id);
     if (job->deadline_us)
         c->timed_jobs--;
@@ -201,6 +222,7 @@ static void s_send_cancel(gq_client_t *c, uint64_t id)
 
 void gq_client_forget(gq_client_t *c, gq_job_t *job)
 {
+    s_retry_unlink(c, job);
     if (job->state == GQ_JOB_INFLIGHT) {
         gq_map_take(c->inflight, job->id);
         if (job->deadline_us)
@@ -231,7 +253,9 @@ static void s_on_result(gq_client_t *c, gq_wire_msg_t *m)
         c->unmatched++; /* timed out or cancelled here; its late answer is dropped */
         return;
     }
+    uint32_t retries = job->timing.retries;
     gq_job_reset_result(job);
+    job->timing.retries = retries;
     for (int i = 0; i < m->npayload; i++) {
         gq_tensor_t *t = gq_tensor_from_msg(&m->desc[i], &m->payload[i]);
         if (!t) {
@@ -249,8 +273,50 @@ static void s_on_result(gq_client_t *c, gq_wire_msg_t *m)
     if (r->timing) {
         job->timing.queued_us = r->timing->queued_us;
         job->timing.compute_us = r->timing->compute_us;
+        job->timing.batch = r->timing->batch;
     }
     s_complete(c, job, GQ_OK, "");
+}
+
+/* Schedules a refused job to be resent: the broker's hint doubled per attempt, jittered
+ * x0.5..1.5 so refused clients do not return in step, at most S_RETRY_MAX_MS. Returns 0 when
+ * out of attempts or the job's timeout would pass first: the refusal is its answer. */
+static int s_retry_later(gq_client_t *c, gq_job_t *job, uint32_t hint_ms)
+{
+    if (job->timing.retries >= (uint32_t)c->exhausted_retries)
+        return 0;
+    double ms = (hint_ms ? hint_ms : 50) * (double)(1u << (job->timing.retries < 8 ? job->timing.retries : 8));
+    c->rng = c->rng * 1103515245u + 12345u;
+    ms *= 0.5 + (double)((c->rng >> 8) & 0xffff) / 65536.0;
+    if (ms > S_RETRY_MAX_MS)
+        ms = S_RETRY_MAX_MS;
+    uint64_t at = gq_now_us() + (uint64_t)(ms * 1000.0);
+    if (job->deadline_us && at >= job->deadline_us)
+        return 0;
+    job->timing.retries++;
+    job->retry_at_us = at;
+    gq_job_t **pp = &c->retry_head;
+    while (*pp && (*pp)->retry_at_us <= at)
+        pp = &(*pp)->next_retry;
+    job->next_retry = *pp;
+    *pp = job;
+    return 1;
+}
+
+/* Resends the refused jobs whose time has come. */
+static int s_send(gq_client_t *c, gq_job_t *job);
+
+static void s_resend_due(gq_client_t *c)
+{
+    uint64_t now = gq_now_us();
+    while (c->retry_head && c->retry_head->retry_at_us <= now) {
+        gq_job_t *job = c->retry_head;
+        c->retry_head = job->next_retry;
+        job->next_retry = NULL;
+        job->retry_at_us = 0;
+        if (s_send(c, job))
+            s_complete(c, job, GQ_EIO, "cannot resend the job to the broker");
+    }
 }
 
 static void s_on_error(gq_client_t *c, gq_wire_msg_t *m)
@@ -261,6 +327,8 @@ static void s_on_error(gq_client_t *c, gq_wire_msg_t *m)
         c->unmatched++;
         return;
     }
+    if (e->code == GQ_EEXHAUSTED && s_retry_later(c, job, e->retry_after_ms))
+        return;
     snprintf(job->worker, sizeof job->worker, "%s", e->worker);
     s_complete(c, job, e->code, e->message);
 }
@@ -384,11 +452,17 @@ static void s_expire(gq_client_t *c)
 /* Waits up to timeout_ms (-1: forever) for messages and handles all that are there. */
 static int s_pump(gq_client_t *c, int timeout_ms)
 {
+    uint64_t now = gq_now_us();
     if (c->timed_jobs) {
-        uint64_t now = gq_now_us();
         long until_scan = (long)((c->next_scan_us > now ? c->next_scan_us - now : 0) / 1000u) + 1;
         if (timeout_ms < 0 || timeout_ms > until_scan)
             timeout_ms = (int)until_scan;
+    }
+    if (c->retry_head) {
+        uint64_t at = c->retry_head->retry_at_us;
+        long until = (long)((at > now ? at - now : 0) / 1000u) + 1;
+        if (timeout_ms < 0 || timeout_ms > until)
+            timeout_ms = (int)until;
     }
     zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
     int rc = zmq_poll(&item, 1, timeout_ms);
@@ -421,6 +495,7 @@ static int s_pump(gq_client_t *c, int timeout_ms)
         gq_wire_msg_close(&m);
     }
     s_expire(c);
+    s_resend_due(c);
     return GQ_OK;
 }
 
@@ -625,13 +700,21 @@ GQ_EXPORT int gq_client_worker_info(const gq_client_t *c, int index, gq_worker_i
 }
 
 /* Sends an admin request and waits for its reply (stored in c). */
+static int s_admin_req(gq_client_t *c, Gq__Wire__AdminRequest *q, int timeout_ms);
+
 static int s_admin(gq_client_t *c, int op, int timeout_ms)
 {
     Gq__Wire__AdminRequest q = GQ__WIRE__ADMIN_REQUEST__INIT;
-    q.request_id = ++c->admin_id;
     q.op = (Gq__Wire__AdminOp)op;
+    return s_admin_req(c, &q, timeout_ms);
+}
+
+/* Sends q (its request id set here) and waits for the matching reply. */
+static int s_admin_req(gq_client_t *c, Gq__Wire__AdminRequest *q, int timeout_ms)
+{
+    q->request_id = ++c->admin_id;
     c->admin_ready = 0;
-    int rc = gq_wire_send(c->sock, NULL, 0, GQ_CMD_ADMIN, &q.base, NULL, 0);
+    int rc = gq_wire_send(c->sock, NULL, 0, GQ_CMD_ADMIN, &q->base, NULL, 0);
     if (rc)
         return rc;
     uint64_t until = gq_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
@@ -658,13 +741,34 @@ GQ_EXPORT int gq_client_cache_clear(gq_client_t *c, int timeout_ms)
     return s_admin(c, GQ__WIRE__ADMIN_OP__ADMIN_CACHE_CLEAR, timeout_ms);
 }
 
+/* The reply's text to the caller (malloc'd); on failure too when the broker sent one. */
+static int s_take_text(gq_client_t *c, int rc, char **text)
+{
+    *text = c->admin_text ? c->admin_text : rc ? NULL : strdup("");
+    c->admin_text = NULL;
+    return rc ? rc : *text ? GQ_OK : GQ_ENOMEM;
+}
+
 GQ_EXPORT int gq_client_metrics(gq_client_t *c, char **text, int timeout_ms)
 {
     *text = NULL;
-    int rc = s_admin(c, GQ__WIRE__ADMIN_OP__ADMIN_METRICS, timeout_ms);
-    if (rc)
-        return rc;
-    *text = c->admin_text ? c->admin_text : strdup("");
-    c->admin_text = NULL;
-    return *text ? GQ_OK : GQ_ENOMEM;
+    return s_take_text(c, s_admin(c, GQ__WIRE__ADMIN_OP__ADMIN_METRICS, timeout_ms), text);
+}
+
+GQ_EXPORT int gq_client_queues(gq_client_t *c, int verbose, char **text, int timeout_ms)
+{
+    Gq__Wire__AdminRequest q = GQ__WIRE__ADMIN_REQUEST__INIT;
+    q.op = GQ__WIRE__ADMIN_OP__ADMIN_QUEUES;
+    q.verbose = verbose != 0;
+    *text = NULL;
+    return s_take_text(c, s_admin_req(c, &q, timeout_ms), text);
+}
+
+GQ_EXPORT int gq_client_job_state(gq_client_t *c, uint64_t broker_id, char **text, int timeout_ms)
+{
+    Gq__Wire__AdminRequest q = GQ__WIRE__ADMIN_REQUEST__INIT;
+    q.op = GQ__WIRE__ADMIN_OP__ADMIN_JOB;
+    q.job_id = broker_id;
+    *text = NULL;
+    return s_take_text(c, s_admin_req(c, &q, timeout_ms), text);
 }

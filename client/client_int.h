@@ -69,6 +69,8 @@ struct gq_job {
     uint64_t deadline_us;
     gq_job_timing_t timing;
     gq_job_t *next_done;
+    uint64_t retry_at_us; /* waiting to be resent after GQ_EEXHAUSTED; 0: not */
+    gq_job_t *next_retry;
 };
 
 /* Tensor over a received frame: zero-copy when the frame is aligned for the dtype. */

@@ -47,8 +47,12 @@ typedef struct {
     int local_workers;  /* "local": worker threads in the embedded cluster (default 1) */
     int local_threads;  /* "local": compute threads per worker (default: CPU count) */
     int heartbeat_ms;   /* "local": heartbeat interval (default 1000) */
-    int local_credits;  /* "local": jobs in flight per worker (default 64 x threads) */
+    int local_credits;  /* "local": jobs in flight per worker (default 4 x threads) */
     int local_cache_mb; /* "local": result cache in memory, MiB (default 64; 0 = none) */
+    /* A job the broker refuses for room (GQ_EEXHAUSTED) is resent after the broker's
+     * retry-after hint, doubled per attempt and jittered (x0.5..1.5, at most 10 s), up to
+     * this many times and never past the job's timeout (default 20; 0: report at once). */
+    int exhausted_retries;
 } gq_client_opts_t;
 
 /* Fills o with the defaults above. */
@@ -167,6 +171,8 @@ typedef struct {
     uint64_t queued_us;  /* admission to dispatch, at the broker */
     uint64_t compute_us; /* inside the worker, all stages */
     uint64_t total_us;   /* submit to answer, at the client */
+    uint32_t batch;      /* jobs stacked into the run that computed it (0 or 1: alone) */
+    uint32_t retries;    /* resends after the broker said it had no room */
 } gq_job_timing_t;
 
 void gq_job_timing(const gq_job_t *job, gq_job_timing_t *out);
@@ -255,6 +261,16 @@ int gq_client_cache_clear(gq_client_t *c, int timeout_ms);
 /* The broker's counters, cache included, as Prometheus text exposition; *text is malloc'd
  * (free() it). */
 int gq_client_metrics(gq_client_t *c, char **text, int timeout_ms);
+
+/* The broker's scheduler as text (`gpuqctl queues`): per class queued, clients, oldest wait
+ * and refusals; batch groups; workers with credits, backlog and health; with verbose every
+ * job admitted and not yet answered, with its broker id. *text is malloc'd (free it). */
+int gq_client_queues(gq_client_t *c, int verbose, char **text, int timeout_ms);
+
+/* One job's state by broker id (`gpuq status ID`): queued (class, position, waited,
+ * deadline), running (worker, for how long), or not known. GQ_EINVAL when not known; *text
+ * then says so. */
+int gq_client_job_state(gq_client_t *c, uint64_t broker_id, char **text, int timeout_ms);
 
 #ifdef __cplusplus
 }

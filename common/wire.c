@@ -223,6 +223,10 @@ static gq_status s_check_job(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
         return rc;
     if ((rc = s_tensors(j->inputs, j->n_inputs, m, lim, "input", err, errlen)))
         return rc;
+    if ((int)j->priority < 0 || j->priority > GQ__WIRE__PRIORITY__PRIO_BACKGROUND) {
+        gq_errf(err, errlen, "job: priority %d is not one of 0..3", (int)j->priority);
+        return GQ_EPROTO;
+    }
     return s_check_batch(j, err, errlen);
 }
 

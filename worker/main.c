@@ -21,7 +21,7 @@ static void s_usage(FILE *f)
                "  --broker EP        broker's worker endpoint (default tcp://127.0.0.1:5556)\n"
                "  --name NAME        worker name (default host:pid)\n"
                "  --threads N        compute threads (default: online CPUs)\n"
-               "  --credits N        jobs in flight from the broker (default 64 x threads)\n"
+               "  --credits N        jobs in flight from the broker (default 4 x threads)\n"
                "  --heartbeat-ms N   heartbeat interval (default 1000)\n"
                "  --liveness N       silent broker intervals before reconnecting (default 3)\n"
                "  --strict           fail a stage instead of falling back to a lower backend\n"

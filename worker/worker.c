@@ -13,6 +13,7 @@
 #include "wire.h"
 
 #define S_INLINE_BYTES (64u << 10) /* inputs of a job the main thread may run itself */
+#define S_NPRIO 4                  /* realtime .. background: threads take the most urgent */
 
 typedef struct s_wjob {
     Gq__Wire__Job *job;
@@ -46,7 +47,7 @@ struct gq_worker {
     int nthreads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    s_wjob_t *qhead, *qtail;
+    s_wjob_t *qhead[S_NPRIO], *qtail[S_NPRIO]; /* waiting for a thread, per priority class */
     int quit;
     uint64_t broker_seen_us;
 };
@@ -95,6 +96,31 @@ static void s_compute(gq_worker_t *self, s_wjob_t *w)
     w->compute_us = gq_now_us() - t0;
 }
 
+/* The most urgent job waiting for a thread (FIFO within a class); NULL if none. Under mu. */
+static s_wjob_t *s_queue_take(gq_worker_t *self)
+{
+    for (int p = 0; p < S_NPRIO; p++) {
+        s_wjob_t *w = self->qhead[p];
+        if (w) {
+            if (!(self->qhead[p] = w->next))
+                self->qtail[p] = NULL;
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static void s_queue_put(gq_worker_t *self, s_wjob_t *w)
+{
+    int p = w->job->priority < S_NPRIO ? (int)w->job->priority : S_NPRIO - 1;
+    w->next = NULL;
+    if (self->qtail[p])
+        self->qtail[p]->next = w;
+    else
+        self->qhead[p] = w;
+    self->qtail[p] = w;
+}
+
 static void *s_compute_main(void *arg)
 {
     gq_worker_t *self = arg;
@@ -109,16 +135,13 @@ static void *s_compute_main(void *arg)
     }
     for (;;) {
         pthread_mutex_lock(&self->mu);
-        while (!self->qhead && !self->quit)
+        s_wjob_t *w;
+        while (!(w = s_queue_take(self)) && !self->quit)
             pthread_cond_wait(&self->cv, &self->mu);
         if (self->quit) {
             pthread_mutex_unlock(&self->mu);
             break;
         }
-        s_wjob_t *w = self->qhead;
-        self->qhead = w->next;
-        if (!self->qhead)
-            self->qtail = NULL;
         pthread_mutex_unlock(&self->mu);
         s_compute(self, w);
         /* Only the pointer crosses: the main thread owns the socket to the broker. */
@@ -172,14 +195,10 @@ static gq_status s_send_ready(gq_worker_t *self)
 static void s_drop_queued(gq_worker_t *self)
 {
     pthread_mutex_lock(&self->mu);
-    s_wjob_t *w = self->qhead;
-    self->qhead = self->qtail = NULL;
-    pthread_mutex_unlock(&self->mu);
-    while (w) {
-        s_wjob_t *next = w->next;
+    s_wjob_t *w;
+    while ((w = s_queue_take(self)))
         s_wjob_free(w);
-        w = next;
-    }
+    pthread_mutex_unlock(&self->mu);
 }
 
 static gq_status s_connect(gq_worker_t *self)
@@ -227,7 +246,9 @@ static int s_run_inline(gq_worker_t *self, const s_wjob_t *w)
             return 0;
     }
     pthread_mutex_lock(&self->mu);
-    int idle_queue = self->qhead == NULL;
+    int idle_queue = 1;
+    for (int p = 0; p < S_NPRIO; p++)
+        idle_queue &= self->qhead[p] == NULL;
     pthread_mutex_unlock(&self->mu);
     return idle_queue;
 }
@@ -261,11 +282,7 @@ static void s_on_job(gq_worker_t *self, gq_wire_msg_t *m)
         return;
     }
     pthread_mutex_lock(&self->mu);
-    if (self->qtail)
-        self->qtail->next = w;
-    else
-        self->qhead = w;
-    self->qtail = w;
+    s_queue_put(self, w);
     pthread_cond_signal(&self->cv);
     pthread_mutex_unlock(&self->mu);
 }
@@ -531,13 +548,14 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
     self->cfg.backends = NULL; /* read in gq_worker_new only, like the backend strings */
     if (self->cfg.threads <= 0)
         self->cfg.threads = 1;
-    /* Small jobs cost less than a broker round trip: with 2 per thread the worker idled
-     * between answers (bench_roundtrip: 10k jobs/s pipelined, 43k at 16, 64-70k at 128
-     * and more). Deep worker queues delay urgent jobs until the scheduler sizes credits
-     * by measured cost; 64 per thread is near the top of the curve. */
+    /* Credits are how many jobs may wait inside the worker, out of the scheduler's reach: a
+     * realtime job cannot pass them, and a job that waits here cannot be batched. 4 per
+     * thread keeps every thread fed across a broker round trip; small jobs regain the
+     * throughput of deep queues (64 per thread: 64-70k jobs/s in bench_roundtrip, 10k at 2)
+     * by being stacked into batches at the broker (docs/scheduler.md). */
     if (self->cfg.credits <= 0)
-        self->cfg.credits = self->cfg.threads * 64 > GQ_WIRE_MAX_CREDITS ? GQ_WIRE_MAX_CREDITS
-                                                                         : self->cfg.threads * 64;
+        self->cfg.credits = self->cfg.threads * 4 > GQ_WIRE_MAX_CREDITS ? GQ_WIRE_MAX_CREDITS
+                                                                        : self->cfg.threads * 4;
     if (self->cfg.heartbeat_ms <= 0)
         self->cfg.heartbeat_ms = 1000;
     if (self->cfg.liveness <= 0)

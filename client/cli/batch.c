@@ -13,7 +13,8 @@
 static const char s_help[] =
     "usage: gpuq batch OP [--param NAME=VALUE ...] [--then OP2 [--param ...]] ...\n"
     "                  --in-dir DIR --out-dir DIR [--window N] [--broker EP]\n"
-    "                  [--timeout MS] [--priority PRIO] [--mono] [--out-ext npy|wav|flac]\n"
+    "                  [--timeout MS] [--priority PRIO] [--cache POLICY] [--mono]\n"
+    "                  [--out-ext npy|wav|flac]\n"
     "\n"
     "Runs the job on every .npy and audio file (.wav .flac .ogg .aiff .mp3 ...) of --in-dir\n"
     "(in name order), one file per job, with up to N jobs in flight (default 64). Audio\n"

@@ -32,6 +32,7 @@ int gq_cli_ops(const gq_cli_t *cli, int argc, char **argv);
 int gq_cli_run(const gq_cli_t *cli, int argc, char **argv);
 int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv);
 int gq_cli_info(const gq_cli_t *cli, int argc, char **argv);
+int gq_cli_status(const gq_cli_t *cli, int argc, char **argv);
 
 /* Prints "gpuq NAME: message" and a pointer to --help on stderr; returns GQ_CLI_USAGE. */
 int gq_cli_usage(const gq_cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -66,6 +67,8 @@ typedef struct {
     int nstages;
     int timeout_ms;
     gq_priority_t prio;
+    gq_cache_policy_t cache_policy; /* --cache use|bypass|refresh */
+    uint64_t cache_ttl_ms;          /* --cache-ttl-s */
     const char *broker;
     bool mono; /* --mono: audio inputs averaged to one channel, f32[frames] */
     char label[GQ_CLI_MAX_STAGES * (GQ_MAX_NAME + 3)]; /* "tensor.scale | tensor.sum" */

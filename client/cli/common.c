@@ -134,6 +134,24 @@ int gq_cli_spec_arg(const gq_cli_t *cli, gq_cli_spec_t *spec, int argc, char **a
         gq_cli_usage(cli, "--priority '%s' must be realtime, interactive, batch or background", v);
         return -1;
     }
+    if ((r = gq_cli_opt(cli, argc, argv, i, "--cache", &v)) != 0) {
+        static const char *const policies[] = {"use", "bypass", "refresh"};
+        if (r < 0)
+            return -1;
+        for (int p = 0; p < 3; p++)
+            if (!strcmp(v, policies[p])) {
+                spec->cache_policy = (gq_cache_policy_t)p;
+                return 1;
+            }
+        gq_cli_usage(cli, "--cache '%s' must be use, bypass or refresh", v);
+        return -1;
+    }
+    if ((r = gq_cli_opt(cli, argc, argv, i, "--cache-ttl-s", &v)) != 0) {
+        if (r < 0 || gq_cli_int(cli, "--cache-ttl-s", v, 1, 10LL * 365 * 86400, &n) < 0)
+            return -1;
+        spec->cache_ttl_ms = (uint64_t)n * 1000u;
+        return 1;
+    }
     if (!strcmp(argv[*i], "--mono")) {
         spec->mono = true;
         return 1;
@@ -306,6 +324,8 @@ gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec, int sr
     if (spec->timeout_ms)
         gq_job_set_timeout_ms(job, spec->timeout_ms);
     gq_job_set_priority(job, spec->prio);
+    if (spec->cache_policy != GQ_CACHE_USE || spec->cache_ttl_ms)
+        gq_job_cache(job, spec->cache_policy, spec->cache_ttl_ms);
     return job;
 }
 

@@ -1,5 +1,7 @@
 /* gpuq info: the broker's counters. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -65,4 +67,54 @@ int gq_cli_info(const gq_cli_t *cli, int argc, char **argv)
     }
     gq_client_destroy(&c);
     return GQ_CLI_OK;
+}
+
+static const char s_status_help[] =
+    "usage: gpuq status ID [--broker EP] [--timeout MS]\n"
+    "\n"
+    "Shows where a job is: queued (class, position in dispatch order, how long it waited,\n"
+    "time left to its deadline) or running (on which worker, for how long). ID is the\n"
+    "broker's job id, as `gpuqctl queues --jobs` lists them. A job already answered is not\n"
+    "known any more.\n";
+
+int gq_cli_status(const gq_cli_t *cli, int argc, char **argv)
+{
+    const char *broker = NULL, *v;
+    long long timeout = 5000, id = 0;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(s_status_help, stdout);
+            return GQ_CLI_OK;
+        }
+        if ((r = gq_cli_opt(cli, argc, argv, &i, "--broker", &v)) != 0) {
+            if (r < 0)
+                return GQ_CLI_USAGE;
+            broker = v;
+            continue;
+        }
+        if ((r = gq_cli_opt(cli, argc, argv, &i, "--timeout", &v)) != 0) {
+            if (r < 0 || gq_cli_int(cli, "--timeout", v, 1, 3600 * 1000, &timeout) < 0)
+                return GQ_CLI_USAGE;
+            continue;
+        }
+        if (id || gq_cli_int(cli, "ID", argv[i], 1, INT64_MAX, &id) < 0)
+            return gq_cli_usage(cli, "unexpected '%s'", argv[i]);
+    }
+    if (!id)
+        return gq_cli_usage(cli, "status needs a job ID");
+    broker = gq_cli_broker(cli, broker);
+    gq_client_t *c = gq_cli_connect(cli, broker, 0);
+    if (!c)
+        return GQ_CLI_FAILED;
+    char *text = NULL;
+    int st = gq_client_job_state(c, (uint64_t)id, &text, (int)timeout);
+    gq_client_destroy(&c);
+    if (text)
+        fputs(text, st ? stderr : stdout);
+    free(text);
+    if (st != GQ_OK && st != GQ_EINVAL)
+        return gq_cli_fail(cli, "broker '%s' did not answer: %s (%s)", broker, gq_status_name(st),
+                           gq_strerror(st));
+    return st ? GQ_CLI_FAILED : GQ_CLI_OK;
 }

@@ -18,6 +18,7 @@ static const s_cmd_t s_cmds[] = {
     {"run", gq_cli_run, "run one job on .npy inputs and write its outputs as .npy"},
     {"batch", gq_cli_batch, "run a job on every .npy file of a directory, pipelined"},
     {"info", gq_cli_info, "show the cluster's workers and job counters"},
+    {"status", gq_cli_status, "show where a job is (queued: position; running: worker)"},
     {"local", s_local, "run a subcommand on an embedded cluster: gpuq local run ..."},
 };
 

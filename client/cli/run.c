@@ -27,6 +27,8 @@ static const char s_help[] =
     "                      else local: an embedded cluster in this process)\n"
     "  --timeout MS        fail the job if it has not finished after MS ms (0: wait)\n"
     "  --priority PRIO     realtime, interactive, batch (default) or background\n"
+    "  --cache POLICY      use (default), bypass or refresh the broker's result cache\n"
+    "  --cache-ttl-s N     keep this result N seconds in the cache\n"
     "\n"
     "A summary goes to stderr: outputs, backend per stage, worker, queued/compute/total\n"
     "time. Exit status: 0 done, 1 the job or a file failed, 2 usage error.\n";

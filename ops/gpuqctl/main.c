@@ -189,6 +189,42 @@ static int s_status(s_ctx_t *ctx, int argc, char **argv)
     return 0;
 }
 
+/* Prints an admin reply's text; on failure the text (if any) says why. */
+static int s_print_text(const s_ctx_t *ctx, const char *what, int rc, char *text)
+{
+    if (rc && !text)
+        return s_fail(ctx, what, rc);
+    fputs(text, rc ? stderr : stdout);
+    free(text);
+    return rc ? 1 : 0;
+}
+
+static int s_queues(s_ctx_t *ctx, int argc, char **argv)
+{
+    int verbose = argc > 0 && !strcmp(argv[0], "--jobs");
+    if (argc > 0 && !verbose) {
+        fprintf(stderr, "gpuqctl: queues takes only --jobs\n");
+        return 2;
+    }
+    char *text = NULL;
+    int rc = gq_client_queues(ctx->client, verbose, &text, ctx->timeout_ms);
+    return s_print_text(ctx, "queues", rc, text);
+}
+
+static int s_job(s_ctx_t *ctx, int argc, char **argv)
+{
+    (void)argc;
+    char *end;
+    unsigned long long id = strtoull(argv[0], &end, 10);
+    if (*end || !id) {
+        fprintf(stderr, "gpuqctl: job ID: '%s' is not a broker job id\n", argv[0]);
+        return 2;
+    }
+    char *text = NULL;
+    int rc = gq_client_job_state(ctx->client, id, &text, ctx->timeout_ms);
+    return s_print_text(ctx, "job", rc, text);
+}
+
 static const s_cmd_t s_cmds[] = {
     {"status", s_status, 0, 0, "", "broker counters and workers"},
     {"cache stats", s_cache_stats, 0, 1, "[--json]",
@@ -196,6 +232,10 @@ static const s_cmd_t s_cmds[] = {
     {"cache clear", s_cache_clear, 0, 0, "", "empty every tier of the result cache"},
     {"metrics", s_metrics, 0, 0, "",
      "the broker's counters, cache included, as Prometheus text exposition"},
+    {"queues", s_queues, 0, 1, "[--jobs]",
+     "per class: queued, clients, oldest wait, refused; batching; workers' backlog and "
+     "health; --jobs lists every job with its broker id"},
+    {"job", s_job, 1, 1, "ID", "one job's state by broker id: queued (position) or running"},
 };
 
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])

@@ -150,6 +150,12 @@ int gqt_cluster_add_worker(gqt_cluster_t *c, int threads, int credits)
 
 void gqt_cluster_start(gqt_cluster_t *c, int nworkers, int threads, int credits, int heartbeat_ms)
 {
+    gqt_cluster_start_args(c, nworkers, threads, credits, heartbeat_ms, NULL);
+}
+
+void gqt_cluster_start_args(gqt_cluster_t *c, int nworkers, int threads, int credits,
+                            int heartbeat_ms, const char *const *broker_args)
+{
     memset(c, 0, sizeof *c);
     c->heartbeat_ms = heartbeat_ms;
     c->front_port = gqt_free_port();
@@ -160,16 +166,18 @@ void gqt_cluster_start(gqt_cluster_t *c, int nworkers, int threads, int credits,
     snprintf(c->back, sizeof c->back, "tcp://127.0.0.1:%d", c->back_port);
     char hb[16];
     snprintf(hb, sizeof hb, "%d", heartbeat_ms);
-    char *argv[] = {(char *)gqt_bin("gpuq-broker"),
-                    "--frontend",
-                    c->front,
-                    "--backend",
-                    c->back,
-                    "--heartbeat-ms",
-                    hb,
-                    "--drain-ms",
-                    "2000",
-                    NULL};
+    char *argv[32] = {(char *)gqt_bin("gpuq-broker"),
+                      "--frontend",
+                      c->front,
+                      "--backend",
+                      c->back,
+                      "--heartbeat-ms",
+                      hb,
+                      "--drain-ms",
+                      "2000",
+                      NULL};
+    for (int i = 0, n = 9; broker_args && broker_args[i] && n < 31; i++)
+        argv[n++] = (char *)broker_args[i];
     c->broker = gqt_spawn(argv);
     for (int i = 0; i < nworkers; i++)
         gqt_cluster_add_worker(c, threads, credits);

@@ -46,6 +46,10 @@ int gqt_wait(pid_t pid, int timeout_ms);
  * workers are registered. heartbeat_ms applies to all of them. */
 void gqt_cluster_start(gqt_cluster_t *c, int nworkers, int threads, int credits, int heartbeat_ms);
 
+/* Same, with more broker options (NULL-terminated list, at most 22). */
+void gqt_cluster_start_args(gqt_cluster_t *c, int nworkers, int threads, int credits,
+                            int heartbeat_ms, const char *const *broker_args);
+
 /* Starts one more worker process; returns its index. */
 int gqt_cluster_add_worker(gqt_cluster_t *c, int threads, int credits);
 
