@@ -22,6 +22,8 @@ static void s_usage(FILE *f)
                "  --name NAME        worker name (default host:pid)\n"
                "  --threads N        compute threads (default: online CPUs)\n"
                "  --credits N        jobs in flight from the broker (default 4 x threads)\n"
+               "  --urgent-threads N more threads that run only realtime and interactive jobs\n"
+               "                     (default 1; 0: none)\n"
                "  --heartbeat-ms N   heartbeat interval (default 1000)\n"
                "  --liveness N       silent broker intervals before reconnecting (default 3)\n"
                "  --strict           fail a stage instead of falling back to a lower backend\n"
@@ -73,6 +75,8 @@ int main(int argc, char **argv)
             cfg.name = v;
         else if (!strcmp(a, "--threads") && !gq_parse_int(v, 1, 1024, &n))
             cfg.threads = (int)n;
+        else if (!strcmp(a, "--urgent-threads") && !gq_parse_int(v, 0, 64, &n))
+            cfg.urgent_threads = (int)n;
         else if (!strcmp(a, "--credits") && !gq_parse_int(v, 1, 65536, &n))
             cfg.credits = (int)n;
         else if (!strcmp(a, "--heartbeat-ms") && !gq_parse_int(v, 10, 600000, &n))

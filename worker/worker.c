@@ -14,6 +14,7 @@
 
 #define S_INLINE_BYTES (64u << 10) /* inputs of a job the main thread may run itself */
 #define S_NPRIO 4                  /* realtime .. background: threads take the most urgent */
+#define S_NURGENT 2                /* realtime and interactive: what urgent threads take */
 
 typedef struct s_wjob {
     Gq__Wire__Job *job;
@@ -47,6 +48,7 @@ struct gq_worker {
     int nthreads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t ucv; /* urgent threads wait here */
     s_wjob_t *qhead[S_NPRIO], *qtail[S_NPRIO]; /* waiting for a thread, per priority class */
     int quit;
     uint64_t broker_seen_us;
@@ -57,6 +59,7 @@ void gq_worker_config_init(gq_worker_config_t *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->broker = "tcp://127.0.0.1:5556";
     cfg->threads = 1;
+    cfg->urgent_threads = 1;
     cfg->heartbeat_ms = 1000;
     cfg->liveness = 3;
     cfg->backend.device_index = -1;
@@ -96,10 +99,11 @@ static void s_compute(gq_worker_t *self, s_wjob_t *w)
     w->compute_us = gq_now_us() - t0;
 }
 
-/* The most urgent job waiting for a thread (FIFO within a class); NULL if none. Under mu. */
-static s_wjob_t *s_queue_take(gq_worker_t *self)
+/* The most urgent job waiting for a thread (FIFO within a class) among the classes below
+ * nprio; NULL if none. Under mu. */
+static s_wjob_t *s_queue_take(gq_worker_t *self, int nprio)
 {
-    for (int p = 0; p < S_NPRIO; p++) {
+    for (int p = 0; p < nprio; p++) {
         s_wjob_t *w = self->qhead[p];
         if (w) {
             if (!(self->qhead[p] = w->next))
@@ -121,9 +125,10 @@ static void s_queue_put(gq_worker_t *self, s_wjob_t *w)
     self->qtail[p] = w;
 }
 
-static void *s_compute_main(void *arg)
+/* A compute thread: takes jobs of the classes below nprio (urgent threads: realtime and
+ * interactive only, so an urgent job never waits for a bulk job to finish) until quit. */
+static void s_compute_loop(gq_worker_t *self, int nprio, pthread_cond_t *cv)
 {
-    gq_worker_t *self = arg;
     void *push = zmq_socket(self->ctx, ZMQ_PUSH);
     int hwm = 0;
     zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -131,13 +136,13 @@ static void *s_compute_main(void *arg)
         GQ_ERROR("compute thread cannot connect %s: %s", self->done_ep, zmq_strerror(errno));
         if (push)
             zmq_close(push);
-        return NULL;
+        return;
     }
     for (;;) {
         pthread_mutex_lock(&self->mu);
         s_wjob_t *w;
-        while (!(w = s_queue_take(self)) && !self->quit)
-            pthread_cond_wait(&self->cv, &self->mu);
+        while (!(w = s_queue_take(self, nprio)) && !self->quit)
+            pthread_cond_wait(cv, &self->mu);
         if (self->quit) {
             pthread_mutex_unlock(&self->mu);
             break;
@@ -151,6 +156,19 @@ static void *s_compute_main(void *arg)
         }
     }
     zmq_close(push);
+}
+
+static void *s_compute_main(void *arg)
+{
+    gq_worker_t *self = arg;
+    s_compute_loop(self, S_NPRIO, &self->cv);
+    return NULL;
+}
+
+static void *s_urgent_main(void *arg)
+{
+    gq_worker_t *self = arg;
+    s_compute_loop(self, S_NURGENT, &self->ucv);
     return NULL;
 }
 
@@ -196,7 +214,7 @@ static void s_drop_queued(gq_worker_t *self)
 {
     pthread_mutex_lock(&self->mu);
     s_wjob_t *w;
-    while ((w = s_queue_take(self)))
+    while ((w = s_queue_take(self, S_NPRIO)))
         s_wjob_free(w);
     pthread_mutex_unlock(&self->mu);
 }
@@ -284,6 +302,8 @@ static void s_on_job(gq_worker_t *self, gq_wire_msg_t *m)
     pthread_mutex_lock(&self->mu);
     s_queue_put(self, w);
     pthread_cond_signal(&self->cv);
+    if (w->job->priority < S_NURGENT)
+        pthread_cond_signal(&self->ucv);
     pthread_mutex_unlock(&self->mu);
 }
 
@@ -548,6 +568,8 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
     self->cfg.backends = NULL; /* read in gq_worker_new only, like the backend strings */
     if (self->cfg.threads <= 0)
         self->cfg.threads = 1;
+    if (self->cfg.urgent_threads < 0 || self->cfg.urgent_threads > 64)
+        self->cfg.urgent_threads = 1;
     /* Credits are how many jobs may wait inside the worker, out of the scheduler's reach: a
      * realtime job cannot pass them, and a job that waits here cannot be batched. 4 per
      * thread keeps every thread fed across a broker round trip; small jobs regain the
@@ -564,6 +586,7 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
     gq_wire_limits_default(&self->limits);
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv, NULL);
+    pthread_cond_init(&self->ucv, NULL);
     if (cfg->name) {
         snprintf(self->name, sizeof self->name, "%s", cfg->name);
     } else {
@@ -596,13 +619,16 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
         gq_errf(err, errlen, "cannot bind %s: %s", self->done_ep, zmq_strerror(errno));
         goto fail;
     }
-    self->threads = calloc((size_t)self->cfg.threads, sizeof *self->threads);
+    int total = self->cfg.threads + self->cfg.urgent_threads;
+    self->threads = calloc((size_t)total, sizeof *self->threads);
     if (!self->threads) {
         gq_errf(err, errlen, "out of memory");
         goto fail;
     }
-    for (; self->nthreads < self->cfg.threads; self->nthreads++)
-        if (pthread_create(&self->threads[self->nthreads], NULL, s_compute_main, self)) {
+    for (; self->nthreads < total; self->nthreads++)
+        if (pthread_create(&self->threads[self->nthreads], NULL,
+                           self->nthreads < self->cfg.threads ? s_compute_main : s_urgent_main,
+                           self)) {
             gq_errf(err, errlen, "cannot start compute thread %d", self->nthreads);
             goto fail;
         }
@@ -684,6 +710,7 @@ void gq_worker_destroy(gq_worker_t **self_p)
     pthread_mutex_lock(&self->mu);
     self->quit = 1;
     pthread_cond_broadcast(&self->cv);
+    pthread_cond_broadcast(&self->ucv);
     pthread_mutex_unlock(&self->mu);
     for (int i = 0; i < self->nthreads; i++)
         pthread_join(self->threads[i], NULL);
@@ -707,6 +734,7 @@ void gq_worker_destroy(gq_worker_t **self_p)
             close(self->stop_pipe[i]);
     pthread_mutex_destroy(&self->mu);
     pthread_cond_destroy(&self->cv);
+    pthread_cond_destroy(&self->ucv);
     free(self);
     *self_p = NULL;
 }

@@ -13,7 +13,9 @@ typedef struct {
     const char *broker; /* endpoint to connect ("tcp://host:5556", "inproc://x") */
     const char *name;   /* NULL: host:pid */
     int threads;        /* compute threads (default 1) */
-    int credits;        /* jobs in flight the broker may send (default 64 x threads) */
+    int urgent_threads; /* more threads for realtime/interactive jobs only (default 1; 0: none):
+                         * an urgent job never waits for a bulk job to finish */
+    int credits;        /* jobs in flight the broker may send (default 4 x threads) */
     int heartbeat_ms;   /* default 1000 */
     int liveness;       /* silent broker intervals before reconnecting (default 3) */
     int strict;         /* a stage that falls back to a lower backend fails instead */
