@@ -661,6 +661,15 @@ GQ_EXPORT int gq_client_collect(gq_client_t *c, int timeout_ms, gq_job_t **done)
     return GQ_OK;
 }
 
+GQ_EXPORT int gq_client_cancel(gq_client_t *c, gq_job_t *job)
+{
+    if (!job || job->client != c || job->state != GQ_JOB_INFLIGHT)
+        return GQ_EINVAL;
+    s_send_cancel(c, job->id);
+    s_complete(c, job, GQ_ECANCELLED, "cancelled by the client");
+    return GQ_OK;
+}
+
 GQ_EXPORT int gq_client_pending(const gq_client_t *c)
 {
     return c->async_inflight + c->ndone;

@@ -200,6 +200,11 @@ int gq_client_collect(gq_client_t *c, int timeout_ms, gq_job_t **done);
 /* Jobs submitted and not yet collected. */
 int gq_client_pending(const gq_client_t *c);
 
+/* Cancels a job in flight: the broker takes it out of its queue (or tells its worker's
+ * answer to be dropped) and the job completes here with GQ_ECANCELLED (returned by
+ * gq_client_collect like any other). GQ_EINVAL when the job is not in flight on c. */
+int gq_client_cancel(gq_client_t *c, gq_job_t *job);
+
 typedef struct {
     int workers;            /* registered workers */
     int64_t queued;         /* jobs waiting for a worker */

@@ -201,8 +201,50 @@ static void test_backpressure(void)
     gqt_cluster_stop(&c);
 }
 
+/* Cancelling queued jobs: they complete here at once, leave the broker's queue, and the
+ * rest still run. */
+static void test_cancel(void)
+{
+    gqt_cluster_t c;
+    gqt_cluster_start(&c, 1, 1, 2, 1000);
+    char err[256];
+    gq_client_t *cl = gq_client_new(c.front, NULL, err, sizeof err);
+    GQT_CHECK(cl, "client: %s", err);
+    gq_tensor_t *x = s_signal(16000, 0.5f);
+    gq_job_t *jobs[100];
+    for (int i = 0; i < 100; i++) {
+        jobs[i] = s_logmel_job(x);
+        gq_job_set_user(jobs[i], &jobs[i]);
+        gq_client_submit(cl, jobs[i]);
+    }
+    for (int i = 50; i < 100; i++)
+        GQT_CHECK(gq_client_cancel(cl, jobs[i]) == GQ_OK, "cancel %d", i);
+    GQT_CHECK(gq_client_cancel(cl, jobs[60]) == GQ_EINVAL, "a second cancel is refused");
+    int ok = 0, cancelled = 0;
+    for (int i = 0; i < 100; i++) {
+        gq_job_t *j = NULL;
+        GQT_CHECK(gq_client_collect(cl, 60000, &j) == GQ_OK && j, "collect %d", i);
+        ok += gq_job_status(j) == GQ_OK;
+        cancelled += gq_job_status(j) == GQ_ECANCELLED;
+        gq_job_destroy(&j);
+    }
+    GQT_CHECK(ok == 50 && cancelled == 50, "%d done, %d cancelled", ok, cancelled);
+    gq_cluster_info_t info = gqt_info(c.front);
+    GQT_CHECK(info.queued == 0 && info.inflight == 0, "left: %lld queued, %lld in flight",
+              (long long)info.queued, (long long)info.inflight);
+    char *text = NULL;
+    GQT_CHECK(gq_client_queues(cl, 1, &text, 5000) == GQ_OK && !strstr(text, "queued    "),
+              "jobs listed after cancel: %s", text ? text : "");
+    free(text);
+    printf("cancel: 50 done, 50 cancelled, none left at the broker\n");
+    gq_tensor_destroy(&x);
+    gq_client_destroy(&cl);
+    gqt_cluster_stop(&c);
+}
+
 int main(void)
 {
+    test_cancel();
     test_realtime_under_load();
     test_backpressure();
     printf("PASS\n");
