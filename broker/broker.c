@@ -91,6 +91,7 @@ struct s_worker {
     uint64_t backlog_us; /* estimated compute of its runs in flight */
     double fail;         /* smoothed share of its runs that failed for its own reasons */
     gq_cost_t *cost;     /* what its runs took, per signature */
+    Gq__Wire__Ready *ready; /* as it registered (devices) */
     s_list_t jobs; /* in flight on this worker */
     s_worker_t *next;
 };
@@ -619,6 +620,8 @@ static void s_worker_delete(gq_broker_t *self, s_worker_t *w, const char *why)
     s_strv_free(w->ops, w->nops);
     s_strv_free(w->backends, w->nbackends);
     gq_cost_destroy(&w->cost);
+    if (w->ready)
+        protobuf_c_message_free_unpacked(&w->ready->base, NULL);
     free(w);
 }
 
@@ -629,8 +632,9 @@ static void s_send_disconnect(gq_broker_t *self, const void *rid, size_t len, co
     gq_wire_send(self->back, rid, len, GQ_CMD_DISCONNECT, &d.base, NULL, 0);
 }
 
-static void s_on_ready(gq_broker_t *self, zmq_msg_t *rid, const Gq__Wire__Ready *r)
+static void s_on_ready(gq_broker_t *self, zmq_msg_t *rid, gq_wire_msg_t *m)
 {
+    const Gq__Wire__Ready *r = (const Gq__Wire__Ready *)m->hdr;
     size_t len = zmq_msg_size(rid);
     const void *id = zmq_msg_data(rid);
     s_worker_t *old = s_worker_find(self, id, len);
@@ -652,6 +656,8 @@ static void s_on_ready(gq_broker_t *self, zmq_msg_t *rid, const Gq__Wire__Ready 
     w->nbackends = r->n_backends;
     qsort(w->ops, w->nops, sizeof *w->ops, s_strcmp_p);
     w->last_seen_us = gq_now_us();
+    w->ready = (Gq__Wire__Ready *)m->hdr; /* kept whole: its devices go into status replies */
+    m->hdr = NULL;
     w->next = self->workers;
     self->workers = w;
     self->nworkers++;
@@ -769,7 +775,7 @@ static void s_handle_backend(gq_broker_t *self)
             continue;
         }
         if (m.cmd == GQ_CMD_READY) {
-            s_on_ready(self, &rid, (const Gq__Wire__Ready *)m.hdr);
+            s_on_ready(self, &rid, &m);
         } else if (!w) {
             if (m.cmd != GQ_CMD_DISCONNECT)
                 s_send_disconnect(self, zmq_msg_data(&rid), zmq_msg_size(&rid),
@@ -1122,6 +1128,8 @@ static void s_send_status(gq_broker_t *self, zmq_msg_t *rid, uint64_t request_id
         infos[n].n_backends = w->nbackends;
         infos[n].jobs_done = w->jobs_done;
         infos[n].ms_since_seen = (uint32_t)((now - w->last_seen_us) / 1000u);
+        infos[n].n_devices = w->ready->n_devices;
+        infos[n].devices = w->ready->devices;
         ptrs[n] = &infos[n];
         inflight += w->inflight;
     }
@@ -1841,6 +1849,8 @@ void gq_broker_destroy(gq_broker_t **self_p)
         s_strv_free(w->ops, w->nops);
         s_strv_free(w->backends, w->nbackends);
         gq_cost_destroy(&w->cost);
+        if (w->ready)
+            protobuf_c_message_free_unpacked(&w->ready->base, NULL);
         free(w);
     }
     if (self->jobs) {

@@ -333,6 +333,22 @@ static void s_on_error(gq_client_t *c, gq_wire_msg_t *m)
     s_complete(c, job, e->code, e->message);
 }
 
+/* One line for a worker's devices ("backend: name (memory, CUs, driver); ..."). */
+static void s_devices_str(const Gq__Wire__WorkerInfo *wi, gq_worker_info_t *w)
+{
+    size_t off = 0;
+    w->devices[0] = 0;
+    for (size_t k = 0; k < wi->n_devices && off < sizeof w->devices; k++) {
+        const Gq__Wire__Device *d = wi->devices[k];
+        w->gpus += d->is_gpu;
+        int n = snprintf(w->devices + off, sizeof w->devices - off,
+                         "%s%s: %s (%.1f GiB, %u CU, driver %s)", k ? "; " : "", d->backend,
+                         d->name, (double)d->memory_bytes / (1u << 30), d->compute_units,
+                         d->driver);
+        off += n > 0 ? (size_t)n : 0;
+    }
+}
+
 static void s_on_status(gq_client_t *c, gq_wire_msg_t *m)
 {
     const Gq__Wire__StatusReply *r = (const Gq__Wire__StatusReply *)m->hdr;
@@ -362,6 +378,7 @@ static void s_on_status(gq_client_t *c, gq_wire_msg_t *m)
         w->inflight = wi->inflight;
         w->jobs_done = wi->jobs_done;
         w->ms_since_seen = wi->ms_since_seen;
+        s_devices_str(wi, w);
     }
     c->status_ready = 1;
 }

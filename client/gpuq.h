@@ -224,6 +224,8 @@ typedef struct {
     uint32_t inflight; /* jobs it holds now */
     uint64_t jobs_done;
     uint32_t ms_since_seen;
+    int gpus;          /* devices it announced that are GPUs */
+    char devices[512]; /* "opencl: NVIDIA H100 (79.1 GiB, 132 CU, driver 550.54); ..." */
 } gq_worker_info_t;
 
 /* Worker index (0 .. workers-1) as of the last gq_client_cluster_info. GQ_EINVAL when

@@ -302,6 +302,26 @@ static gq_status s_check_error(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
     return rc;
 }
 
+static gq_status s_devices(Gq__Wire__Device *const *ds, size_t n, char *err, size_t errlen)
+{
+    gq_status rc = GQ_OK;
+    if (n > GQ_WIRE_MAX_LIST) {
+        gq_errf(err, errlen, "%zu devices, at most %d", n, GQ_WIRE_MAX_LIST);
+        return GQ_EPROTO;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const Gq__Wire__Device *d = ds[i];
+        rc = s_str(d->backend, GQ_MAX_NAME - 1, "device backend", err, errlen);
+        if (!rc)
+            rc = s_str(d->name, GQ_MAX_STR - 1, "device name", err, errlen);
+        if (!rc)
+            rc = s_str(d->vendor, GQ_MAX_STR - 1, "device vendor", err, errlen);
+        if (!rc)
+            rc = s_str(d->driver, GQ_MAX_STR - 1, "device driver", err, errlen);
+    }
+    return rc;
+}
+
 static gq_status s_check_ready(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
                                const gq_wire_limits_t *lim, char *err, size_t errlen)
 {
@@ -326,17 +346,7 @@ static gq_status s_check_ready(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
         rc = s_name(r->backends[i], "backend name", err, errlen);
     for (size_t i = 0; i < r->n_ops && !rc; i++)
         rc = s_name(r->ops[i], "op name", err, errlen);
-    for (size_t i = 0; i < r->n_devices && !rc; i++) {
-        const Gq__Wire__Device *d = r->devices[i];
-        rc = s_str(d->backend, GQ_MAX_NAME - 1, "device backend", err, errlen);
-        if (!rc)
-            rc = s_str(d->name, GQ_MAX_STR - 1, "device name", err, errlen);
-        if (!rc)
-            rc = s_str(d->vendor, GQ_MAX_STR - 1, "device vendor", err, errlen);
-        if (!rc)
-            rc = s_str(d->driver, GQ_MAX_STR - 1, "device driver", err, errlen);
-    }
-    return rc;
+    return rc ? rc : s_devices(r->devices, r->n_devices, err, errlen);
 }
 
 static gq_status s_check_cancel(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
@@ -373,6 +383,8 @@ static gq_status s_check_status_reply(const ProtobufCMessage *hdr, gq_wire_msg_t
         rc = s_str(r->workers[i]->name, GQ_MAX_NAME - 1, "worker name", err, errlen);
         if (!rc)
             rc = s_backends(r->workers[i]->backends, r->workers[i]->n_backends, err, errlen);
+        if (!rc)
+            rc = s_devices(r->workers[i]->devices, r->workers[i]->n_devices, err, errlen);
     }
     return rc;
 }

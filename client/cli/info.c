@@ -64,6 +64,8 @@ int gq_cli_info(const gq_cli_t *cli, int argc, char **argv)
                    "DONE", "SEEN MS");
         printf("%-24s %-16s %8u %8u %10llu %8u\n", w.name, w.backends, w.credits, w.inflight,
                (unsigned long long)w.jobs_done, w.ms_since_seen);
+        if (w.devices[0])
+            printf("  devices: %s\n", w.devices);
     }
     gq_client_destroy(&c);
     return GQ_CLI_OK;
