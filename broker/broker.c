@@ -92,6 +92,7 @@ struct s_worker {
     double fail;         /* smoothed share of its runs that failed for its own reasons */
     gq_cost_t *cost;     /* what its runs took, per signature */
     Gq__Wire__Ready *ready; /* as it registered (devices) */
+    Gq__Wire__Heartbeat *beat; /* its last heartbeat with fallback counters */
     s_list_t jobs; /* in flight on this worker */
     s_worker_t *next;
 };
@@ -622,6 +623,8 @@ static void s_worker_delete(gq_broker_t *self, s_worker_t *w, const char *why)
     gq_cost_destroy(&w->cost);
     if (w->ready)
         protobuf_c_message_free_unpacked(&w->ready->base, NULL);
+    if (w->beat)
+        protobuf_c_message_free_unpacked(&w->beat->base, NULL);
     free(w);
 }
 
@@ -748,6 +751,18 @@ static void s_on_done(gq_broker_t *self, s_worker_t *w, gq_wire_msg_t *m)
     s_job_free(self, j);
 }
 
+/* Keeps the latest heartbeat that carries fallback counters (they only grow). */
+static void s_on_heartbeat(s_worker_t *w, gq_wire_msg_t *m)
+{
+    Gq__Wire__Heartbeat *h = (Gq__Wire__Heartbeat *)m->hdr;
+    if (!h || !h->n_fallbacks)
+        return;
+    if (w->beat)
+        protobuf_c_message_free_unpacked(&w->beat->base, NULL);
+    w->beat = h;
+    m->hdr = NULL;
+}
+
 static void s_handle_backend(gq_broker_t *self)
 {
     for (int n = 0; n < S_DRAIN_BATCH; n++) {
@@ -784,7 +799,9 @@ static void s_handle_backend(gq_broker_t *self)
             s_on_done(self, w, &m);
         } else if (m.cmd == GQ_CMD_DISCONNECT) {
             s_worker_delete(self, w, "worker disconnected");
-        } else if (m.cmd != GQ_CMD_HEARTBEAT) {
+        } else if (m.cmd == GQ_CMD_HEARTBEAT) {
+            s_on_heartbeat(w, &m);
+        } else {
             self->malformed++;
             GQ_WARN("worker %s: %s not accepted on the worker endpoint", w->name,
                     gq_wire_cmd_name(m.cmd));
@@ -1202,6 +1219,23 @@ static size_t s_sched_prom(gq_broker_t *self, char *buf, size_t len, size_t off)
                  (unsigned long long)st.batches, (unsigned long long)st.batched_jobs);
 }
 
+/* Every worker's fallback counters, from its last heartbeat. */
+static size_t s_fallbacks_prom(gq_broker_t *self, char *buf, size_t len, size_t off)
+{
+    off = s_cat(buf, len, off,
+                "# HELP gpuq_worker_fallbacks_total Stages of op a worker's backend was passed "
+                "over for (declined or device failure) and a lower backend ran.\n"
+                "# TYPE gpuq_worker_fallbacks_total counter\n");
+    for (const s_worker_t *w = self->workers; w; w = w->next)
+        for (size_t i = 0; w->beat && i < w->beat->n_fallbacks; i++)
+            off = s_cat(buf, len, off,
+                        "gpuq_worker_fallbacks_total{worker=\"%s\",op=\"%s\",backend=\"%s\"} "
+                        "%llu\n",
+                        w->name, w->beat->fallbacks[i]->op, w->beat->fallbacks[i]->backend,
+                        (unsigned long long)w->beat->fallbacks[i]->count);
+    return off;
+}
+
 static const char *s_job_op(const s_job_t *j)
 {
     return j->submit && j->submit->n_stages ? j->submit->stages[0]->op : "?";
@@ -1319,6 +1353,7 @@ static char *s_metrics(gq_broker_t *self, const gq_cache_stats_t *cs)
         (unsigned long long)inflight);
     size_t off = n > 0 && (size_t)n < S_METRICS_MAX ? (size_t)n : 0;
     off = s_sched_prom(self, buf, S_METRICS_MAX, off);
+    off = s_fallbacks_prom(self, buf, S_METRICS_MAX, off);
     waiting = gq_map_size(self->jobs);
     n = snprintf(buf + off, S_METRICS_MAX - off,
                  "# HELP gpuq_jobs_admitted Jobs admitted and not yet answered.\n"
@@ -1851,6 +1886,8 @@ void gq_broker_destroy(gq_broker_t **self_p)
         gq_cost_destroy(&w->cost);
         if (w->ready)
             protobuf_c_message_free_unpacked(&w->ready->base, NULL);
+        if (w->beat)
+            protobuf_c_message_free_unpacked(&w->beat->base, NULL);
         free(w);
     }
     if (self->jobs) {

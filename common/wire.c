@@ -349,6 +349,26 @@ static gq_status s_check_ready(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
     return rc ? rc : s_devices(r->devices, r->n_devices, err, errlen);
 }
 
+static gq_status s_check_heartbeat(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
+                                   const gq_wire_limits_t *lim, char *err, size_t errlen)
+{
+    (void)m;
+    (void)lim;
+    const Gq__Wire__Heartbeat *h = (const Gq__Wire__Heartbeat *)hdr;
+    gq_status rc = GQ_OK;
+    if (h->n_fallbacks > GQ_WIRE_MAX_FALLBACKS) {
+        gq_errf(err, errlen, "heartbeat: %zu fallback counters, at most %d", h->n_fallbacks,
+                GQ_WIRE_MAX_FALLBACKS);
+        return GQ_EPROTO;
+    }
+    for (size_t i = 0; i < h->n_fallbacks && !rc; i++) {
+        rc = s_name(h->fallbacks[i]->op, "fallback op", err, errlen);
+        if (!rc)
+            rc = s_name(h->fallbacks[i]->backend, "fallback backend", err, errlen);
+    }
+    return rc;
+}
+
 static gq_status s_check_cancel(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
                                 const gq_wire_limits_t *lim, char *err, size_t errlen)
 {
@@ -459,7 +479,7 @@ static const s_cmd_entry_t s_cmds[] = {
     {GQ_CMD_READY, "READY", &gq__wire__ready__descriptor, s_check_ready, 0},
     {GQ_CMD_JOB, "JOB", &gq__wire__job__descriptor, s_check_job, 1},
     {GQ_CMD_DONE, "DONE", &gq__wire__done__descriptor, s_check_done, 1},
-    {GQ_CMD_HEARTBEAT, "HEARTBEAT", &gq__wire__heartbeat__descriptor, s_check_none, 0},
+    {GQ_CMD_HEARTBEAT, "HEARTBEAT", &gq__wire__heartbeat__descriptor, s_check_heartbeat, 0},
     {GQ_CMD_DISCONNECT, "DISCONNECT", &gq__wire__disconnect__descriptor, s_check_disconnect, 0},
 };
 

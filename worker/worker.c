@@ -649,6 +649,31 @@ void gq_worker_stop(gq_worker_t *self)
     (void)rc;
 }
 
+/* A heartbeat carries the nonzero fallback counters, so the broker can export them
+ * (gpuq_worker_fallbacks_total{worker,op,backend}). */
+static void s_send_heartbeat(gq_worker_t *self)
+{
+    Gq__Wire__Heartbeat h = GQ__WIRE__HEARTBEAT__INIT;
+    Gq__Wire__Fallback fb[GQ_WIRE_MAX_FALLBACKS], *fbp[GQ_WIRE_MAX_FALLBACKS];
+    size_t n = 0;
+    int nops = gq_op_count();
+    for (int o = 0; o < nops && o < GQ_EXEC_MAX_OPS; o++)
+        for (int b = 0; b < self->exec.nbackends && n < GQ_WIRE_MAX_FALLBACKS; b++) {
+            uint64_t c = atomic_load(&self->exec.fallback_by[o][b]);
+            if (!c)
+                continue;
+            gq__wire__fallback__init(&fb[n]);
+            fb[n].op = (char *)gq_op_at(o)->name;
+            fb[n].backend = (char *)self->exec.backends[b]->ops->name;
+            fb[n].count = c;
+            fbp[n] = &fb[n];
+            n++;
+        }
+    h.n_fallbacks = n;
+    h.fallbacks = fbp;
+    gq_wire_send(self->sock, NULL, 0, GQ_CMD_HEARTBEAT, &h.base, NULL, 0);
+}
+
 int gq_worker_run(gq_worker_t *self)
 {
     uint64_t interval = (uint64_t)self->cfg.heartbeat_ms * 1000u;
@@ -677,7 +702,7 @@ int gq_worker_run(gq_worker_t *self)
             if (now - self->broker_seen_us > interval * (uint64_t)self->cfg.liveness)
                 s_reconnect(self, "broker silent");
             else
-                gq_wire_send(self->sock, NULL, 0, GQ_CMD_HEARTBEAT, NULL, NULL, 0);
+                s_send_heartbeat(self);
             next_beat = now + interval;
         }
     }

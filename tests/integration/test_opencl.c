@@ -66,6 +66,8 @@ int main(void)
               "cluster info");
     printf("worker %s: backends %s\n", w.name, w.backends);
     GQT_CHECK(!strcmp(w.backends, "opencl,cpu"), "backends '%s'", w.backends);
+    printf("worker devices: %s\n", w.devices);
+    GQT_CHECK(strstr(w.devices, "opencl: "), "the OpenCL device is not in the status reply");
 
     /* add on OpenCL */
     gq_tensor_t *x = s_vec(1000, 1.0f), *y = s_vec(1000, -3.0f);
@@ -106,6 +108,21 @@ int main(void)
     GQT_CHECK(!strcmp(gq_job_backend(job, 0), "cpu"), "cast to f16 ran on %s",
               gq_job_backend(job, 0));
     gq_job_destroy(&job);
+    /* The fallback reaches the broker's metrics with the next heartbeat. */
+    char want_line[256];
+    snprintf(want_line, sizeof want_line,
+             "gpuq_worker_fallbacks_total{worker=\"%s\",op=\"tensor.cast\",backend=\"opencl\"} 1",
+             w.name);
+    int seen = 0;
+    for (int i = 0; i < 40 && !seen; i++) {
+        char *text = NULL;
+        GQT_CHECK(gq_client_metrics(cl, &text, 5000) == GQ_OK, "metrics");
+        seen = strstr(text, want_line) != NULL;
+        free(text);
+        if (!seen)
+            gqt_sleep_ms(100);
+    }
+    GQT_CHECK(seen, "no '%s' in the broker's metrics", want_line);
 
     /* 400 jobs in flight at once over both compute threads */
     gq_job_t *jobs[400];
