@@ -62,10 +62,9 @@ static void s_usage(FILE *f)
                "  --drain-ms N       on SIGINT/SIGTERM, wait this long for jobs in flight "
                "(default 5000)\n"
                "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n"
-               "result cache (docs/cache.md); off unless a --cache-* option is given:\n"
+               "result cache (docs/cache.md); on, in memory, unless --no-cache:\n"
                "  --no-cache               no result cache at all (overrides the others)\n"
-               "  --cache-mem-mb N         memory tier budget (default 256 with any other cache\n"
-               "                           option; 0 = no memory tier)\n"
+               "  --cache-mem-mb N         memory tier budget (default 256; 0 = no memory tier)\n"
                "  --cache-evict P          memory tier eviction: slru (default) or lru\n"
                "  --cache-lmdb PATH        disk tier: LMDB environment in directory PATH\n"
                "  --cache-lmdb-mb N        disk tier cap on stored bytes (default 1024)\n"
@@ -85,7 +84,7 @@ int main(int argc, char **argv)
     char front[256], back[256];
     gq_log_level_t level;
     gq_log_init("gpuq-broker");
-    int cache_flags = 0, mem_given = 0, c;
+    int mem_given = 0, c;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -108,8 +107,6 @@ int main(int argc, char **argv)
             return 2;
         }
         i++;
-        if (!strncmp(a, "--cache-", 8))
-            cache_flags++;
         if (!strcmp(a, "--cache-mem-mb"))
             mem_given = 1;
         if (!strcmp(a, "--frontend"))
@@ -186,8 +183,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    /* Any cache flag turns the cache on, with a memory tier unless its size was given. */
-    if (cache_flags && !mem_given)
+    /* The result cache is on by default with a 256 MiB memory tier (--cache-mem-mb 0: no
+     * memory tier; --no-cache: none at all). */
+    if (!mem_given)
         cfg.cache.mem_bytes = (size_t)256 << 20;
     char err[256];
     s_broker = gq_broker_new(&cfg, err, sizeof err);

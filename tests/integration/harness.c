@@ -176,8 +176,15 @@ void gqt_cluster_start_args(gqt_cluster_t *c, int nworkers, int threads, int cre
                       "--drain-ms",
                       "2000",
                       NULL};
-    for (int i = 0, n = 9; broker_args && broker_args[i] && n < 31; i++)
+    /* The broker caches by default; tests that count executions of repeated jobs need it
+     * off unless they configure it. */
+    int n = 9, cache_args = 0;
+    for (int i = 0; broker_args && broker_args[i] && n < 30; i++) {
+        cache_args |= !strncmp(broker_args[i], "--cache", 7);
         argv[n++] = (char *)broker_args[i];
+    }
+    if (!cache_args)
+        argv[n++] = "--no-cache";
     c->broker = gqt_spawn(argv);
     for (int i = 0; i < nworkers; i++)
         gqt_cluster_add_worker(c, threads, credits);
