@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include "map.h"
 
-#define S_WARM 4      /* samples averaged before smoothing starts */
-#define S_ALPHA 0.2   /* weight of a new sample */
-#define S_CLIP 4.0    /* a sample counts as at most S_CLIP x (at least 1/S_CLIP x) the estimate */
+#define S_WARM 4    /* samples averaged before smoothing starts */
+#define S_ALPHA 0.2 /* weight of a new sample */
+#define S_CLIP 4.0  /* a sample counts as at most S_CLIP x (at least 1/S_CLIP x) the estimate */
 
 typedef struct {
     double est;

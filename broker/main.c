@@ -149,8 +149,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             cfg.nbatch_rules++;
-        }
-        else if (!strcmp(a, "--max-requeues") && !gq_parse_int(v, 0, 1000, &n))
+        } else if (!strcmp(a, "--max-requeues") && !gq_parse_int(v, 0, 1000, &n))
             cfg.max_requeues = (int)n;
         else if (!strcmp(a, "--drain-ms") && !gq_parse_int(v, 0, 3600000, &n))
             cfg.drain_ms = (int)n;

@@ -27,8 +27,8 @@ typedef struct gq_sched gq_sched_t;
 typedef struct gq_sched_group gq_sched_group_t;
 
 typedef struct {
-    uint32_t max;          /* most jobs per dispatch; <= 1: no batching */
-    uint32_t delay_us;     /* how long a partial batch may wait to fill; 0: never waits */
+    uint32_t max;      /* most jobs per dispatch; <= 1: no batching */
+    uint32_t delay_us; /* how long a partial batch may wait to fill; 0: never waits */
     uint32_t preferred[GQ_SCHED_MAX_PREFERRED]; /* sizes to cut at when more are queued; 0 ends */
 } gq_sched_batch_t;
 
@@ -52,12 +52,12 @@ typedef struct gq_sched_job {
 } gq_sched_job_t;
 
 typedef struct {
-    size_t max_queue;                          /* all classes (default 100000) */
-    size_t max_class[GQ_SCHED_NCLASSES];       /* 0: max_queue */
-    double client_share;                       /* 0 < share <= 1 (default 0.5) */
-    size_t client_min;                         /* a client may always hold this many (64) */
-    uint64_t aging_us[GQ_SCHED_NCLASSES];      /* 0: never ages (defaults: -, -, 60 s, 30 s) */
-    int aging_top;                             /* highest class aging reaches (1) */
+    size_t max_queue;                     /* all classes (default 100000) */
+    size_t max_class[GQ_SCHED_NCLASSES];  /* 0: max_queue */
+    double client_share;                  /* 0 < share <= 1 (default 0.5) */
+    size_t client_min;                    /* a client may always hold this many (64) */
+    uint64_t aging_us[GQ_SCHED_NCLASSES]; /* 0: never ages (defaults: -, -, 60 s, 30 s) */
+    int aging_top;                        /* highest class aging reaches (1) */
 } gq_sched_config_t;
 
 void gq_sched_config_init(gq_sched_config_t *cfg);

@@ -285,7 +285,8 @@ static int s_retry_later(gq_client_t *c, gq_job_t *job, uint32_t hint_ms)
 {
     if (job->timing.retries >= (uint32_t)c->exhausted_retries)
         return 0;
-    double ms = (hint_ms ? hint_ms : 50) * (double)(1u << (job->timing.retries < 8 ? job->timing.retries : 8));
+    double ms = (hint_ms ? hint_ms : 50) *
+                (double)(1u << (job->timing.retries < 8 ? job->timing.retries : 8));
     c->rng = c->rng * 1103515245u + 12345u;
     ms *= 0.5 + (double)((c->rng >> 8) & 0xffff) / 65536.0;
     if (ms > S_RETRY_MAX_MS)
@@ -341,10 +342,10 @@ static void s_devices_str(const Gq__Wire__WorkerInfo *wi, gq_worker_info_t *w)
     for (size_t k = 0; k < wi->n_devices && off < sizeof w->devices; k++) {
         const Gq__Wire__Device *d = wi->devices[k];
         w->gpus += d->is_gpu;
-        int n = snprintf(w->devices + off, sizeof w->devices - off,
-                         "%s%s: %s (%.1f GiB, %u CU, driver %s)", k ? "; " : "", d->backend,
-                         d->name, (double)d->memory_bytes / (1u << 30), d->compute_units,
-                         d->driver);
+        int n =
+            snprintf(w->devices + off, sizeof w->devices - off,
+                     "%s%s: %s (%.1f GiB, %u CU, driver %s)", k ? "; " : "", d->backend, d->name,
+                     (double)d->memory_bytes / (1u << 30), d->compute_units, d->driver);
         off += n > 0 ? (size_t)n : 0;
     }
 }

@@ -15,11 +15,11 @@
 
 #define GQ_WIRE_TAG "GQ1"
 #define GQ_WIRE_TAG_LEN 3
-#define GQ_WIRE_MAX_PAYLOAD 16   /* tensor frames per message */
-#define GQ_WIRE_MAX_STAGES 8     /* ops in one pipeline job */
-#define GQ_WIRE_MAX_BATCH 1024  /* jobs stacked into one batch job */
+#define GQ_WIRE_MAX_PAYLOAD 16     /* tensor frames per message */
+#define GQ_WIRE_MAX_STAGES 8       /* ops in one pipeline job */
+#define GQ_WIRE_MAX_BATCH 1024     /* jobs stacked into one batch job */
 #define GQ_WIRE_MAX_FALLBACKS 1024 /* fallback counters in a heartbeat */
-#define GQ_WIRE_MAX_MESSAGE 4096 /* error and disconnect texts */
+#define GQ_WIRE_MAX_MESSAGE 4096   /* error and disconnect texts */
 #define GQ_WIRE_MAX_IDEMPOTENCY 64
 #define GQ_WIRE_MAX_OPS 4096 /* ops a worker may announce */
 #define GQ_WIRE_MAX_LIST 64  /* backends, devices per worker */

@@ -48,7 +48,7 @@ struct gq_worker {
     int nthreads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_cond_t ucv; /* urgent threads wait here */
+    pthread_cond_t ucv;                        /* urgent threads wait here */
     s_wjob_t *qhead[S_NPRIO], *qtail[S_NPRIO]; /* waiting for a thread, per priority class */
     int quit;
     uint64_t broker_seen_us;

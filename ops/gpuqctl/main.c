@@ -183,8 +183,7 @@ static int s_status(s_ctx_t *ctx, int argc, char **argv)
            (unsigned long long)info.jobs_done, (unsigned long long)info.jobs_failed,
            (unsigned long long)info.jobs_requeued);
     gq_worker_info_t w;
-    for (int i = 0; gq_client_worker_info(ctx->client, i, &w) == GQ_OK; i++)
-    {
+    for (int i = 0; gq_client_worker_info(ctx->client, i, &w) == GQ_OK; i++) {
         printf("  %-24s %-20s credits %u in flight %u done %llu seen %u ms ago\n", w.name,
                w.backends, w.credits, w.inflight, (unsigned long long)w.jobs_done, w.ms_since_seen);
         if (w.devices[0])

@@ -44,11 +44,16 @@ static void s_start(s_cluster_t *c, const char *batch_max)
     snprintf(c->front, sizeof c->front, "tcp://127.0.0.1:%d", fp);
     snprintf(back, sizeof back, "tcp://127.0.0.1:%d", bp);
     snprintf(threads, sizeof threads, "%d", s_o.threads);
-    char *bargv[] = {(char *)gqb_bin("gpuq-broker"), "--frontend", c->front, "--backend", back,
-                     "--batch-max", (char *)batch_max, NULL};
-    c->broker = gqb_spawn(bargv, -1);
-    char *wargv[] = {(char *)gqb_bin("gpuq-worker"), "--broker", back, "--threads", threads,
+    char *bargv[] = {(char *)gqb_bin("gpuq-broker"),
+                     "--frontend",
+                     c->front,
+                     "--backend",
+                     back,
+                     "--batch-max",
+                     (char *)batch_max,
                      NULL};
+    c->broker = gqb_spawn(bargv, -1);
+    char *wargv[] = {(char *)gqb_bin("gpuq-worker"), "--broker", back, "--threads", threads, NULL};
     c->worker = gqb_spawn(wargv, -1);
     char err[256];
     gq_client_t *cl = gq_client_new(c->front, NULL, err, sizeof err);
@@ -99,14 +104,14 @@ typedef struct {
     const char *front;
     int64_t samples;
     gq_priority_t prio;
-    int window;      /* closed loop: jobs in flight */
-    double rate;     /* open loop: jobs/s (window ignored) */
-    double seconds;  /* how long to submit */
+    int window;       /* closed loop: jobs in flight */
+    double rate;      /* open loop: jobs/s (window ignored) */
+    double seconds;   /* how long to submit */
     atomic_int *stop; /* or until this is set (closed loop, load) */
     long done, failed;
     uint64_t *lat_ns; /* open loop: one latency per job */
     long nlat, cap;
-    long batched;     /* answers computed in a batch of >= 2 */
+    long batched; /* answers computed in a batch of >= 2 */
 } s_client_t;
 
 static void s_take(s_client_t *c, gq_job_t *j)
@@ -227,7 +232,10 @@ static s_batch_fig_t s_batching(const char *batch_max, double open_rate, uint64_
     s_batch_fig_t f = {0};
     s_start(&c, batch_max);
     long nlat, batched;
-    s_client_t p = {.front = c.front, .samples = 1600, .prio = GQ_PRIO_BATCH, .window = 16,
+    s_client_t p = {.front = c.front,
+                    .samples = 1600,
+                    .prio = GQ_PRIO_BATCH,
+                    .window = 16,
                     .seconds = s_o.seconds / 3};
     s_run_clients(&p, s_o.clients, NULL, &nlat, &batched); /* warm-up: costs learned */
     p.seconds = s_o.seconds;
@@ -251,8 +259,12 @@ static double s_realtime_p99(int loaded, double *p50)
     s_cluster_t c;
     s_start(&c, "32");
     atomic_int stop = 0;
-    s_client_t load = {.front = c.front, .samples = 16000, .prio = GQ_PRIO_BATCH, .window = 32,
-                       .seconds = 1e9, .stop = &stop};
+    s_client_t load = {.front = c.front,
+                       .samples = 16000,
+                       .prio = GQ_PRIO_BATCH,
+                       .window = 32,
+                       .seconds = 1e9,
+                       .stop = &stop};
     pthread_t th[2];
     s_client_t loads[2] = {load, load};
     for (int i = 0; loaded && i < 2; i++)
@@ -339,8 +351,7 @@ int main(int argc, char **argv)
            on.p95 / off.p95);
     printf("  p99 ÷ p50 at 70 %% load, batching on / off:  %6.2f / %.2f  (target <= 3)\n",
            on.p99 / on.p50, off.p99 / off.p50);
-    printf("  realtime p99, saturated ÷ idle:             %6.2f  (target <= 2)\n",
-           loaded / idle);
+    printf("  realtime p99, saturated ÷ idle:             %6.2f  (target <= 2)\n", loaded / idle);
     free(lat);
     gqb_kill_children();
     return 0;

@@ -180,8 +180,7 @@ static void test_backpressure(void)
             if (gq_job_status(j) == GQ_OK) {
                 ok++;
             } else {
-                GQT_CHECK(gq_job_status(j) == GQ_EEXHAUSTED, "job failed: %s",
-                          gq_job_error(j));
+                GQT_CHECK(gq_job_status(j) == GQ_EEXHAUSTED, "job failed: %s", gq_job_error(j));
                 refused++;
                 hinted += strstr(gq_job_error(j), "retry after") != NULL;
             }

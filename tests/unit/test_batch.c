@@ -50,8 +50,7 @@ static const s_case_t s_cases[] = {
     {"dsp.istft", "n_fft=256,hop_length=64", GQ_C64, 2, {129, 40}},
     {"dsp.spectrogram", "n_fft=256,hop_length=128", GQ_F64, 2, {2, 3000}},
     {"dsp.mel", "sr=16000,n_fft=512,hop_length=160,n_mels=40", GQ_F32, 1, {8000}},
-    {"dsp.logmel", "sr=16000,n_fft=512,hop_length=160,n_mels=40,ref_max=true", GQ_F32, 1,
-     {8000}},
+    {"dsp.logmel", "sr=16000,n_fft=512,hop_length=160,n_mels=40,ref_max=true", GQ_F32, 1, {8000}},
     {"dsp.mfcc", "sr=16000,n_fft=512,hop_length=160,n_mels=40,n_mfcc=13", GQ_F32, 1, {8000}},
     {"dsp.db", "top_db=60", GQ_F32, 2, {40, 50}},
 };
@@ -165,10 +164,9 @@ static void s_run_case(const s_case_t *c)
         CHECK(alone.n == big.n, "%s: %d outputs alone, %d stacked", c->op, alone.n, big.n);
         for (int o = 0; o < alone.n && o < big.n; o++) {
             size_t orow = alone.t[o].nbytes;
-            CHECK(big.t[o].nbytes == orow * S_K, "%s: output %d is %zu bytes, want %zu x %d",
-                  c->op, o, big.t[o].nbytes, orow, S_K);
-            CHECK(big.t[o].desc.shape[0] == S_K, "%s: output %d has no leading %d", c->op, o,
-                  S_K);
+            CHECK(big.t[o].nbytes == orow * S_K, "%s: output %d is %zu bytes, want %zu x %d", c->op,
+                  o, big.t[o].nbytes, orow, S_K);
+            CHECK(big.t[o].desc.shape[0] == S_K, "%s: output %d has no leading %d", c->op, o, S_K);
             if (big.t[o].nbytes == orow * S_K)
                 CHECK(!memcmp((char *)big.t[o].data + m * orow, alone.t[o].data, orow),
                       "%s %s: row %d of the stacked run differs from the job alone", c->op,
@@ -201,7 +199,10 @@ static void s_check_refusals(void)
     static const struct {
         const char *op;
         int nin;
-    } no[] = {{"tensor.sum", 1}, {"tensor.add", 2}, {"dsp.fir", 2}, {"dsp.resample", 1},
+    } no[] = {{"tensor.sum", 1},
+              {"tensor.add", 2},
+              {"dsp.fir", 2},
+              {"dsp.resample", 1},
               {"dsp.loudness", 1}};
     gq_tdesc_t d[2];
     int64_t shape[] = {4, 100};

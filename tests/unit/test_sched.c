@@ -78,8 +78,8 @@ static gq_sched_t *s_new(void)
 static void test_class_and_edf(void)
 {
     gq_sched_t *s = s_new();
-    s_push(s, s_mk(1, 2, 0, 7), 100);     /* batch, no deadline */
-    s_push(s, s_mk(2, 3, 0, 7), 101);     /* background */
+    s_push(s, s_mk(1, 2, 0, 7), 100);    /* batch, no deadline */
+    s_push(s, s_mk(2, 3, 0, 7), 101);    /* background */
     s_push(s, s_mk(3, 1, 9000, 7), 102); /* interactive, late deadline */
     s_push(s, s_mk(4, 1, 5000, 7), 103); /* interactive, early deadline */
     s_push(s, s_mk(5, 1, 0, 7), 104);    /* interactive, none: after deadlines */
@@ -150,7 +150,8 @@ static void test_bounds(void)
     gq_sched_job_t *out[1];
     CHECK(gq_sched_next(s, 2, s_any, NULL, out, 1, 16) == 1, "pop one");
     CHECK(s_push(s, s_mk(id++, 0, 0, 0xC), 2) == GQ_SCHED_OK, "room again");
-    CHECK(gq_sched_push(s, out[0], 3, GQ_SCHED_FRONT, NULL) == GQ_SCHED_OK, "requeue over the bound");
+    CHECK(gq_sched_push(s, out[0], 3, GQ_SCHED_FRONT, NULL) == GQ_SCHED_OK,
+          "requeue over the bound");
     gq_sched_destroy(&s);
 
     /* Per-class bound, and the retry hint follows the completion rate. */
@@ -368,8 +369,10 @@ static void test_random(void)
                 CHECK(state[t->id] == 1, "job %d dispatched while not queued", t->id);
                 state[t->id] = 2;
                 if (i)
-                    CHECK(out[i]->batch_key == out[0]->batch_key, "batch mixes keys %llx %llx (%d of %d)",
-                          (unsigned long long)out[i]->batch_key, (unsigned long long)out[0]->batch_key, i, n);
+                    CHECK(out[i]->batch_key == out[0]->batch_key,
+                          "batch mixes keys %llx %llx (%d of %d)",
+                          (unsigned long long)out[i]->batch_key,
+                          (unsigned long long)out[0]->batch_key, i, n);
             }
             if (n) {
                 /* No queued job of a better class was passed over unless held for batching. */
