@@ -241,8 +241,71 @@ static void test_cancel(void)
     gqt_cluster_stop(&c);
 }
 
+/* Concurrent identical-shape jobs are stacked, and every answer equals the job run alone;
+ * then --admit-by-cost refuses a job whose deadline the learned costs say it misses. */
+static void test_batches_and_admission(void)
+{
+    const char *args[] = {"--admit-by-cost", NULL};
+    gqt_cluster_t c;
+    gqt_cluster_start_args(&c, 1, 1, 1, 1000, args);
+    char err[256];
+    gq_client_t *cl = gq_client_new(c.front, NULL, err, sizeof err);
+    GQT_CHECK(cl, "client: %s", err);
+    enum { N = 96 };
+    gq_tensor_t *x[N];
+    gq_job_t *jobs[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = s_signal(16000, 0.1f + 0.01f * (float)i);
+        jobs[i] = s_logmel_job(x[i]);
+        gq_client_submit(cl, jobs[i]);
+    }
+    int batched = 0;
+    for (int i = 0; i < N; i++) {
+        gq_job_t *j = NULL;
+        GQT_CHECK(gq_client_collect(cl, 60000, &j) == GQ_OK && j, "collect %d", i);
+        GQT_CHECK(gq_job_status(j) == GQ_OK, "job: %s", gq_job_error(j));
+        gq_job_timing_t t;
+        gq_job_timing(j, &t);
+        batched += t.batch > 1;
+    }
+    for (int i = 0; i < N; i++) {
+        gq_job_t *alone = s_logmel_job(x[i]);
+        gq_job_set_priority(alone, GQ_PRIO_REALTIME); /* realtime: never stacked with others */
+        GQT_CHECK(gq_client_run(cl, alone) == GQ_OK, "alone: %s", gq_job_error(alone));
+        gq_tensor_t *a = gq_job_output(alone, 0), *b = gq_job_output(jobs[i], 0);
+        GQT_CHECK(gq_tensor_nbytes(a) == gq_tensor_nbytes(b) &&
+                      !memcmp(gq_tensor_data(a), gq_tensor_data(b), gq_tensor_nbytes(a)),
+                  "job %d: the batched answer differs from the job run alone", i);
+        gq_job_destroy(&alone);
+        gq_job_destroy(&jobs[i]);
+    }
+    GQT_CHECK(batched > N / 4, "only %d of %d answers came from batches", batched, N);
+    /* The broker has learned what a log-mel costs; with 300 queued ahead, 20 ms cannot do
+     * (the refusal comes back at once, well before the client's own 20 ms timer). */
+    for (int i = 0; i < 300; i++)
+        gq_client_submit(cl, s_logmel_job(x[i % N]));
+    gq_job_t *late = s_logmel_job(x[0]);
+    gq_job_set_timeout_ms(late, 20);
+    int rc = gq_client_run(cl, late);
+    GQT_CHECK(rc == GQ_EDEADLINE && strstr(gq_job_error(late), "cannot meet"),
+              "admit-by-cost: %s (%s)", gq_status_name(rc), gq_job_error(late));
+    printf("batches: %d of %d answers stacked, all equal to the job alone; admit-by-cost: %s\n",
+           batched, N, gq_job_error(late));
+    gq_job_destroy(&late);
+    for (int i = 0; i < 300; i++) {
+        gq_job_t *j = NULL;
+        GQT_CHECK(gq_client_collect(cl, 60000, &j) == GQ_OK && j, "drain %d", i);
+        gq_job_destroy(&j);
+    }
+    for (int i = 0; i < N; i++)
+        gq_tensor_destroy(&x[i]);
+    gq_client_destroy(&cl);
+    gqt_cluster_stop(&c);
+}
+
 int main(void)
 {
+    test_batches_and_admission();
     test_cancel();
     test_realtime_under_load();
     test_backpressure();
