@@ -401,6 +401,35 @@ static void s_on_heartbeat(gq_bworker_t *w, gq_wire_msg_t *m)
     m->hdr = NULL;
 }
 
+/* A worker asks for a model's bytes: sent without copying (refcounted frame). */
+static void s_on_model_get(gq_broker_t *self, gq_bworker_t *w, const Gq__Wire__ModelGet *g)
+{
+    Gq__Wire__ModelData d = GQ__WIRE__MODEL_DATA__INIT;
+    Gq__Wire__TensorDesc td, *tdp = &td;
+    int64_t shape[1];
+    zmq_msg_t frame;
+    char msg[GQ_ERRLEN];
+    const gq_model_entry_t *e = gq_models_get(self->models, g->digest);
+    d.digest = g->digest;
+    d.message = "";
+    if (!e) {
+        gq_errf(msg, sizeof msg, "model %s is not in the broker's store", g->digest);
+        d.code = GQ_ENOMODEL;
+        d.message = msg;
+        gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_MODEL, &d.base, NULL, 0);
+        return;
+    }
+    gq_tdesc_t desc = {.dtype = GQ_U8, .ndim = 1, .shape = {(int64_t)e->size}};
+    gq_wire_desc_fill(&td, shape, &desc);
+    d.data = &tdp;
+    d.n_data = 1;
+    zmq_msg_init(&frame);
+    zmq_msg_copy(&frame, (zmq_msg_t *)&e->bytes);
+    gq_models_fetched(self->models, g->digest);
+    GQ_DEBUG("worker %s fetches model %s", w->name, g->digest);
+    gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_MODEL, &d.base, &frame, 1);
+}
+
 static void s_handle_backend(gq_broker_t *self)
 {
     for (int n = 0; n < GQ_B_DRAIN_BATCH; n++) {
@@ -435,6 +464,8 @@ static void s_handle_backend(gq_broker_t *self)
                                   "not registered: send READY");
         } else if (m.cmd == GQ_CMD_DONE) {
             s_on_done(self, w, &m);
+        } else if (m.cmd == GQ_CMD_MODEL_GET) {
+            s_on_model_get(self, w, (const Gq__Wire__ModelGet *)m.hdr);
         } else if (m.cmd == GQ_CMD_DISCONNECT) {
             s_worker_delete(self, w, "worker disconnected");
         } else if (m.cmd == GQ_CMD_HEARTBEAT) {
@@ -453,8 +484,31 @@ static void s_handle_backend(gq_broker_t *self)
 
 /* Validates every stage against the op table, chaining shapes through the pipeline, so
  * that a bad job fails here, named, and never reaches a worker. */
-static gq_status s_admit_check(const Gq__Wire__Submit *s, const gq_wire_msg_t *m, gq_args_t *args,
-                               char *err, size_t errlen)
+/* A hosted stage (onnx.run) ends the pipeline, and its model must be in the store and
+ * take these inputs. */
+static gq_status s_admit_hosted(gq_broker_t *self, const gq_args_t *a, size_t k, size_t nstages,
+                                const gq_tdesc_t *in, int nin, char *err, size_t errlen)
+{
+    if (k + 1 != nstages) {
+        gq_errf(err, errlen,
+                "%s must be the last stage of a pipeline (its outputs are known only after it "
+                "runs); it is stage %zu of %zu",
+                a->op->name, k + 1, nstages);
+        return GQ_EPARAM;
+    }
+    const char *digest = gq_args_str(a, "model");
+    const gq_model_entry_t *e = gq_models_get(self->models, digest);
+    if (!e) {
+        gq_errf(err, errlen,
+                "%s: model %s is not in the broker's store (`gpuq model put FILE` first)",
+                a->op->name, digest);
+        return GQ_ENOMODEL;
+    }
+    return gq_onnx_sig_check(&e->sig, in, nin, err, errlen);
+}
+
+static gq_status s_admit_check(gq_broker_t *self, const Gq__Wire__Submit *s, const gq_wire_msg_t *m,
+                               gq_args_t *args, char *err, size_t errlen)
 {
     gq_tdesc_t bufs[2][GQ_MAX_OUTPUTS];
     const gq_tdesc_t *in = m->desc;
@@ -474,6 +528,9 @@ static gq_status s_admit_check(const Gq__Wire__Submit *s, const gq_wire_msg_t *m
         gq_tdesc_t *out = bufs[k & 1];
         int nout = 0;
         if ((rc = gq_op_infer(&args[k], in, nin, out, &nout, err, errlen)))
+            return rc;
+        if ((op->flags & GQ_OPF_HOSTED) &&
+            (rc = s_admit_hosted(self, &args[k], k, s->n_stages, in, nin, err, errlen)))
             return rc;
         in = out;
         nin = nout;
@@ -603,7 +660,7 @@ static void s_on_submit(gq_broker_t *self, zmq_msg_t *rid, gq_wire_msg_t *m)
     size_t idlen = zmq_msg_size(rid);
     char err[GQ_ERRLEN];
     gq_args_t args[GQ_WIRE_MAX_STAGES];
-    gq_status rc = s_admit_check(s, m, args, err, sizeof err);
+    gq_status rc = s_admit_check(self, s, m, args, err, sizeof err);
     if (rc) {
         gq_b_send_error(self, id, idlen, s->job_id, rc, err, 0, NULL);
         self->failed++;
@@ -736,6 +793,43 @@ static void s_on_admin(gq_broker_t *self, zmq_msg_t *rid, const Gq__Wire__AdminR
     free(text);
 }
 
+/* A client puts a model: checked by the ONNX loader, stored under its digest; the reply
+ * has the digest and the signature. */
+static void s_on_model_put(gq_broker_t *self, zmq_msg_t *rid, gq_wire_msg_t *m)
+{
+    const Gq__Wire__ModelPut *p = (const Gq__Wire__ModelPut *)m->hdr;
+    Gq__Wire__ModelReply r = GQ__WIRE__MODEL_REPLY__INIT;
+    Gq__Wire__ModelInput ins[GQ_MAX_INPUTS], *insp[GQ_MAX_INPUTS];
+    int64_t shapes[GQ_MAX_INPUTS][GQ_MAX_DIMS];
+    char err[GQ_ERRLEN] = "";
+    const gq_model_entry_t *e = NULL;
+    r.request_id = p->request_id;
+    r.code = gq_models_put(self->models, &m->payload[0], p->name, &e, err, sizeof err);
+    r.message = err;
+    r.digest = "";
+    if (r.code == GQ_OK) {
+        r.digest = (char *)e->digest;
+        for (int i = 0; i < e->sig.ninputs; i++) {
+            const gq_onnx_input_t *in = &e->sig.in[i];
+            gq__wire__model_input__init(&ins[i]);
+            ins[i].name = (char *)in->name;
+            ins[i].dtype = (Gq__Wire__DType)in->dtype;
+            ins[i].n_shape = in->ndim > 0 ? (size_t)in->ndim : 0;
+            for (int k = 0; k < in->ndim; k++)
+                shapes[i][k] = in->shape[k];
+            ins[i].shape = shapes[i];
+            insp[i] = &ins[i];
+        }
+        r.n_inputs = (size_t)e->sig.ninputs;
+        r.inputs = insp;
+        r.outputs = (uint32_t)e->sig.noutputs;
+    } else {
+        GQ_INFO("model put refused: %s", err);
+    }
+    gq_wire_send(self->front, zmq_msg_data(rid), zmq_msg_size(rid), GQ_CMD_MODEL_REPLY, &r.base,
+                 NULL, 0);
+}
+
 static void s_handle_frontend(gq_broker_t *self, int draining)
 {
     for (int n = 0; n < GQ_B_DRAIN_BATCH; n++) {
@@ -766,6 +860,8 @@ static void s_handle_frontend(gq_broker_t *self, int draining)
             gq_b_send_status(self, &rid, ((const Gq__Wire__StatusRequest *)m.hdr)->request_id);
         } else if (m.cmd == GQ_CMD_ADMIN) {
             s_on_admin(self, &rid, (const Gq__Wire__AdminRequest *)m.hdr);
+        } else if (m.cmd == GQ_CMD_MODEL_PUT) {
+            s_on_model_put(self, &rid, &m);
         } else {
             self->malformed++;
             gq_errf(err, sizeof err, "%s not accepted on the client endpoint",
@@ -847,6 +943,11 @@ gq_broker_t *gq_broker_new(const gq_broker_config_t *cfg, char *err, size_t errl
     self->by_client = gq_map_new();
     self->flights = gq_map_new();
     self->sched = gq_sched_new(&self->cfg.sched);
+    self->models = gq_models_new(cfg->model_dir, cfg->model_store_bytes, err, errlen);
+    if (!self->models) {
+        gq_broker_destroy(&self);
+        return NULL;
+    }
     self->costs = gq_cost_new();
     if (!self->ctx || !self->jobs || !self->by_client || !self->flights || !self->sched ||
         !self->costs || pipe2(self->stop_pipe, O_CLOEXEC)) {
@@ -1021,6 +1122,7 @@ void gq_broker_destroy(gq_broker_t **self_p)
     }
     gq_cache_destroy(&self->cache);
     gq_sched_destroy(&self->sched);
+    gq_models_destroy(&self->models);
     gq_cost_destroy(&self->costs);
     if (self->front)
         zmq_close(self->front);

@@ -35,6 +35,8 @@ typedef struct {
     uint64_t batch_bytes;  /* most stacked input bytes in one batch (default 16 MiB) */
     uint64_t batch_run_us; /* most measured compute per batch run (default 2000; 0: no cap) */
     int admit_by_cost;     /* refuse jobs whose deadline the measured costs say they miss */
+    const char *model_dir;       /* model store files (NULL: memory only) */
+    uint64_t model_store_bytes;  /* model store cap (default 1 GiB) */
     int reserve_credits;   /* per worker, kept for realtime/interactive jobs (default 1) */
 } gq_broker_config_t;
 

@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "cost.h"
 #include "map.h"
+#include "models.h"
 #include "optable.h"
 
 #define GQ_B_NCLASSES GQ_SCHED_NCLASSES
@@ -106,6 +107,7 @@ struct gq_broker {
     void *back;
     int stop_pipe[2];
     gq_sched_t *sched;
+    gq_models_t *models;
     gq_cost_t *costs;    /* per signature, over every worker */
     gq_map_t *jobs;      /* id -> job, queued and in flight */
     gq_map_t *by_client; /* hash(client rid, client job id) -> job, for cancel */

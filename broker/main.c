@@ -62,6 +62,9 @@ static void s_usage(FILE *f)
                "  --drain-ms N       on SIGINT/SIGTERM, wait this long for jobs in flight "
                "(default 5000)\n"
                "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n"
+               "models (docs/onnx.md): `gpuq model put` stores them, onnx.run jobs name them:\n"
+               "  --model-dir DIR    keep stored models as files in DIR, reloaded at start\n"
+               "  --model-store-mb N most bytes of models stored (default 1024)\n"
                "result cache (docs/cache.md); on, in memory, unless --no-cache:\n"
                "  --no-cache               no result cache at all (overrides the others)\n"
                "  --cache-mem-mb N         memory tier budget (default 256; 0 = no memory tier)\n"
@@ -132,6 +135,10 @@ int main(int argc, char **argv)
             cfg.sched.aging_us[c] = (uint64_t)n * 1000000u;
         else if (!strcmp(a, "--aging-top") && (c = s_class(v, strlen(v))) >= 0)
             cfg.sched.aging_top = c;
+        else if (!strcmp(a, "--model-dir") && *v)
+            cfg.model_dir = v;
+        else if (!strcmp(a, "--model-store-mb") && !gq_parse_int(v, 1, 1 << 20, &n))
+            cfg.model_store_bytes = (uint64_t)n << 20;
         else if (!strcmp(a, "--reserve-credits") && !gq_parse_int(v, 0, 65536, &n))
             cfg.reserve_credits = (int)n;
         else if (!strcmp(a, "--batch-max") && !gq_parse_int(v, 1, GQ_WIRE_MAX_BATCH, &n))

@@ -37,6 +37,10 @@ struct gq_client {
     char admin_msg[GQ_ERRLEN];
     gq_cache_info_t cache_info; /* from the last admin reply */
     char *admin_text;
+    uint64_t model_id;
+    int model_ready;
+    int model_code;
+    gq_model_info_t model_info; /* from the last model reply */
     int exhausted_retries;
     gq_job_t *retry_head; /* jobs waiting to be resent, by due time */
     unsigned rng;
@@ -384,6 +388,37 @@ static void s_on_status(gq_client_t *c, gq_wire_msg_t *m)
     c->status_ready = 1;
 }
 
+static void s_on_model_reply(gq_client_t *c, gq_wire_msg_t *m)
+{
+    const Gq__Wire__ModelReply *r = (const Gq__Wire__ModelReply *)m->hdr;
+    if (r->request_id != c->model_id)
+        return;
+    gq_model_info_t *o = &c->model_info;
+    memset(o, 0, sizeof *o);
+    c->model_code = r->code;
+    snprintf(o->error, sizeof o->error, "%s", r->message);
+    snprintf(o->digest, sizeof o->digest, "%s", r->digest);
+    o->ninputs = (int)r->n_inputs;
+    o->noutputs = (int)r->outputs;
+    size_t off = 0;
+    for (size_t i = 0; i < r->n_inputs && off < sizeof o->inputs; i++) {
+        const Gq__Wire__ModelInput *in = r->inputs[i];
+        int n = snprintf(o->inputs + off, sizeof o->inputs - off, "%s%s: %s[", i ? "; " : "",
+                         in->name, gq_dtype_name((int)in->dtype));
+        off += n > 0 ? (size_t)n : 0;
+        for (size_t k = 0; k < in->n_shape && off < sizeof o->inputs; k++) {
+            n = in->shape[k] < 0
+                    ? snprintf(o->inputs + off, sizeof o->inputs - off, "%s?", k ? "," : "")
+                    : snprintf(o->inputs + off, sizeof o->inputs - off, "%s%lld", k ? "," : "",
+                               (long long)in->shape[k]);
+            off += n > 0 ? (size_t)n : 0;
+        }
+        if (off < sizeof o->inputs)
+            off += (size_t)snprintf(o->inputs + off, sizeof o->inputs - off, "]");
+    }
+    c->model_ready = 1;
+}
+
 static void s_on_admin_reply(gq_client_t *c, gq_wire_msg_t *m)
 {
     const Gq__Wire__AdminReply *r = (const Gq__Wire__AdminReply *)m->hdr;
@@ -510,6 +545,8 @@ static int s_pump(gq_client_t *c, int timeout_ms)
             s_on_status(c, &m);
         else if (m.cmd == GQ_CMD_ADMIN_REPLY)
             s_on_admin_reply(c, &m);
+        else if (m.cmd == GQ_CMD_MODEL_REPLY)
+            s_on_model_reply(c, &m);
         gq_wire_msg_close(&m);
     }
     s_expire(c);
@@ -798,4 +835,68 @@ GQ_EXPORT int gq_client_job_state(gq_client_t *c, uint64_t broker_id, char **tex
     q.job_id = broker_id;
     *text = NULL;
     return s_take_text(c, s_admin_req(c, &q, timeout_ms), text);
+}
+
+static void s_free_copy(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+GQ_EXPORT int gq_client_model_put_bytes(gq_client_t *c, const void *bytes, size_t n,
+                                        const char *name, gq_model_info_t *out, int timeout_ms)
+{
+    Gq__Wire__ModelPut p = GQ__WIRE__MODEL_PUT__INIT;
+    Gq__Wire__TensorDesc td, *tdp = &td;
+    int64_t shape[1];
+    gq_tdesc_t desc = {.dtype = GQ_U8, .ndim = 1, .shape = {(int64_t)n}};
+    memset(out, 0, sizeof *out);
+    void *copy = malloc(n ? n : 1);
+    if (!copy)
+        return GQ_ENOMEM;
+    memcpy(copy, bytes, n);
+    zmq_msg_t frame;
+    zmq_msg_init_data(&frame, copy, n, s_free_copy, NULL);
+    gq_wire_desc_fill(&td, shape, &desc);
+    p.request_id = ++c->model_id;
+    p.name = (char *)(name ? name : "");
+    p.data = &tdp;
+    p.n_data = 1;
+    c->model_ready = 0;
+    int rc = gq_wire_send(c->sock, NULL, 0, GQ_CMD_MODEL_PUT, &p.base, &frame, 1);
+    if (rc)
+        return rc;
+    uint64_t until = gq_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
+    while (!c->model_ready) {
+        uint64_t now = gq_now_us();
+        if (timeout_ms >= 0 && now >= until)
+            return GQ_ETIMEDOUT;
+        if ((rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u))))
+            return rc;
+    }
+    *out = c->model_info;
+    return c->model_code;
+}
+
+GQ_EXPORT int gq_client_model_put(gq_client_t *c, const char *path, gq_model_info_t *out,
+                                  int timeout_ms)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = -1;
+    if (f && !fseek(f, 0, SEEK_END) && (n = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        fclose(f);
+        const char *base = strrchr(path, '/');
+        int rc =
+            gq_client_model_put_bytes(c, buf, (size_t)n, base ? base + 1 : path, out, timeout_ms);
+        free(buf);
+        return rc;
+    }
+    snprintf(out->error, sizeof out->error, "cannot read %s: %s", path, strerror(errno));
+    if (f)
+        fclose(f);
+    free(buf);
+    return GQ_EIO;
 }

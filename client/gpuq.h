@@ -269,6 +269,22 @@ int gq_client_cache_clear(gq_client_t *c, int timeout_ms);
  * (free() it). */
 int gq_client_metrics(gq_client_t *c, char **text, int timeout_ms);
 
+/* A model in the broker's store (docs/onnx.md): onnx.run jobs name it by digest. */
+typedef struct {
+    char digest[33];   /* 32 hex digits: the onnx.run "model" param */
+    int ninputs;       /* graph inputs that are not initializers */
+    int noutputs;
+    char inputs[512];  /* "x: f32[?,80,100]; ..." (? for a symbolic dim) */
+    char error[512];   /* why the broker refused it */
+} gq_model_info_t;
+
+/* Sends a model file to the broker's store (checked there by the ONNX loader; an identical
+ * model already stored is not stored twice). GQ_EIO when the file cannot be read; the
+ * broker's refusal (GQ_EFORMAT, GQ_EUNSUPPORTED, GQ_ETOOBIG ...) with out->error. */
+int gq_client_model_put(gq_client_t *c, const char *path, gq_model_info_t *out, int timeout_ms);
+int gq_client_model_put_bytes(gq_client_t *c, const void *bytes, size_t n, const char *name,
+                              gq_model_info_t *out, int timeout_ms);
+
 /* The broker's scheduler as text (`gpuqctl queues`): per class queued, clients, oldest wait
  * and refusals; batch groups; workers with credits, backlog and health; with verbose every
  * job admitted and not yet answered, with its broker id. *text is malloc'd (free it). */

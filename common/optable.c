@@ -14,6 +14,7 @@ static const gq_op_family_t *const s_families[] = {
     &gq_ops_tensor,
     &gq_ops_dsp_spectral,
     &gq_ops_dsp_filter,
+    &gq_ops_onnx,
 };
 
 #define S_NFAMILIES ((int)(sizeof s_families / sizeof s_families[0]))

@@ -73,6 +73,10 @@ typedef gq_status (*gq_shape_fn)(const gq_args_t *a, const gq_tdesc_t *in, int n
  * worker may run a small job of such ops on its main thread, skipping two thread
  * hand-offs, without delaying heartbeats. */
 #define GQ_OPF_LIGHT 0x4u
+/* Outputs known only once it ran (onnx.run: the model decides): the shape rule declares
+ * none, so it can only be the last stage; the worker runs it on the host through its
+ * hosted-op hook (worker/exec.h), not through a backend's run. */
+#define GQ_OPF_HOSTED 0x8u
 
 #define GQ_DT_BIT(dt) (1u << (dt))
 #define GQ_DT_FLOATS (GQ_DT_BIT(GQ_F32) | GQ_DT_BIT(GQ_F64))
@@ -137,5 +141,6 @@ typedef struct {
 extern const gq_op_family_t gq_ops_tensor;
 extern const gq_op_family_t gq_ops_dsp_spectral; /* ops_dsp_spectral.c: fft, stft, mel ... */
 extern const gq_op_family_t gq_ops_dsp_filter;   /* ops_dsp_filter.c: fir, sos, resample ... */
+extern const gq_op_family_t gq_ops_onnx;         /* ops_onnx.c: onnx.run */
 
 #endif

@@ -25,6 +25,7 @@ static const s_entry_t s_table[] = {
     {GQ_EDTYPE, "GQ_EDTYPE", "unsupported dtype"},
     {GQ_EDEADLINE, "GQ_EDEADLINE", "deadline exceeded"},
     {GQ_EEXHAUSTED, "GQ_EEXHAUSTED", "resource exhausted"},
+    {GQ_ENOMODEL, "GQ_ENOMODEL", "model not in the broker's store"},
     {GQ_ENOWORKER, "GQ_ENOWORKER", "no worker for op"},
     {GQ_EUNSUPPORTED, "GQ_EUNSUPPORTED", "op not supported by backend"},
     {GQ_EWORKER_LOST, "GQ_EWORKER_LOST", "worker lost while running the job"},

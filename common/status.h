@@ -34,6 +34,7 @@ typedef enum {
     GQ_ENOWORKER = -206,    /* no worker can run this op */
     GQ_EUNSUPPORTED = -207, /* a backend declined the op (strict mode) */
     GQ_EWORKER_LOST = -208, /* the job's worker died too many times running it */
+    GQ_ENOMODEL = -209,     /* onnx.run names a model the broker's store does not hold */
 
     /* backends and devices: -300 .. -399 */
     GQ_EBACKEND = -300,     /* a backend call failed */

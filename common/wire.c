@@ -466,6 +466,93 @@ static gq_status s_check_none(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
     return GQ_OK;
 }
 
+/* A model digest: 32 lowercase hex digits (XXH3-128). */
+static gq_status s_digest(const char *d, char *err, size_t errlen)
+{
+    size_t n = d ? strnlen(d, 33) : 0;
+    int ok = n == 32;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f');
+    if (!ok) {
+        gq_errf(err, errlen, "model digest must be 32 lowercase hex digits");
+        return GQ_EPROTO;
+    }
+    return GQ_OK;
+}
+
+/* A model file's bytes: one u8[size] frame. */
+static gq_status s_model_bytes(Gq__Wire__TensorDesc *const *tds, size_t n, gq_wire_msg_t *m,
+                               const gq_wire_limits_t *lim, char *err, size_t errlen)
+{
+    gq_status rc = s_tensors(tds, n, m, lim, "model data", err, errlen);
+    if (rc)
+        return rc;
+    if (n != 1 || m->desc[0].dtype != GQ_U8 || m->desc[0].ndim != 1) {
+        gq_errf(err, errlen, "model data must be one u8[size] frame");
+        return GQ_EPROTO;
+    }
+    return GQ_OK;
+}
+
+static gq_status s_check_model_put(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
+                                   const gq_wire_limits_t *lim, char *err, size_t errlen)
+{
+    const Gq__Wire__ModelPut *p = (const Gq__Wire__ModelPut *)hdr;
+    gq_status rc = s_str(p->name, GQ_MAX_STR - 1, "model name", err, errlen);
+    return rc ? rc : s_model_bytes(p->data, p->n_data, m, lim, err, errlen);
+}
+
+static gq_status s_check_model_reply(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
+                                     const gq_wire_limits_t *lim, char *err, size_t errlen)
+{
+    (void)m;
+    (void)lim;
+    const Gq__Wire__ModelReply *r = (const Gq__Wire__ModelReply *)hdr;
+    if (r->code > 0 || r->n_inputs > GQ_MAX_INPUTS) {
+        gq_errf(err, errlen, "model reply: code %d, %zu inputs", (int)r->code, r->n_inputs);
+        return GQ_EPROTO;
+    }
+    gq_status rc = s_str(r->message, GQ_WIRE_MAX_MESSAGE, "model reply message", err, errlen);
+    if (!rc && r->code == GQ_OK)
+        rc = s_digest(r->digest, err, errlen);
+    for (size_t i = 0; i < r->n_inputs && !rc; i++) {
+        const Gq__Wire__ModelInput *in = r->inputs[i];
+        rc = s_str(in->name, GQ_MAX_STR - 1, "model input name", err, errlen);
+        if (!rc &&
+            (in->n_shape > GQ_MAX_DIMS || (int)in->dtype < 0 || (int)in->dtype >= GQ_DTYPE_COUNT)) {
+            gq_errf(err, errlen, "model reply: input %zu has %zu dims, dtype %d", i, in->n_shape,
+                    (int)in->dtype);
+            rc = GQ_EPROTO;
+        }
+    }
+    return rc;
+}
+
+static gq_status s_check_model_get(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
+                                   const gq_wire_limits_t *lim, char *err, size_t errlen)
+{
+    (void)m;
+    (void)lim;
+    return s_digest(((const Gq__Wire__ModelGet *)hdr)->digest, err, errlen);
+}
+
+static gq_status s_check_model(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
+                               const gq_wire_limits_t *lim, char *err, size_t errlen)
+{
+    const Gq__Wire__ModelData *d = (const Gq__Wire__ModelData *)hdr;
+    gq_status rc = s_digest(d->digest, err, errlen);
+    if (!rc)
+        rc = s_str(d->message, GQ_WIRE_MAX_MESSAGE, "model message", err, errlen);
+    if (rc)
+        return rc;
+    if (d->code > 0 || (d->code == GQ_OK) != (d->n_data == 1)) {
+        gq_errf(err, errlen, "model: code %d with %zu data frames", (int)d->code, d->n_data);
+        return GQ_EPROTO;
+    }
+    return d->n_data ? s_model_bytes(d->data, d->n_data, m, lim, err, errlen)
+                     : s_tensors(d->data, 0, m, lim, "model data", err, errlen);
+}
+
 static const s_cmd_entry_t s_cmds[] = {
     {GQ_CMD_SUBMIT, "SUBMIT", &gq__wire__submit__descriptor, s_check_submit, 1},
     {GQ_CMD_RESULT, "RESULT", &gq__wire__result__descriptor, s_check_result, 1},
@@ -478,6 +565,10 @@ static const s_cmd_entry_t s_cmds[] = {
     {GQ_CMD_ADMIN_REPLY, "ADMIN_REPLY", &gq__wire__admin_reply__descriptor, s_check_admin_reply, 0},
     {GQ_CMD_READY, "READY", &gq__wire__ready__descriptor, s_check_ready, 0},
     {GQ_CMD_JOB, "JOB", &gq__wire__job__descriptor, s_check_job, 1},
+    {GQ_CMD_MODEL_PUT, "MODEL_PUT", &gq__wire__model_put__descriptor, s_check_model_put, 1},
+    {GQ_CMD_MODEL_REPLY, "MODEL_REPLY", &gq__wire__model_reply__descriptor, s_check_model_reply, 0},
+    {GQ_CMD_MODEL_GET, "MODEL_GET", &gq__wire__model_get__descriptor, s_check_model_get, 0},
+    {GQ_CMD_MODEL, "MODEL", &gq__wire__model_data__descriptor, s_check_model, 1},
     {GQ_CMD_DONE, "DONE", &gq__wire__done__descriptor, s_check_done, 1},
     {GQ_CMD_HEARTBEAT, "HEARTBEAT", &gq__wire__heartbeat__descriptor, s_check_heartbeat, 0},
     {GQ_CMD_DISCONNECT, "DISCONNECT", &gq__wire__disconnect__descriptor, s_check_disconnect, 0},

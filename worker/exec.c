@@ -200,6 +200,36 @@ static bool s_retryable(gq_status rc)
     return rc == GQ_EDEVICE_OOM || rc == GQ_EDEVICE_LOST;
 }
 
+/* A hosted stage: its inputs brought to the host, the hook's outputs owned by next. */
+static gq_status s_run_hosted(gq_exec_t *ex, const gq_args_t *a, s_set_t *cur, s_set_t *next,
+                              char *err, size_t errlen)
+{
+    gq_view_t in[GQ_MAX_INPUTS], out[GQ_MAX_OUTPUTS];
+    int nout = 0;
+    memset(next, 0, sizeof *next);
+    if (!ex->hosted) {
+        gq_errf(err, errlen, "%s: this worker cannot run it (no hosted-op runner)", a->op->name);
+        return GQ_EUNSUPPORTED;
+    }
+    for (int i = 0; i < cur->n; i++) {
+        gq_status rc = s_to_host(&cur->t[i], a->op->name, err, errlen);
+        if (rc)
+            return rc;
+        in[i] = (gq_view_t){cur->t[i].desc, cur->t[i].host, cur->t[i].nbytes};
+    }
+    gq_status rc = ex->hosted(ex->hosted_ctx, a, in, cur->n, out, &nout, err, errlen);
+    if (rc)
+        return rc;
+    next->n = nout;
+    for (int i = 0; i < nout; i++) {
+        next->t[i].desc = out[i].desc;
+        next->t[i].nbytes = out[i].nbytes;
+        next->t[i].host = out[i].data;
+        next->t[i].host_owned = 1;
+    }
+    return GQ_OK;
+}
+
 gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nstages,
                       const gq_view_t *in, int nin, gq_exec_out_t *out, char *err, size_t errlen)
 {
@@ -234,6 +264,14 @@ gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nsta
         if ((rc = gq_op_resolve(op, params, np, &args, err, errlen)) ||
             (rc = gq_op_infer(&args, in_desc, cur.n, out_desc, &nout, err, errlen)))
             break;
+        if (op->flags & GQ_OPF_HOSTED) {
+            if ((rc = s_run_hosted(ex, &args, &cur, &next, err, errlen)))
+                break;
+            out->backend[k] = "cpu";
+            s_set_free(&cur);
+            cur = next;
+            continue;
+        }
         int index = -1;
         gq_backend_t *be = s_choose(ex, 0, &args, in_desc, cur.n, &index);
         if (!be) {

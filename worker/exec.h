@@ -28,6 +28,11 @@ typedef struct {
      * passed over for (declined, or failed with a lost or full device) and a lower one
      * ran. Zero-initialised with the struct. */
     atomic_uint_least64_t fallback_by[GQ_EXEC_MAX_OPS][GQ_EXEC_MAX_BACKENDS];
+    /* Runs GQ_OPF_HOSTED ops (onnx.run) on host memory: in[] readable, out[0..*nout) fresh
+     * 64-byte-aligned buffers the executor frees. NULL: such stages fail as unsupported. */
+    gq_status (*hosted)(void *ctx, const gq_args_t *a, const gq_view_t *in, int nin, gq_view_t *out,
+                        int *nout, char *err, size_t errlen);
+    void *hosted_ctx;
 } gq_exec_t;
 
 /* Output of a job: host buffers, 64-byte aligned, owned by the caller (free()). */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "exec.h"
+#include "models.h"
 #include "util.h"
 #include "wire.h"
 
@@ -50,6 +51,8 @@ struct gq_worker {
     pthread_cond_t cv;
     pthread_cond_t ucv;                        /* urgent threads wait here */
     s_wjob_t *qhead[S_NPRIO], *qtail[S_NPRIO]; /* waiting for a thread, per priority class */
+    s_wjob_t *parked;     /* waiting for their model from the broker (main thread only) */
+    gq_wmodels_t *models; /* loaded models, for onnx.run */
     int quit;
     uint64_t broker_seen_us;
 };
@@ -217,6 +220,12 @@ static void s_drop_queued(gq_worker_t *self)
     while ((w = s_queue_take(self, S_NPRIO)))
         s_wjob_free(w);
     pthread_mutex_unlock(&self->mu);
+    while ((w = self->parked)) {
+        self->parked = w->next;
+        s_wjob_free(w);
+    }
+    if (self->models)
+        gq_wmodels_forget_fetches(self->models);
 }
 
 static gq_status s_connect(gq_worker_t *self)
@@ -271,6 +280,79 @@ static int s_run_inline(gq_worker_t *self, const s_wjob_t *w)
     return idle_queue;
 }
 
+static void s_dispatch_local(gq_worker_t *self, s_wjob_t *w);
+
+/* The digest of the model a job's onnx.run stage names; NULL when it has none. */
+static const char *s_job_model(const s_wjob_t *w)
+{
+    for (size_t k = 0; k < w->job->n_stages; k++) {
+        const Gq__Wire__Stage *st = w->job->stages[k];
+        if (strcmp(st->op, "onnx.run"))
+            continue;
+        for (size_t p = 0; p < st->n_params; p++)
+            if (!strcmp(st->params[p]->name, "model") &&
+                st->params[p]->value_case == GQ__WIRE__PARAM__VALUE_S)
+                return st->params[p]->s;
+    }
+    return NULL;
+}
+
+/* Whether w must wait for its model: asks the broker for it the first time. */
+static int s_needs_model(gq_worker_t *self, const s_wjob_t *w)
+{
+    const char *digest = s_job_model(w);
+    if (!digest)
+        return 0;
+    gq_wmodel_state_t st = gq_wmodels_state(self->models, digest);
+    if (st == GQ_WMODEL_READY)
+        return 0;
+    if (st == GQ_WMODEL_ABSENT && !gq_wmodels_fetching(self->models, digest)) {
+        Gq__Wire__ModelGet g = GQ__WIRE__MODEL_GET__INIT;
+        g.digest = (char *)digest;
+        GQ_INFO("fetching model %s from the broker", digest);
+        gq_wire_send(self->sock, NULL, 0, GQ_CMD_MODEL_GET, &g.base, NULL, 0);
+    }
+    return 1;
+}
+
+/* The broker's answer to MODEL_GET: load the model, then run (or fail) the jobs that wait. */
+static void s_on_model(gq_worker_t *self, gq_wire_msg_t *m)
+{
+    const Gq__Wire__ModelData *d = (const Gq__Wire__ModelData *)m->hdr;
+    char err[GQ_ERRLEN];
+    gq_status rc = d->code;
+    if (rc == GQ_OK)
+        rc = gq_wmodels_add(self->models, d->digest, zmq_msg_data(&m->payload[0]),
+                            zmq_msg_size(&m->payload[0]), err, sizeof err);
+    else
+        gq_errf(err, sizeof err, "%s", d->message);
+    if (rc) {
+        gq_wmodels_drop(self->models, d->digest);
+        GQ_WARN("model %s: %s", d->digest, err);
+    } else {
+        GQ_INFO("model %s loaded", d->digest);
+    }
+    s_wjob_t **pp = &self->parked;
+    while (*pp) {
+        s_wjob_t *w = *pp;
+        const char *digest = s_job_model(w);
+        if (strcmp(digest, d->digest)) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        w->next = NULL;
+        if (rc) {
+            w->rc = rc;
+            gq_errf(w->err, sizeof w->err, "onnx.run: %s", err);
+            s_send_done(self, w);
+            s_wjob_free(w);
+        } else {
+            s_dispatch_local(self, w);
+        }
+    }
+}
+
 static void s_on_job(gq_worker_t *self, gq_wire_msg_t *m)
 {
     s_wjob_t *w = calloc(1, sizeof *w);
@@ -293,6 +375,17 @@ static void s_on_job(gq_worker_t *self, gq_wire_msg_t *m)
     m->npayload = 0;
     if (w->job->timeout_ms)
         w->deadline_us = gq_now_us() + (uint64_t)w->job->timeout_ms * 1000u;
+    if (s_needs_model(self, w)) {
+        w->next = self->parked;
+        self->parked = w;
+        return;
+    }
+    s_dispatch_local(self, w);
+}
+
+/* Runs w here when it is small and light, else queues it for a compute thread. */
+static void s_dispatch_local(gq_worker_t *self, s_wjob_t *w)
+{
     if (s_run_inline(self, w)) {
         s_compute(self, w);
         s_send_done(self, w);
@@ -467,6 +560,8 @@ static void s_handle_broker(gq_worker_t *self)
         }
         if (m.cmd == GQ_CMD_JOB) {
             s_on_job(self, &m);
+        } else if (m.cmd == GQ_CMD_MODEL) {
+            s_on_model(self, &m);
         } else if (m.cmd == GQ_CMD_DISCONNECT) {
             char why[GQ_ERRLEN];
             gq_errf(why, sizeof why, "broker said: %s", ((Gq__Wire__Disconnect *)m.hdr)->reason);
@@ -492,6 +587,10 @@ static int s_collect_ops(gq_worker_t *self)
         gq_args_t a;
         memset(&a, 0, sizeof a);
         a.op = gq_op_at(i);
+        if ((a.op->flags & GQ_OPF_HOSTED) && self->exec.hosted) {
+            self->ops[self->nops++] = (char *)a.op->name;
+            continue;
+        }
         for (int b = 0; b < self->exec.nbackends; b++)
             if (self->exec.backends[b]->ops->supports_op(self->exec.backends[b], &a, NULL, -1)) {
                 self->ops[self->nops++] = (char *)a.op->name;
@@ -605,6 +704,12 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
     }
     fcntl(self->stop_pipe[1], F_SETFL, O_NONBLOCK);
     self->exec.strict = cfg->strict;
+    if (!(self->models = gq_wmodels_new())) {
+        gq_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    self->exec.hosted = gq_wmodels_run;
+    self->exec.hosted_ctx = self->models;
     if (s_open_backends(self, cfg->backends, err, errlen))
         goto fail;
     /* The caller's strings may not outlive this call, and the backends are open. */
@@ -752,6 +857,7 @@ void gq_worker_destroy(gq_worker_t **self_p)
     for (int b = 0; b < self->exec.nbackends; b++)
         gq_backend_destroy(&self->exec.backends[b]);
     free(self->ops);
+    gq_wmodels_destroy(&self->models);
     if (self->own_ctx && self->ctx)
         zmq_ctx_term(self->ctx);
     for (int i = 0; i < 2; i++)

@@ -277,7 +277,7 @@ int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv)
         .cli = cli, .spec = &spec, .out_dir = out_dir, .out_ext = out_ext, .files = files};
     gq_client_t *c = gq_cli_connect(cli, gq_cli_broker(cli, spec.broker), (int)window);
     rc = GQ_CLI_FAILED;
-    if (!c)
+    if (!c || gq_cli_put_models(cli, c, &spec) != GQ_CLI_OK)
         goto done;
     uint64_t t0 = gq_cli_now_us();
     int lost = 0;

@@ -33,6 +33,7 @@ int gq_cli_run(const gq_cli_t *cli, int argc, char **argv);
 int gq_cli_batch(const gq_cli_t *cli, int argc, char **argv);
 int gq_cli_info(const gq_cli_t *cli, int argc, char **argv);
 int gq_cli_status(const gq_cli_t *cli, int argc, char **argv);
+int gq_cli_model(const gq_cli_t *cli, int argc, char **argv);
 
 /* Prints "gpuq NAME: message" and a pointer to --help on stderr; returns GQ_CLI_USAGE. */
 int gq_cli_usage(const gq_cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -60,6 +61,7 @@ typedef struct {
     gq_param_t params[GQ_CLI_MAX_RAW]; /* typed by gq_cli_spec_resolve */
     char names[GQ_CLI_MAX_RAW][GQ_MAX_NAME];
     bool at_sr[GQ_CLI_MAX_RAW]; /* NAME=@sr: the input audio file's sample rate, per job */
+    char digest[33];            /* onnx.run given a model file: its digest once put */
 } gq_cli_stage_t;
 
 typedef struct {
@@ -73,6 +75,10 @@ typedef struct {
     bool mono; /* --mono: audio inputs averaged to one channel, f32[frames] */
     char label[GQ_CLI_MAX_STAGES * (GQ_MAX_NAME + 3)]; /* "tensor.scale | tensor.sum" */
 } gq_cli_spec_t;
+
+/* For every onnx.run stage whose model param names a file: puts the file in the broker's
+ * store (once) and uses its digest. GQ_CLI_OK, or GQ_CLI_FAILED with a message. */
+int gq_cli_put_models(const gq_cli_t *cli, gq_client_t *c, gq_cli_spec_t *spec);
 
 void gq_cli_spec_init(gq_cli_spec_t *spec);
 

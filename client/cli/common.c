@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
@@ -311,7 +312,8 @@ gq_job_t *gq_cli_spec_job(const gq_cli_t *cli, const gq_cli_spec_t *spec, int sr
                 rc = gq_job_param_bool(job, p->name, (int)p->v.i);
                 break;
             default:
-                rc = gq_job_param_str(job, p->name, p->v.s);
+                rc = gq_job_param_str(
+                    job, p->name, st->digest[0] && !strcmp(p->name, "model") ? st->digest : p->v.s);
                 break;
             }
         }
@@ -464,4 +466,26 @@ uint64_t gq_cli_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int gq_cli_put_models(const gq_cli_t *cli, gq_client_t *c, gq_cli_spec_t *spec)
+{
+    for (int s = 0; s < spec->nstages; s++) {
+        gq_cli_stage_t *st = &spec->stages[s];
+        if (!(st->op->flags & GQ_OPF_HOSTED))
+            continue;
+        for (int k = 0; k < st->nraw; k++) {
+            const gq_param_t *p = &st->params[k];
+            struct stat sb;
+            if (strcmp(p->name, "model") || p->v.type != GQ_PT_STR || stat(p->v.s, &sb))
+                continue;
+            gq_model_info_t mi;
+            int rc = gq_client_model_put(c, p->v.s, &mi, 60000);
+            if (rc != GQ_OK)
+                return gq_cli_fail(cli, "%s: model %s: %s: %s", st->op_name, p->v.s,
+                                   gq_status_name(rc), mi.error[0] ? mi.error : gq_strerror(rc));
+            snprintf(st->digest, sizeof st->digest, "%s", mi.digest);
+        }
+    }
+    return GQ_CLI_OK;
 }

@@ -19,6 +19,7 @@ static const s_cmd_t s_cmds[] = {
     {"batch", gq_cli_batch, "run a job on every .npy file of a directory, pipelined"},
     {"info", gq_cli_info, "show the cluster's workers and job counters"},
     {"status", gq_cli_status, "show where a job is (queued: position; running: worker)"},
+    {"model", gq_cli_model, "put ONNX models in the broker's store; run one on inputs"},
     {"local", s_local, "run a subcommand on an embedded cluster: gpuq local run ..."},
 };
 

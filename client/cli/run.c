@@ -109,6 +109,9 @@ int gq_cli_run(const gq_cli_t *cli, int argc, char **argv)
         if (!sr)
             sr = ksr;
     }
+    c = gq_cli_connect(cli, gq_cli_broker(cli, spec.broker), 0);
+    if (!c || gq_cli_put_models(cli, c, &spec) != GQ_CLI_OK)
+        goto done;
     if (!(job = gq_cli_spec_job(cli, &spec, sr)))
         goto done;
     for (int k = 0; k < nin; k++) {
@@ -119,9 +122,6 @@ int gq_cli_run(const gq_cli_t *cli, int argc, char **argv)
         }
     }
 
-    c = gq_cli_connect(cli, gq_cli_broker(cli, spec.broker), 0);
-    if (!c)
-        goto done;
     int st = gq_client_run(c, job);
     if (st != GQ_OK) {
         const char *msg = gq_job_error(job);

@@ -249,7 +249,10 @@ static void test_batches_and_admission(void)
     gqt_cluster_t c;
     gqt_cluster_start_args(&c, 1, 1, 1, 1000, args);
     char err[256];
-    gq_client_t *cl = gq_client_new(c.front, NULL, err, sizeof err);
+    gq_client_opts_t o;
+    gq_client_opts_init(&o);
+    o.window = 4096; /* the 2000 jobs below are all queued at once */
+    gq_client_t *cl = gq_client_new(c.front, &o, err, sizeof err);
     GQT_CHECK(cl, "client: %s", err);
     enum { N = 96 };
     gq_tensor_t *x[N];
@@ -280,19 +283,25 @@ static void test_batches_and_admission(void)
         gq_job_destroy(&jobs[i]);
     }
     GQT_CHECK(batched > N / 4, "only %d of %d answers came from batches", batched, N);
-    /* The broker has learned what a log-mel costs; with 300 queued ahead, 20 ms cannot do
-     * (the refusal comes back at once, well before the client's own 20 ms timer). */
-    for (int i = 0; i < 300; i++)
+    /* The broker has learned what a log-mel costs; with 1000 or more queued ahead, 100 ms
+     * cannot do. The late job comes from another client once they are queued, so its
+     * refusal is not stuck behind their bytes on the same socket. */
+    for (int i = 0; i < 2000; i++)
         gq_client_submit(cl, s_logmel_job(x[i % N]));
+    for (int i = 0; i < 500 && gqt_info(c.front).queued < 1000; i++)
+        gqt_sleep_ms(10);
+    gq_client_t *cl2 = gq_client_new(c.front, NULL, err, sizeof err);
+    GQT_CHECK(cl2, "client: %s", err);
     gq_job_t *late = s_logmel_job(x[0]);
-    gq_job_set_timeout_ms(late, 20);
-    int rc = gq_client_run(cl, late);
+    gq_job_set_timeout_ms(late, 100);
+    int rc = gq_client_run(cl2, late);
     GQT_CHECK(rc == GQ_EDEADLINE && strstr(gq_job_error(late), "cannot meet"),
               "admit-by-cost: %s (%s)", gq_status_name(rc), gq_job_error(late));
     printf("batches: %d of %d answers stacked, all equal to the job alone; admit-by-cost: %s\n",
            batched, N, gq_job_error(late));
+    gq_client_destroy(&cl2);
     gq_job_destroy(&late);
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < 2000; i++) {
         gq_job_t *j = NULL;
         GQT_CHECK(gq_client_collect(cl, 60000, &j) == GQ_OK && j, "drain %d", i);
         gq_job_destroy(&j);

@@ -330,7 +330,7 @@ static void s_test_framing(void)
         EXPECT_FAIL(gq_wire_decode(fr.f, fr.n, &m, NULL, err, sizeof err), &m, err, GQ_EPROTO, want,
                     0, 0);
     }
-    static const int unknown[] = {0, 7, 15, 21, 0x80, 0xff};
+    static const int unknown[] = {0, 7, 15, 23, 0x80, 0xff};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         s_start(&fr, unknown[i], &hb.base);
         char want[64];

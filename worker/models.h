@@ -1,0 +1,43 @@
+/* gq_wmodels: the models a worker has loaded, by digest. The worker's main thread fetches a
+ * model from the broker the first time a job names it (jobs wait meanwhile), loads and plans
+ * it, then compute threads run it through gq_wmodels_run (the executor's hosted-op hook for
+ * onnx.run). Runs of one model are serialised (the plan owns its scratch); different models
+ * run in parallel. */
+#ifndef GQ_WMODELS_H
+#define GQ_WMODELS_H
+
+#include "optable.h"
+#include "tensor.h"
+
+typedef struct gq_wmodels gq_wmodels_t;
+
+typedef enum {
+    GQ_WMODEL_ABSENT = 0,
+    GQ_WMODEL_FETCHING, /* asked the broker, bytes not here yet */
+    GQ_WMODEL_READY,
+} gq_wmodel_state_t;
+
+gq_wmodels_t *gq_wmodels_new(void);
+void gq_wmodels_destroy(gq_wmodels_t **self_p);
+
+gq_wmodel_state_t gq_wmodels_state(gq_wmodels_t *self, const char *digest);
+
+/* Marks digest as asked for; returns 0, or -1 when out of memory. */
+int gq_wmodels_fetching(gq_wmodels_t *self, const char *digest);
+
+/* Loads and plans the bytes the broker sent for digest (which must match them). On failure
+ * the entry is dropped (a later job asks again) and err says why. */
+gq_status gq_wmodels_add(gq_wmodels_t *self, const char *digest, const void *bytes, size_t n,
+                         char *err, size_t errlen);
+
+/* Drops a digest that could not be fetched. */
+void gq_wmodels_drop(gq_wmodels_t *self, const char *digest);
+
+/* Forgets every fetch still in progress (after a reconnect its answer may never come). */
+void gq_wmodels_forget_fetches(gq_wmodels_t *self);
+
+/* The hosted-op hook (gq_exec_t.hosted) for onnx.run; ctx is the gq_wmodels_t. */
+gq_status gq_wmodels_run(void *ctx, const gq_args_t *a, const gq_view_t *in, int nin,
+                         gq_view_t *out, int *nout, char *err, size_t errlen);
+
+#endif
