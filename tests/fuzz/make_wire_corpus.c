@@ -218,6 +218,87 @@ int main(int argc, char **argv)
     Gq__Wire__Heartbeat hb = GQ__WIRE__HEARTBEAT__INIT;
     s_seed("heartbeat", 0, GQ_CMD_HEARTBEAT, &hb.base, NULL, 0);
 
+    Gq__Wire__Fallback fb = GQ__WIRE__FALLBACK__INIT, *fbp = &fb;
+    fb.op = "tensor.cast";
+    fb.backend = "opencl";
+    fb.count = 3;
+    Gq__Wire__Heartbeat hbf = GQ__WIRE__HEARTBEAT__INIT;
+    hbf.n_fallbacks = 1;
+    hbf.fallbacks = &fbp;
+    s_seed("heartbeat_fallbacks", 0, GQ_CMD_HEARTBEAT, &hbf.base, NULL, 0);
+
+    /* A batch of 2 stacked jobs: every input's dim 0 is 2. */
+    gq_tdesc_t bd[1];
+    static const int64_t s2x3[] = {2, 3};
+    gq_tdesc_init(&bd[0], GQ_F32, s2x3, 2);
+    Gq__Wire__TensorDesc btd, *btdp = &btd;
+    int64_t bshape[GQ_MAX_DIMS];
+    gq_wire_desc_fill(&btd, bshape, &bd[0]);
+    uint64_t ids[2] = {9, 10};
+    Gq__Wire__Job bj = GQ__WIRE__JOB__INIT;
+    bj.job_id = 9;
+    bj.n_stages = 1;
+    bj.stages = stp;
+    bj.n_inputs = 1;
+    bj.inputs = &btdp;
+    bj.n_batch_ids = 2;
+    bj.batch_ids = ids;
+    bj.priority = GQ__WIRE__PRIORITY__PRIO_REALTIME;
+    s_seed("job_batch", 0, GQ_CMD_JOB, &bj.base, bd, 1);
+
+    Gq__Wire__AdminRequest ad = GQ__WIRE__ADMIN_REQUEST__INIT;
+    ad.request_id = 4;
+    ad.op = GQ__WIRE__ADMIN_OP__ADMIN_QUEUES;
+    ad.verbose = 1;
+    s_seed("admin_queues", 0, GQ_CMD_ADMIN, &ad.base, NULL, 0);
+    ad.op = GQ__WIRE__ADMIN_OP__ADMIN_JOB;
+    ad.job_id = 7;
+    s_seed("admin_job", 0, GQ_CMD_ADMIN, &ad.base, NULL, 0);
+    ad.op = GQ__WIRE__ADMIN_OP__ADMIN_METRICS;
+    s_seed("admin_metrics", 0, GQ_CMD_ADMIN, &ad.base, NULL, 0);
+    Gq__Wire__AdminReply ar = GQ__WIRE__ADMIN_REPLY__INIT;
+    ar.request_id = 4;
+    ar.message = "";
+    ar.text = "class queued\nrealtime 0\n";
+    s_seed("admin_reply", 0, GQ_CMD_ADMIN_REPLY, &ar.base, NULL, 0);
+
+    /* Models: 64 bytes standing in for a file (the codec does not parse them). */
+    gq_tdesc_t md[1];
+    static const int64_t s64[] = {64};
+    gq_tdesc_init(&md[0], GQ_U8, s64, 1);
+    Gq__Wire__TensorDesc mtd, *mtdp = &mtd;
+    int64_t mshape[GQ_MAX_DIMS];
+    gq_wire_desc_fill(&mtd, mshape, &md[0]);
+    Gq__Wire__ModelPut mp = GQ__WIRE__MODEL_PUT__INIT;
+    mp.request_id = 5;
+    mp.name = "kws.onnx";
+    mp.n_data = 1;
+    mp.data = &mtdp;
+    s_seed("model_put", 0, GQ_CMD_MODEL_PUT, &mp.base, md, 1);
+    static const int64_t mshape_in[] = {-1, 80, 100};
+    Gq__Wire__ModelInput mi = GQ__WIRE__MODEL_INPUT__INIT, *mip = &mi;
+    mi.name = "mel";
+    mi.dtype = GQ__WIRE__DTYPE__DT_F32;
+    mi.n_shape = 3;
+    mi.shape = (int64_t *)mshape_in;
+    Gq__Wire__ModelReply mr = GQ__WIRE__MODEL_REPLY__INIT;
+    mr.request_id = 5;
+    mr.message = "";
+    mr.digest = "0123456789abcdef0123456789abcdef";
+    mr.n_inputs = 1;
+    mr.inputs = &mip;
+    mr.outputs = 1;
+    s_seed("model_reply", 0, GQ_CMD_MODEL_REPLY, &mr.base, NULL, 0);
+    Gq__Wire__ModelGet mg = GQ__WIRE__MODEL_GET__INIT;
+    mg.digest = "0123456789abcdef0123456789abcdef";
+    s_seed("model_get", 0, GQ_CMD_MODEL_GET, &mg.base, NULL, 0);
+    Gq__Wire__ModelData mdat = GQ__WIRE__MODEL_DATA__INIT;
+    mdat.digest = "0123456789abcdef0123456789abcdef";
+    mdat.message = "";
+    mdat.n_data = 1;
+    mdat.data = &mtdp;
+    s_seed("model", 0, GQ_CMD_MODEL, &mdat.base, md, 1);
+
     Gq__Wire__Disconnect dc = GQ__WIRE__DISCONNECT__INIT;
     dc.reason = "shutting down";
     s_seed("disconnect", 0, GQ_CMD_DISCONNECT, &dc.base, NULL, 0);
