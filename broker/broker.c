@@ -60,6 +60,7 @@ void gq_broker_config_init(gq_broker_config_t *cfg)
     cfg->batch.max = 32;
     cfg->batch_bytes = 16u << 20;
     cfg->reserve_credits = 1;
+    cfg->model_load_us = 50000;
     cfg->batch_run_us = 2000;
     cfg->drain_ms = 5000;
     gq_wire_limits_default(&cfg->limits);
@@ -263,6 +264,7 @@ static void s_worker_delete(gq_broker_t *self, gq_bworker_t *w, const char *why)
         protobuf_c_message_free_unpacked(&w->ready->base, NULL);
     if (w->beat)
         protobuf_c_message_free_unpacked(&w->beat->base, NULL);
+    free(w->models);
     free(w);
 }
 
@@ -401,6 +403,19 @@ static void s_on_heartbeat(gq_bworker_t *w, gq_wire_msg_t *m)
     m->hdr = NULL;
 }
 
+/* Remembers that w holds a model (it asked for it), for model affinity in routing. */
+static void s_worker_add_model(gq_bworker_t *w, const char *digest)
+{
+    for (int i = 0; i < w->nmodels; i++)
+        if (!strcmp(w->models[i], digest))
+            return;
+    char(*m)[33] = realloc(w->models, (size_t)(w->nmodels + 1) * sizeof *m);
+    if (!m)
+        return; /* affinity is a preference: without it the job still runs */
+    w->models = m;
+    snprintf(w->models[w->nmodels++], sizeof w->models[0], "%s", digest);
+}
+
 /* A worker asks for a model's bytes: sent without copying (refcounted frame). */
 static void s_on_model_get(gq_broker_t *self, gq_bworker_t *w, const Gq__Wire__ModelGet *g)
 {
@@ -426,6 +441,7 @@ static void s_on_model_get(gq_broker_t *self, gq_bworker_t *w, const Gq__Wire__M
     zmq_msg_init(&frame);
     zmq_msg_copy(&frame, (zmq_msg_t *)&e->bytes);
     gq_models_fetched(self->models, g->digest);
+    s_worker_add_model(w, g->digest);
     GQ_DEBUG("worker %s fetches model %s", w->name, g->digest);
     gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_MODEL, &d.base, &frame, 1);
 }
@@ -569,6 +585,8 @@ static void s_sched_fill(gq_broker_t *self, gq_bjob_t *j, const gq_args_t *args,
     j->sj.cls = j->submit->priority < GQ_B_NCLASSES ? (int)j->submit->priority : GQ_B_NCLASSES - 1;
     j->sj.deadline_us = j->deadline_us;
     j->sj.client = s_client_key(j->client, j->client_len, 0);
+    if (args[nstages - 1].op->flags & GQ_OPF_HOSTED)
+        snprintf(j->model, sizeof j->model, "%s", gq_args_str(&args[nstages - 1], "model"));
     for (int i = 0; i < m->npayload; i++) {
         in[i].desc = m->desc[i];
         in[i].data = NULL;
@@ -1109,6 +1127,7 @@ void gq_broker_destroy(gq_broker_t **self_p)
             protobuf_c_message_free_unpacked(&w->ready->base, NULL);
         if (w->beat)
             protobuf_c_message_free_unpacked(&w->beat->base, NULL);
+        free(w->models);
         free(w);
     }
     if (self->jobs) {

@@ -32,12 +32,14 @@ typedef struct {
     gq_sched_batch_t batch;  /* batching of GQ_OPF_BATCHABLE ops (default: max 32, no delay) */
     gq_broker_batch_rule_t batch_rules[GQ_BROKER_MAX_BATCH_RULES]; /* per first op */
     int nbatch_rules;
-    uint64_t batch_bytes;  /* most stacked input bytes in one batch (default 16 MiB) */
-    uint64_t batch_run_us; /* most measured compute per batch run (default 2000; 0: no cap) */
-    int admit_by_cost;     /* refuse jobs whose deadline the measured costs say they miss */
-    const char *model_dir;       /* model store files (NULL: memory only) */
-    uint64_t model_store_bytes;  /* model store cap (default 1 GiB) */
-    int reserve_credits;   /* per worker, kept for realtime/interactive jobs (default 1) */
+    uint64_t batch_bytes;       /* most stacked input bytes in one batch (default 16 MiB) */
+    uint64_t batch_run_us;      /* most measured compute per batch run (default 2000; 0: no cap) */
+    int admit_by_cost;          /* refuse jobs whose deadline the measured costs say they miss */
+    const char *model_dir;      /* model store files (NULL: memory only) */
+    uint64_t model_store_bytes; /* model store cap (default 1 GiB) */
+    double model_load_us;       /* routing penalty of a worker without the job's model
+                                 * loaded (default 50000: fetch, parse, plan) */
+    int reserve_credits;        /* per worker, kept for realtime/interactive jobs (default 1) */
 } gq_broker_config_t;
 
 /* Parses "OP=MAX[:DELAY_US[:P1/P2/..]]" (--batch) into r; err names what is wrong. */

@@ -44,7 +44,8 @@ typedef struct gq_bjob {
     gq_brun_t *run;    /* while in flight */
     int batched;       /* jobs in its run */
     gq_tdesc_t desc[GQ_WIRE_MAX_PAYLOAD];
-    uint64_t sig; /* ops, params and input signature, for the cost model */
+    char model[33]; /* the model of its onnx.run stage, "" if none */
+    uint64_t sig;   /* ops, params and input signature, for the cost model */
     uint64_t in_bytes;
     int requeues;
     uint64_t admitted_us;
@@ -95,7 +96,9 @@ struct gq_bworker {
     gq_cost_t *cost;           /* what its runs took, per signature */
     Gq__Wire__Ready *ready;    /* as it registered (devices) */
     Gq__Wire__Heartbeat *beat; /* its last heartbeat with fallback counters */
-    gq_blist_t jobs;           /* in flight on this worker */
+    char (*models)[33];        /* digests of the models it fetched: it holds them loaded */
+    int nmodels;
+    gq_blist_t jobs; /* in flight on this worker */
     gq_bworker_t *next;
 };
 

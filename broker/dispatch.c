@@ -46,8 +46,18 @@ static int s_runnable(const gq_sched_job_t *sj, void *arg)
     return 0;
 }
 
+/* Whether w has fetched model digest (holds it loaded). */
+static int s_has_model(const gq_bworker_t *w, const char *digest)
+{
+    for (int i = 0; i < w->nmodels; i++)
+        if (!strcmp(w->models[i], digest))
+            return 1;
+    return 0;
+}
+
 /* The free worker that would finish these n jobs soonest: its backlog spread over its
- * credits plus its learned cost, inflated by its failure rate. */
+ * credits plus its learned cost, inflated by its failure rate; a worker that would first
+ * have to fetch and load the job's model pays the learned load time (model affinity). */
 static gq_bworker_t *s_route(gq_broker_t *self, const gq_bjob_t *j, int n)
 {
     gq_bworker_t *best = NULL;
@@ -56,6 +66,8 @@ static gq_bworker_t *s_route(gq_broker_t *self, const gq_bjob_t *j, int n)
         if (!s_has_room(self, w, j->sj.cur_cls) || !s_worker_can_run(w, j))
             continue;
         double t = (double)w->backlog_us / w->credits + gq_b_cost_est(self, w, j->sig) * n;
+        if (j->model[0] && !s_has_model(w, j->model))
+            t += self->cfg.model_load_us;
         t *= 1.0 + 4.0 * w->fail;
         if (!best || t < best_t) {
             best = w;

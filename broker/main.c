@@ -65,6 +65,8 @@ static void s_usage(FILE *f)
                "models (docs/onnx.md): `gpuq model put` stores them, onnx.run jobs name them:\n"
                "  --model-dir DIR    keep stored models as files in DIR, reloaded at start\n"
                "  --model-store-mb N most bytes of models stored (default 1024)\n"
+               "  --model-load-ms N  routing cost of a worker that must first load the job's "
+               "model\n                     (default 50: jobs stay with workers that hold it)\n"
                "result cache (docs/cache.md); on, in memory, unless --no-cache:\n"
                "  --no-cache               no result cache at all (overrides the others)\n"
                "  --cache-mem-mb N         memory tier budget (default 256; 0 = no memory tier)\n"
@@ -139,6 +141,8 @@ int main(int argc, char **argv)
             cfg.model_dir = v;
         else if (!strcmp(a, "--model-store-mb") && !gq_parse_int(v, 1, 1 << 20, &n))
             cfg.model_store_bytes = (uint64_t)n << 20;
+        else if (!strcmp(a, "--model-load-ms") && !gq_parse_int(v, 0, 3600000, &n))
+            cfg.model_load_us = (double)n * 1000.0;
         else if (!strcmp(a, "--reserve-credits") && !gq_parse_int(v, 0, 65536, &n))
             cfg.reserve_credits = (int)n;
         else if (!strcmp(a, "--batch-max") && !gq_parse_int(v, 1, GQ_WIRE_MAX_BATCH, &n))

@@ -26,7 +26,7 @@ typedef struct {
     int64_t wdims[2];
 } s_model_t;
 
-static uint8_t *s_build(size_t *len)
+static uint8_t *s_build(size_t *len, float shift)
 {
     static s_model_t b;
     memset(&b, 0, sizeof b);
@@ -77,7 +77,7 @@ static uint8_t *s_build(size_t *len)
     b.wdims[0] = b.wdims[1] = 2;
     b.w.n_dims = 2, b.w.dims = b.wdims;
     for (int i = 0; i < 4; i++)
-        b.wdata[i] = (float)i - 1.5f;
+        b.wdata[i] = (float)i - 1.5f + shift;
     b.w.n_float_data = 4, b.w.float_data = b.wdata;
     b.wp[0] = &b.w;
     b.g.n_initializer = 1, b.g.initializer = b.wp;
@@ -95,6 +95,14 @@ static gq_tensor_t *s_x(int64_t rows)
     for (int i = 0; i < rows * 2; i++)
         x[i] = 1.0f - 0.5f * (float)i;
     return t;
+}
+
+/* Gives job j its own x (the job holds the only reference). */
+static void s_input(gq_job_t *j, int64_t rows)
+{
+    gq_tensor_t *x = s_x(rows);
+    gq_job_input(j, x);
+    gq_tensor_destroy(&x);
 }
 
 /* Runs onnx.run on x (optionally after tensor.scale 2) and checks Relu(x' + W). */
@@ -143,27 +151,27 @@ static void s_errors(gq_client_t *c, const char *digest, const uint8_t *model, s
     GQT_CHECK(rc != GQ_OK && mi.error[0], "a truncated model was accepted");
     gq_job_t *j = gq_job_new("onnx.run");
     gq_job_param_str(j, "model", "0123456789abcdef0123456789abcdef");
-    gq_job_input(j, s_x(2));
+    s_input(j, 2);
     s_run_expect(c, j, GQ_ENOMODEL, "not in the broker's store");
     j = gq_job_new("onnx.run");
     gq_job_param_str(j, "model", digest);
-    gq_job_input(j, s_x(3));
+    s_input(j, 3);
     s_run_expect(c, j, GQ_ESHAPE, "input 0 'x' wants f32[2,2]");
     j = gq_job_new("onnx.run");
     gq_job_param_str(j, "model", digest);
     gq_job_then(j, "tensor.scale");
-    gq_job_input(j, s_x(2));
+    s_input(j, 2);
     s_run_expect(c, j, GQ_EPARAM, "must be the last stage");
     j = gq_job_new("onnx.run");
     gq_job_param_str(j, "model", "model.onnx");
-    gq_job_input(j, s_x(2));
+    s_input(j, 2);
     s_run_expect(c, j, GQ_EPARAM, "is not a model digest");
 }
 
 int main(void)
 {
     size_t len;
-    uint8_t *model = s_build(&len);
+    uint8_t *model = s_build(&len, 0.0f);
     char dir[] = "/tmp/gq-test-models-XXXXXX";
     GQT_CHECK(mkdtemp(dir), "mkdtemp");
     const char *args[] = {"--model-dir", dir, NULL};
@@ -191,7 +199,7 @@ int main(void)
     for (int i = 0; i < 64; i++) {
         jobs[i] = gq_job_new("onnx.run");
         gq_job_param_str(jobs[i], "model", mi.digest);
-        gq_job_input(jobs[i], s_x(2));
+        s_input(jobs[i], 2);
         gq_client_submit(cl, jobs[i]);
     }
     int on[2] = {0, 0};
@@ -204,6 +212,27 @@ int main(void)
     for (int i = 0; i < 64; i++)
         gq_job_destroy(&jobs[i]);
     printf("64 model jobs: %d on w0, %d on w1\n", on[0], on[1]);
+    /* Affinity: a second model, jobs one at a time: they stay on the worker that loaded it
+     * (the other would have to fetch and load it first). */
+    size_t len2;
+    uint8_t *model2 = s_build(&len2, 0.25f);
+    gq_model_info_t mi2;
+    GQT_CHECK(gq_client_model_put_bytes(cl, model2, len2, "shifted.onnx", &mi2, 10000) == GQ_OK,
+              "put 2: %s", mi2.error);
+    free(model2);
+    char first[64] = "";
+    for (int i = 0; i < 12; i++) {
+        gq_job_t *j = gq_job_new("onnx.run");
+        gq_job_param_str(j, "model", mi2.digest);
+        s_input(j, 2);
+        GQT_CHECK(gq_client_run(cl, j) == GQ_OK, "model 2: %s", gq_job_error(j));
+        if (!i)
+            snprintf(first, sizeof first, "%s", gq_job_worker(j));
+        GQT_CHECK(!strcmp(first, gq_job_worker(j)), "job %d of model 2 went to %s, not %s", i,
+                  gq_job_worker(j), first);
+        gq_job_destroy(&j);
+    }
+    printf("12 jobs of a second model, one at a time: all on %s (model affinity)\n", first);
     s_errors(cl, mi.digest, model, len);
     gq_client_destroy(&cl);
     gqt_cluster_stop(&c);
