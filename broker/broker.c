@@ -243,6 +243,20 @@ static void s_requeue(gq_broker_t *self, gq_bjob_t *j, const char *why)
     gq_b_enqueue(self, j, GQ_SCHED_FRONT);
 }
 
+/* Frees what a worker owns; it is in no list. */
+static void s_worker_free(gq_bworker_t *w)
+{
+    s_strv_free(w->ops, w->nops);
+    s_strv_free(w->backends, w->nbackends);
+    gq_cost_destroy(&w->cost);
+    if (w->ready)
+        protobuf_c_message_free_unpacked(&w->ready->base, NULL);
+    if (w->beat)
+        protobuf_c_message_free_unpacked(&w->beat->base, NULL);
+    free(w->models);
+    free(w);
+}
+
 static void s_worker_delete(gq_broker_t *self, gq_bworker_t *w, const char *why)
 {
     GQ_INFO("worker %s removed (%s); requeueing %zu jobs", w->name, why, w->jobs.len);
@@ -257,15 +271,7 @@ static void s_worker_delete(gq_broker_t *self, gq_bworker_t *w, const char *why)
             break;
         }
     self->nworkers--;
-    s_strv_free(w->ops, w->nops);
-    s_strv_free(w->backends, w->nbackends);
-    gq_cost_destroy(&w->cost);
-    if (w->ready)
-        protobuf_c_message_free_unpacked(&w->ready->base, NULL);
-    if (w->beat)
-        protobuf_c_message_free_unpacked(&w->beat->base, NULL);
-    free(w->models);
-    free(w);
+    s_worker_free(w);
 }
 
 static void s_send_disconnect(gq_broker_t *self, const void *rid, size_t len, const char *why)
@@ -1120,15 +1126,7 @@ void gq_broker_destroy(gq_broker_t **self_p)
     while (self->workers) {
         gq_bworker_t *w = self->workers;
         self->workers = w->next;
-        s_strv_free(w->ops, w->nops);
-        s_strv_free(w->backends, w->nbackends);
-        gq_cost_destroy(&w->cost);
-        if (w->ready)
-            protobuf_c_message_free_unpacked(&w->ready->base, NULL);
-        if (w->beat)
-            protobuf_c_message_free_unpacked(&w->beat->base, NULL);
-        free(w->models);
-        free(w);
+        s_worker_free(w);
     }
     if (self->jobs) {
         gq_map_each(self->jobs, s_free_job_cb, NULL);

@@ -730,6 +730,21 @@ GQ_EXPORT int gq_client_pending(const gq_client_t *c)
     return c->async_inflight + c->ndone;
 }
 
+/* Pumps messages until *flag is set by a reply, up to timeout_ms (-1: forever). */
+static int s_wait_for(gq_client_t *c, const int *flag, int timeout_ms)
+{
+    uint64_t until = gq_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
+    while (!*flag) {
+        uint64_t now = gq_now_us();
+        if (timeout_ms >= 0 && now >= until)
+            return GQ_ETIMEDOUT;
+        int rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u));
+        if (rc)
+            return rc;
+    }
+    return GQ_OK;
+}
+
 GQ_EXPORT int gq_client_cluster_info(gq_client_t *c, gq_cluster_info_t *out, int timeout_ms)
 {
     Gq__Wire__StatusRequest r = GQ__WIRE__STATUS_REQUEST__INIT;
@@ -738,14 +753,8 @@ GQ_EXPORT int gq_client_cluster_info(gq_client_t *c, gq_cluster_info_t *out, int
     int rc = gq_wire_send(c->sock, NULL, 0, GQ_CMD_STATUS, &r.base, NULL, 0);
     if (rc)
         return rc;
-    uint64_t until = gq_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
-    while (!c->status_ready) {
-        uint64_t now = gq_now_us();
-        if (timeout_ms >= 0 && now >= until)
-            return GQ_ETIMEDOUT;
-        if ((rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u))))
-            return rc;
-    }
+    if ((rc = s_wait_for(c, &c->status_ready, timeout_ms)))
+        return rc;
     *out = c->status;
     return GQ_OK;
 }
@@ -781,15 +790,8 @@ static int s_admin_req(gq_client_t *c, Gq__Wire__AdminRequest *q, int timeout_ms
     int rc = gq_wire_send(c->sock, NULL, 0, GQ_CMD_ADMIN, &q->base, NULL, 0);
     if (rc)
         return rc;
-    uint64_t until = gq_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
-    while (!c->admin_ready) {
-        uint64_t now = gq_now_us();
-        if (timeout_ms >= 0 && now >= until)
-            return GQ_ETIMEDOUT;
-        if ((rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u))))
-            return rc;
-    }
-    return c->admin_code;
+    rc = s_wait_for(c, &c->admin_ready, timeout_ms);
+    return rc ? rc : c->admin_code;
 }
 
 GQ_EXPORT int gq_client_cache_info(gq_client_t *c, gq_cache_info_t *out, int timeout_ms)
@@ -866,14 +868,8 @@ GQ_EXPORT int gq_client_model_put_bytes(gq_client_t *c, const void *bytes, size_
     int rc = gq_wire_send(c->sock, NULL, 0, GQ_CMD_MODEL_PUT, &p.base, &frame, 1);
     if (rc)
         return rc;
-    uint64_t until = gq_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
-    while (!c->model_ready) {
-        uint64_t now = gq_now_us();
-        if (timeout_ms >= 0 && now >= until)
-            return GQ_ETIMEDOUT;
-        if ((rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u))))
-            return rc;
-    }
+    if ((rc = s_wait_for(c, &c->model_ready, timeout_ms)))
+        return rc;
     *out = c->model_info;
     return c->model_code;
 }

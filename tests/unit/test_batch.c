@@ -8,19 +8,7 @@
 #include "backend.h"
 #include "batch.h"
 #include "exec.h"
-
-static int s_checks, s_failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        s_checks++;                                                                                \
-        if (!(cond)) {                                                                             \
-            s_failed++;                                                                            \
-            fprintf(stderr, "%s:%d: %s: ", __FILE__, __LINE__, #cond);                             \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define S_K 3
 
