@@ -104,7 +104,8 @@ int main(void)
                     if (gq_onnx_tensor_load(path, NULL, &in[nin].desc, &in[nin].data, err,
                                             sizeof err)) {
                         dtype_gap = 1; /* an element type gq has no dtype for */
-                        snprintf(why, sizeof why, "%s", err);
+                        const char *rel = strstr(err, names[t]);
+                        snprintf(why, sizeof why, "%s", rel ? rel : err);
                         break;
                     }
                     in[nin].nbytes = gq_tdesc_nbytes(&in[nin].desc);
@@ -150,7 +151,7 @@ int main(void)
                 failed++;
             } else if (dtype_gap || sets == 0) {
                 skipped++;
-                if (!sets)
+                if (!sets && !*why)
                     snprintf(why, sizeof why, "no test data");
             } else {
                 verdict = "pass";

@@ -1,35 +1,14 @@
-/* The ONNX executor: planning and runs (see onnx_exec.h). */
-#include "onnx_int.h"
-
+/* The ONNX executor's planning (see onnx_exec.h): a plan per graph — the main graph's, and
+ * one per If branch (a subgraph), whose names not defined inside are read from the
+ * enclosing plan's values at run time. Runs are in onnx_run.c, fusion in onnx_fuse.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "map.h"
+#include "onnx_plan.h"
 #include "optable.h"
 #include "util.h"
-
-/* Every value name of the graph gets a slot; nodes refer to slots. */
-typedef struct {
-    const gq_onnx_kernel_t *k;
-    const Onnx__NodeProto *node;
-    int *in, nin; /* slots; -1 for an omitted optional input */
-    int *out, nout;
-} s_step_t;
-
-struct gq_onnx_plan {
-    const gq_onnx_model_t *model;
-    int opset;
-    int nslots;
-    const char **names; /* per slot */
-    gq_map_t *index;    /* hash(name) -> slot + 1, collisions resolved by s_slot */
-    s_step_t *steps;
-    int nsteps;
-    int *inputs, ninputs; /* graph inputs that are not initializers */
-    const Onnx__ValueInfoProto **input_info;
-    int *outputs, noutputs;
-    int *init_slot; /* per model tensor */
-};
 
 const gq_onnx_kernel_t *gq_onnx_kernel_find(const char *op_type, int opset)
 {
@@ -38,12 +17,25 @@ const gq_onnx_kernel_t *gq_onnx_kernel_find(const char *op_type, int opset)
         const int *n;
     } fam[] = {{gq_onnx_kernels_elem, &gq_onnx_kernels_elem_count},
                {gq_onnx_kernels_nn, &gq_onnx_kernels_nn_count},
-               {gq_onnx_kernels_shape, &gq_onnx_kernels_shape_count}};
+               {gq_onnx_kernels_shape, &gq_onnx_kernels_shape_count},
+               {gq_onnx_kernels_conv, &gq_onnx_kernels_conv_count},
+               {gq_onnx_kernels_norm, &gq_onnx_kernels_norm_count},
+               {gq_onnx_kernels_rnn, &gq_onnx_kernels_rnn_count},
+               {gq_onnx_kernels_index, &gq_onnx_kernels_index_count},
+               {gq_onnx_kernels_logic, &gq_onnx_kernels_logic_count},
+               {gq_onnx_kernels_reduce, &gq_onnx_kernels_reduce_count},
+               {gq_onnx_kernels_ctrl, &gq_onnx_kernels_ctrl_count},
+               {gq_onnx_kernels_dsp, &gq_onnx_kernels_dsp_count},
+               {gq_onnx_kernels_scatter, &gq_onnx_kernels_scatter_count},
+               {gq_onnx_kernels_resize, &gq_onnx_kernels_resize_count}};
+    /* Within a table, later rows of the same op take precedence when their min_opset is
+     * met: a table lists an op's versions oldest first. */
+    const gq_onnx_kernel_t *best = NULL;
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++)
         for (int i = 0; i < *fam[f].n; i++)
             if (!strcmp(fam[f].t[i].op, op_type) && opset >= fam[f].t[i].min_opset)
-                return &fam[f].t[i];
-    return NULL;
+                best = &fam[f].t[i];
+    return best;
 }
 
 bool gq_onnx_op_supported(const char *op_type, int opset)
@@ -51,8 +43,20 @@ bool gq_onnx_op_supported(const char *op_type, int opset)
     return gq_onnx_kernel_find(op_type, opset) != NULL;
 }
 
+/* If never reaches its kernel: the executor runs the chosen branch (s_run_if). */
+static gq_status s_if_kernel(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                             gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)n, (void)opset, (void)in, (void)nin, (void)out, (void)nout;
+    gq_errf(err, errlen, "If without planned branches");
+    return GQ_EFORMAT;
+}
+
+const gq_onnx_kernel_t gq_onnx_kernels_ctrl[] = {{"If", 1, s_if_kernel}};
+const int gq_onnx_kernels_ctrl_count = GQ_ONNX_COUNT(gq_onnx_kernels_ctrl);
+
 /* The slot of name, created when create is set; -1 when absent (or out of memory). */
-static int s_slot(gq_onnx_plan_t *p, const char *name, bool create)
+int gq_onnx_plan_slot(gq_onnx_plan_t *p, const char *name, bool create)
 {
     uint64_t h = gq_hash_bytes(name, strlen(name), 0) | 1;
     intptr_t hit = (intptr_t)gq_map_get(p->index, h);
@@ -74,73 +78,176 @@ static int s_slot(gq_onnx_plan_t *p, const char *name, bool create)
     return p->nslots++;
 }
 
-gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, char *err,
-                                 size_t errlen)
+/* Whether name is a value of p or of a plan enclosing it. */
+static bool s_visible(const gq_onnx_plan_t *p, const char *name)
 {
-    gq_status rc = GQ_ENOMEM;
-    const Onnx__GraphProto *g = gq_onnx_model_proto(model)->graph;
-    s_step_t *nodes = NULL;
-    int *pending = NULL, *order = NULL, *producer = NULL, *first = NULL, *users = NULL,
-        *fill = NULL;
-    gq_onnx_plan_t *p = calloc(1, sizeof *p);
-    if (!p || !(p->index = gq_map_new()))
-        goto oom;
-    p->model = model;
-    p->opset = gq_onnx_model_opset(model);
-    int nt = gq_onnx_model_tensor_count(model);
-    if (nt && !(p->init_slot = calloc((size_t)nt, sizeof *p->init_slot)))
-        goto oom;
-    for (int i = 0; i < nt; i++)
-        if ((p->init_slot[i] = s_slot(p, gq_onnx_model_tensor(model, i)->name, true)) < 0)
-            goto oom;
+    for (; p; p = p->parent)
+        if (gq_onnx_plan_slot((gq_onnx_plan_t *)p, name, false) >= 0)
+            return true;
+    return false;
+}
+
+/* The slot of a name read by p's nodes: its own, or (subgraphs) a new slot filled from the
+ * enclosing plans at run time. -1 when no graph defines it; -2 when out of memory. */
+static int s_resolve(gq_onnx_plan_t *p, const char *name)
+{
+    int sl = gq_onnx_plan_slot(p, name, false);
+    if (sl >= 0 || !p->parent || !s_visible(p->parent, name))
+        return sl;
+    int *no = realloc(p->outer, (size_t)(p->nouter + 1) * sizeof *no);
+    if (!no || (sl = gq_onnx_plan_slot(p, name, true)) < 0) {
+        if (no)
+            p->outer = no;
+        return -2;
+    }
+    p->outer = no;
+    p->outer[p->nouter++] = sl;
+    return sl;
+}
+
+static gq_onnx_plan_t *s_plan_graph(const gq_onnx_model_t *model, const Onnx__GraphProto *g,
+                                    const gq_onnx_plan_t *parent, gq_status *code, char *err,
+                                    size_t errlen);
+
+const char *gq_onnx_node_name(const Onnx__NodeProto *nd)
+{
+    return nd->name && *nd->name ? nd->name : "(unnamed)";
+}
+
+/* Initializers get the first slots: the model's tensors for the main graph, the
+ * subgraph's own (decoded here, owned by the plan) for a branch. */
+static gq_status s_plan_inits(gq_onnx_plan_t *p, const Onnx__GraphProto *g, char *err,
+                              size_t errlen)
+{
+    p->ninit = p->parent ? (int)g->n_initializer : gq_onnx_model_tensor_count(p->model);
+    if (p->ninit && (!(p->init_slot = calloc((size_t)p->ninit, sizeof *p->init_slot)) ||
+                     (p->parent && !(p->sub_init = calloc((size_t)p->ninit, sizeof *p->sub_init)))))
+        return GQ_ENOMEM;
+    for (int i = 0; i < p->ninit; i++) {
+        const char *name =
+            p->parent ? g->initializer[i]->name : gq_onnx_model_tensor(p->model, i)->name;
+        if ((p->init_slot[i] = gq_onnx_plan_slot(p, name, true)) < 0)
+            return GQ_ENOMEM;
+        if (!p->parent)
+            continue;
+        gq_onnx_val_t *v = &p->sub_init[i];
+        gq_status rc =
+            gq_onnx_tensor_decode(g->initializer[i], NULL, NULL, &v->desc, &v->data, err, errlen);
+        if (rc)
+            return rc;
+        v->nbytes = gq_tdesc_nbytes(&v->desc);
+    }
+    return GQ_OK;
+}
+
+/* Graph inputs that are not initializers (an initializer listed as an input, IR < 4, is a
+ * default, not required). */
+static gq_status s_plan_inputs(gq_onnx_plan_t *p, const Onnx__GraphProto *g)
+{
     p->inputs = calloc(g->n_input + 1, sizeof *p->inputs);
     p->input_info = calloc(g->n_input + 1, sizeof *p->input_info);
     if (!p->inputs || !p->input_info)
-        goto oom;
+        return GQ_ENOMEM;
     for (size_t i = 0; i < g->n_input; i++) {
-        if (gq_onnx_model_tensor_find(model, g->input[i]->name))
-            continue; /* an initializer listed as an input (IR < 4): a default, not required */
-        int s = s_slot(p, g->input[i]->name, true);
+        if (gq_onnx_plan_slot(p, g->input[i]->name, false) >= 0)
+            continue;
+        int s = gq_onnx_plan_slot(p, g->input[i]->name, true);
         if (s < 0)
-            goto oom;
+            return GQ_ENOMEM;
         p->input_info[p->ninputs] = g->input[i];
         p->inputs[p->ninputs++] = s;
     }
+    return GQ_OK;
+}
+
+/* Plans both branches of If step st and adds the outer values they read to its inputs. */
+static gq_status s_plan_if(gq_onnx_plan_t *p, gq_onnx_step_t *st, char *err, size_t errlen)
+{
+    static const char *attr[2] = {"then_branch", "else_branch"};
+    gq_status rc = GQ_OK;
+    for (int b = 0; b < 2; b++) {
+        const Onnx__AttributeProto *a = gq_onnx_attr(st->node, attr[b]);
+        char serr[GQ_ERRLEN * 2];
+        if (!a || !a->g) {
+            gq_errf(err, errlen, "node '%s' (If): no %s graph", gq_onnx_node_name(st->node),
+                    attr[b]);
+            return GQ_EFORMAT;
+        }
+        if (!(st->branch[b] = s_plan_graph(p->model, a->g, p, &rc, serr, sizeof serr))) {
+            gq_errf(err, errlen, "node '%s' (If) %s: %s", gq_onnx_node_name(st->node), attr[b],
+                    serr);
+            return rc;
+        }
+        const gq_onnx_plan_t *br = st->branch[b];
+        for (int i = 0; i < br->nouter; i++) {
+            int sl = s_resolve(p, br->names[br->outer[i]]);
+            bool seen = false;
+            for (int j = st->nin; j < st->nin + st->nimplicit && !seen; j++)
+                seen = st->in[j] == sl;
+            if (sl < 0 || seen)
+                continue;
+            int *ni = realloc(st->in, (size_t)(st->nin + st->nimplicit + 1) * sizeof *ni);
+            if (!ni)
+                return GQ_ENOMEM;
+            st->in = ni;
+            st->in[st->nin + st->nimplicit++] = sl;
+        }
+    }
+    return GQ_OK;
+}
+
+/* Each node's kernel, output slots, then input slots (and If branches). */
+static gq_status s_plan_nodes(gq_onnx_plan_t *p, const Onnx__GraphProto *g, gq_onnx_step_t *nodes,
+                              char *err, size_t errlen)
+{
     size_t n = g->n_node;
-    /* Each node's kernel and slots, once, in file order; then Kahn's algorithm over the
-     * producer -> consumer edges orders them. */
-    nodes = calloc(n + 1, sizeof *nodes);
-    pending = calloc(n + 1, sizeof *pending);
-    order = calloc(n + 1, sizeof *order);
-    if (!nodes || !pending || !order)
-        goto oom;
-    /* Outputs first, so inputs can be matched to their producers. */
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < n; k++) { /* outputs first: inputs may name later nodes' outputs */
         const Onnx__NodeProto *nd = g->node[k];
-        s_step_t *st = &nodes[k];
-        const char *nn = nd->name && *nd->name ? nd->name : "(unnamed)";
+        gq_onnx_step_t *st = &nodes[k];
         st->node = nd;
         if (!(st->k = gq_onnx_kernel_find(nd->op_type, p->opset))) {
             gq_errf(err, errlen,
-                    "node '%s': op %s (opset %d) is not supported by gq's ONNX runtime", nn,
-                    nd->op_type, p->opset);
-            rc = GQ_EUNSUPPORTED;
-            goto fail;
+                    "node '%s': op %s (opset %d) is not supported by gq's ONNX runtime",
+                    gq_onnx_node_name(nd), nd->op_type, p->opset);
+            return GQ_EUNSUPPORTED;
         }
         st->nin = (int)nd->n_input;
         st->nout = (int)nd->n_output;
         st->in = malloc((nd->n_input + 1) * sizeof *st->in);
         st->out = malloc((nd->n_output + 1) * sizeof *st->out);
         if (!st->in || !st->out)
-            goto oom;
+            return GQ_ENOMEM;
         for (int o = 0; o < st->nout; o++)
-            if ((st->out[o] = *nd->output[o] ? s_slot(p, nd->output[o], true) : -1) < 0 &&
+            if ((st->out[o] = *nd->output[o] ? gq_onnx_plan_slot(p, nd->output[o], true) : -1) <
+                    0 &&
                 *nd->output[o])
-                goto oom;
+                return GQ_ENOMEM;
     }
-    if (!(producer = malloc((size_t)(p->nslots + 1) * sizeof *producer)) ||
-        !(first = calloc((size_t)p->nslots + 2, sizeof *first)))
-        goto oom;
+    for (size_t k = 0; k < n; k++) {
+        gq_onnx_step_t *st = &nodes[k];
+        for (int i = 0; i < st->nin; i++) {
+            const char *name = g->node[k]->input[i];
+            if ((st->in[i] = *name ? s_resolve(p, name) : -1) == -2)
+                return GQ_ENOMEM;
+        }
+        gq_status rc = strcmp(st->node->op_type, "If") ? GQ_OK : s_plan_if(p, st, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return GQ_OK;
+}
+
+/* Orders nodes[0..n) by producer -> consumer edges (Kahn) into p->steps. */
+static gq_status s_plan_order(gq_onnx_plan_t *p, gq_onnx_step_t *nodes, size_t n, char *err,
+                              size_t errlen)
+{
+    gq_status rc = GQ_ENOMEM;
+    int *pending = calloc(n + 1, sizeof *pending), *order = calloc(n + 1, sizeof *order);
+    int *producer = malloc((size_t)(p->nslots + 1) * sizeof *producer);
+    int *first = calloc((size_t)p->nslots + 2, sizeof *first), *users = NULL, *fill = NULL;
+    int *stack = malloc((n + 1) * sizeof *stack);
+    if (!pending || !order || !producer || !first || !stack)
+        goto done;
     for (int sl = 0; sl < p->nslots; sl++)
         producer[sl] = -1;
     for (size_t k = 0; k < n; k++)
@@ -150,32 +257,24 @@ gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, 
     /* Consumers of each produced slot, as ranges first[s] .. first[s + 1] of users[]. */
     size_t nedges = 0;
     for (size_t k = 0; k < n; k++)
-        for (int i = 0; i < nodes[k].nin; i++) {
-            const char *name = g->node[k]->input[i];
-            int sl = nodes[k].in[i] = *name ? s_slot(p, name, false) : -1;
-            if (sl >= 0 && producer[sl] >= 0) {
-                pending[k]++;
-                first[sl + 1]++;
-                nedges++;
-            }
+        for (int i = 0; i < nodes[k].nin + nodes[k].nimplicit; i++) {
+            int sl = nodes[k].in[i];
+            if (sl >= 0 && producer[sl] >= 0)
+                pending[k]++, first[sl + 1]++, nedges++;
         }
     for (int sl = 0; sl < p->nslots; sl++)
         first[sl + 1] += first[sl];
     if (!(users = malloc((nedges + 1) * sizeof *users)) ||
         !(fill = malloc((size_t)(p->nslots + 1) * sizeof *fill)))
-        goto oom;
+        goto done;
     memcpy(fill, first, (size_t)p->nslots * sizeof *fill);
     for (size_t k = 0; k < n; k++)
-        for (int i = 0; i < nodes[k].nin; i++) {
+        for (int i = 0; i < nodes[k].nin + nodes[k].nimplicit; i++) {
             int sl = nodes[k].in[i];
             if (sl >= 0 && producer[sl] >= 0)
                 users[fill[sl]++] = (int)k;
         }
-    /* A node runs once every producer of its inputs has. */
-    int *stack = malloc((n + 1) * sizeof *stack);
-    if (!stack)
-        goto oom;
-    size_t top = 0, done = 0;
+    size_t top = 0, done = 0; /* a node runs once every producer of its inputs has */
     for (size_t k = 0; k < n; k++)
         if (!pending[k])
             stack[top++] = (int)k;
@@ -189,45 +288,88 @@ gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, 
                     stack[top++] = users[u];
         }
     }
-    free(stack);
     if (done != n) {
         gq_errf(err, errlen, "the graph has a cycle: %zu of %zu nodes can never run", n - done, n);
         rc = GQ_EFORMAT;
-        goto fail;
+        goto done;
     }
     if (!(p->steps = calloc(n + 1, sizeof *p->steps)))
-        goto oom;
-    for (size_t i = 0; i < n; i++)
+        goto done;
+    for (size_t i = 0; i < n; i++) { /* the steps take over the nodes' arrays */
         p->steps[p->nsteps++] = nodes[order[i]];
-    free(nodes);
-    nodes = NULL;
-    p->outputs = calloc(g->n_output + 1, sizeof *p->outputs);
-    if (!p->outputs)
-        goto oom;
-    for (size_t i = 0; i < g->n_output; i++)
-        p->outputs[p->noutputs++] = s_slot(p, g->output[i]->name, false);
+        memset(&nodes[order[i]], 0, sizeof nodes[0]);
+    }
     rc = GQ_OK;
-    goto done;
-oom:
-    gq_errf(err, errlen, "out of memory planning the graph");
-    rc = GQ_ENOMEM;
-fail:
-    gq_onnx_plan_destroy(&p);
 done:
-    for (size_t k = 0; nodes && k < g->n_node; k++) {
+    free(pending), free(order), free(producer), free(first), free(users), free(fill), free(stack);
+    return rc;
+}
+
+static gq_status s_plan_outputs(gq_onnx_plan_t *p, const Onnx__GraphProto *g)
+{
+    if (!(p->outputs = calloc(g->n_output + 1, sizeof *p->outputs)))
+        return GQ_ENOMEM;
+    for (size_t i = 0; i < g->n_output; i++)
+        if ((p->outputs[p->noutputs++] = s_resolve(p, g->output[i]->name)) == -2)
+            return GQ_ENOMEM;
+    return GQ_OK;
+}
+
+/* Each slot's last reader (graph outputs live to the end). */
+static gq_status s_plan_last_use(gq_onnx_plan_t *p)
+{
+    if (!(p->last_use = malloc((size_t)(p->nslots + 1) * sizeof *p->last_use)))
+        return GQ_ENOMEM;
+    for (int sl = 0; sl < p->nslots; sl++)
+        p->last_use[sl] = -1;
+    for (int k = 0; k < p->nsteps; k++)
+        for (int i = 0; i < p->steps[k].nin + p->steps[k].nimplicit; i++)
+            if (p->steps[k].in[i] >= 0)
+                p->last_use[p->steps[k].in[i]] = k;
+    for (int o = 0; o < p->noutputs; o++)
+        if (p->outputs[o] >= 0)
+            p->last_use[p->outputs[o]] = p->nsteps;
+    return GQ_OK;
+}
+
+static gq_onnx_plan_t *s_plan_graph(const gq_onnx_model_t *model, const Onnx__GraphProto *g,
+                                    const gq_onnx_plan_t *parent, gq_status *code, char *err,
+                                    size_t errlen)
+{
+    gq_status rc = GQ_ENOMEM;
+    size_t n = g->n_node;
+    gq_onnx_step_t *nodes = calloc(n + 1, sizeof *nodes);
+    gq_onnx_plan_t *p = calloc(1, sizeof *p);
+    if (p && nodes && (p->index = gq_map_new())) {
+        p->model = model;
+        p->parent = parent;
+        p->opset = gq_onnx_model_opset(model);
+        if (!(rc = s_plan_inits(p, g, err, errlen)) && !(rc = s_plan_inputs(p, g)) &&
+            !(rc = s_plan_nodes(p, g, nodes, err, errlen)) &&
+            !(rc = s_plan_order(p, nodes, n, err, errlen)) && !(rc = s_plan_outputs(p, g)) &&
+            !(rc = gq_onnx_plan_fuse(p)))
+            rc = s_plan_last_use(p);
+    }
+    if (rc == GQ_ENOMEM)
+        gq_errf(err, errlen, "out of memory planning the graph");
+    for (size_t k = 0; nodes && k < n; k++) { /* what the steps did not take over */
         free(nodes[k].in);
         free(nodes[k].out);
+        for (int b = 0; b < 2; b++)
+            gq_onnx_plan_destroy(&nodes[k].branch[b]);
     }
     free(nodes);
-    free(pending);
-    free(order);
-    free(producer);
-    free(first);
-    free(users);
-    free(fill);
+    if (rc)
+        gq_onnx_plan_destroy(&p);
     if (code)
         *code = rc;
     return p;
+}
+
+gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, char *err,
+                                 size_t errlen)
+{
+    return s_plan_graph(model, gq_onnx_model_proto(model)->graph, NULL, code, err, errlen);
 }
 
 void gq_onnx_plan_destroy(gq_onnx_plan_t **self_p)
@@ -238,7 +380,16 @@ void gq_onnx_plan_destroy(gq_onnx_plan_t **self_p)
     for (int i = 0; i < p->nsteps; i++) {
         free(p->steps[i].in);
         free(p->steps[i].out);
+        for (int b = 0; b < 2; b++)
+            gq_onnx_plan_destroy(&p->steps[i].branch[b]);
     }
+    for (int i = 0; p->sub_init && i < p->ninit; i++)
+        free(p->sub_init[i].data);
+    free(p->sub_init);
+    for (int i = 0; i < p->nfold; i++)
+        free(p->fold[i].data), free(p->fold_name[i]);
+    free(p->fold), free(p->fold_slot), free(p->fold_name);
+    free(p->outer);
     free(p->steps);
     free(p->names);
     gq_map_destroy(&p->index);
@@ -246,6 +397,8 @@ void gq_onnx_plan_destroy(gq_onnx_plan_t **self_p)
     free(p->input_info);
     free(p->outputs);
     free(p->init_slot);
+    free(p->last_use);
+    gq_onnx_pool_clear(&p->pool);
     free(p);
     *self_p = NULL;
 }
@@ -265,167 +418,25 @@ int gq_onnx_plan_output_count(const gq_onnx_plan_t *self)
     return self->noutputs;
 }
 
-/* Checks a run input against the graph's declared type: element type, rank, fixed dims. */
-static gq_status s_check_input(const Onnx__ValueInfoProto *vi, const gq_tdesc_t *d, char *err,
-                               size_t errlen)
+void gq_onnx_plan_profile(gq_onnx_plan_t *self, bool on)
 {
-    if (!vi->type || vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
-        return GQ_OK;
-    const Onnx__TypeProto__Tensor *tt = vi->type->tensor_type;
-    char buf[96];
-    if (tt->has_elem_type && gq_onnx_dtype(tt->elem_type) != d->dtype) {
-        gq_errf(err, errlen, "input '%s' is %s, the model wants %s", vi->name,
-                gq_tdesc_str(d, buf, sizeof buf), gq_onnx_type_name(tt->elem_type));
-        return GQ_EDTYPE;
-    }
-    if (!tt->shape)
-        return GQ_OK;
-    if ((int)tt->shape->n_dim != d->ndim) {
-        gq_errf(err, errlen, "input '%s' is %s, the model wants rank %zu", vi->name,
-                gq_tdesc_str(d, buf, sizeof buf), tt->shape->n_dim);
-        return GQ_ESHAPE;
-    }
-    for (int i = 0; i < d->ndim; i++) {
-        const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[i];
-        if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
-            dim->dim_value != d->shape[i]) {
-            gq_errf(err, errlen, "input '%s' is %s, the model wants dim %d = %lld", vi->name,
-                    gq_tdesc_str(d, buf, sizeof buf), i, (long long)dim->dim_value);
-            return GQ_ESHAPE;
-        }
-    }
-    return GQ_OK;
+    self->profile = on;
+    for (int k = 0; k < self->nsteps; k++)
+        self->steps[k].ns = self->steps[k].runs = 0;
 }
 
-gq_status gq_onnx_val_alloc(gq_onnx_val_t *v, char *err, size_t errlen)
+void gq_onnx_plan_profile_print(const gq_onnx_plan_t *self, FILE *f)
 {
-    size_t nbytes = 0;
-    if (gq_tdesc_check(&v->desc, NULL, &nbytes) != GQ_OK) {
-        gq_errf(err, errlen, "output shape is invalid or too large");
-        return GQ_ESHAPE;
+    uint64_t total = 0;
+    for (int k = 0; k < self->nsteps; k++)
+        total += self->steps[k].ns;
+    for (int k = 0; k < self->nsteps; k++) {
+        const gq_onnx_step_t *st = &self->steps[k];
+        fprintf(f, "%4d %-22s %-24.24s %10.3f us/run %5.1f%%\n", k, st->node->op_type,
+                gq_onnx_node_name(st->node),
+                st->runs ? (double)st->ns / (double)st->runs / 1e3 : 0.0,
+                total ? 100.0 * (double)st->ns / (double)total : 0.0);
     }
-    v->data = gq_aligned_alloc(64, nbytes);
-    if (!v->data) {
-        gq_errf(err, errlen, "out of memory for %zu bytes", nbytes);
-        return GQ_ENOMEM;
-    }
-    v->nbytes = nbytes;
-    v->owned = true;
-    return GQ_OK;
-}
-
-gq_status gq_onnx_plan_run(gq_onnx_plan_t *p, const gq_view_t *in, int nin, gq_view_t *out,
-                           int nout, char *err, size_t errlen)
-{
-    if (nin != p->ninputs || nout < p->noutputs) {
-        gq_errf(err, errlen, "the model takes %d inputs and gives %d outputs; %d and %d given",
-                p->ninputs, p->noutputs, nin, nout);
-        return GQ_ESHAPE;
-    }
-    gq_onnx_val_t *vals = calloc((size_t)p->nslots + 1, sizeof *vals);
-    bool *set = calloc((size_t)p->nslots + 1, sizeof *set);
-    gq_status rc = GQ_OK;
-    if (!vals || !set) {
-        free(vals);
-        free(set);
-        gq_errf(err, errlen, "out of memory");
-        return GQ_ENOMEM;
-    }
-    for (int i = 0; i < gq_onnx_model_tensor_count(p->model); i++) {
-        const gq_onnx_tensor_t *t = gq_onnx_model_tensor(p->model, i);
-        gq_onnx_val_t *v = &vals[p->init_slot[i]];
-        v->desc = t->desc;
-        v->data = (void *)t->data;
-        v->nbytes = t->nbytes;
-        set[p->init_slot[i]] = true;
-    }
-    for (int i = 0; i < nin && !rc; i++) {
-        gq_onnx_val_t *v = &vals[p->inputs[i]];
-        if ((rc = s_check_input(p->input_info[i], &in[i].desc, err, errlen)))
-            break;
-        v->desc = in[i].desc;
-        v->nbytes = in[i].nbytes;
-        size_t align = gq_dtype_align(in[i].desc.dtype);
-        if (align && (uintptr_t)in[i].data % align) {
-            if (!(v->data = gq_aligned_alloc(64, in[i].nbytes))) {
-                gq_errf(err, errlen, "out of memory copying input '%s'", p->names[p->inputs[i]]);
-                rc = GQ_ENOMEM;
-                break;
-            }
-            GQ_ONNX_COPY(v->data, in[i].data, in[i].nbytes);
-            v->owned = true;
-        } else {
-            v->data = in[i].data;
-        }
-        set[p->inputs[i]] = true;
-    }
-    for (int k = 0; k < p->nsteps && !rc; k++) {
-        const s_step_t *st = &p->steps[k];
-        gq_onnx_val_t *ins[GQ_MAX_INPUTS * 4];
-        gq_onnx_val_t outs[GQ_MAX_OUTPUTS];
-        const char *nn = st->node->name && *st->node->name ? st->node->name : "(unnamed)";
-        if (st->nin > (int)(sizeof ins / sizeof ins[0]) || st->nout > GQ_MAX_OUTPUTS) {
-            gq_errf(err, errlen, "node '%s' (%s): %d inputs / %d outputs is over the limits", nn,
-                    st->node->op_type, st->nin, st->nout);
-            rc = GQ_ETOOBIG;
-            break;
-        }
-        for (int i = 0; i < st->nin; i++) {
-            int s = st->in[i];
-            ins[i] = s >= 0 && set[s] ? &vals[s] : NULL;
-            if (s >= 0 && !set[s]) {
-                gq_errf(err, errlen, "node '%s' (%s): input '%s' has no value", nn,
-                        st->node->op_type, p->names[s]);
-                rc = GQ_EFORMAT;
-            }
-        }
-        if (rc)
-            break;
-        memset(outs, 0, sizeof outs);
-        char kerr[GQ_ERRLEN];
-        kerr[0] = '\0';
-        rc = st->k->fn(st->node, p->opset, ins, st->nin, outs, st->nout, kerr, sizeof kerr);
-        if (rc) {
-            gq_errf(err, errlen, "node '%s' (%s): %s", nn, st->node->op_type, kerr);
-            for (int o = 0; o < st->nout; o++)
-                if (outs[o].owned)
-                    free(outs[o].data);
-            break;
-        }
-        for (int o = 0; o < st->nout; o++) {
-            int s = st->out[o];
-            if (s < 0) {
-                if (outs[o].owned)
-                    free(outs[o].data);
-                continue;
-            }
-            vals[s] = outs[o];
-            set[s] = true;
-        }
-    }
-    int done = 0;
-    for (int o = 0; o < p->noutputs && !rc; o++, done++) {
-        gq_onnx_val_t *v = &vals[p->outputs[o]];
-        out[o].desc = v->desc;
-        out[o].nbytes = v->nbytes;
-        if (!(out[o].data = gq_aligned_alloc(64, v->nbytes))) {
-            gq_errf(err, errlen, "out of memory for output %d", o);
-            rc = GQ_ENOMEM;
-            break;
-        }
-        GQ_ONNX_COPY(out[o].data, v->data, v->nbytes);
-    }
-    if (rc)
-        for (int o = 0; o < done; o++) {
-            free(out[o].data);
-            out[o].data = NULL;
-        }
-    for (int s = 0; s < p->nslots; s++)
-        if (vals[s].owned)
-            free(vals[s].data);
-    free(vals);
-    free(set);
-    return rc;
 }
 
 const Onnx__AttributeProto *gq_onnx_attr(const Onnx__NodeProto *n, const char *name)

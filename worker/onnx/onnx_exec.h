@@ -1,9 +1,12 @@
 /* Runs a loaded ONNX model on the CPU: a plan (nodes in dependency order, every op checked
- * against the kernel table at plan time) and runs of it over input tensors. This is the
- * first cut of the executor of docs/onnx.md: buffers are allocated per run (liveness
- * planning, fusion, constant folding and BLAS come next), kernels are plain C. */
+ * against the kernel table at plan time, If branches planned as sub-plans, Conv + BN + Relu
+ * fused) and runs of it over input tensors (buffers pooled per plan and freed after their
+ * last reader; GEMMs on OpenBLAS). A plan runs one run at a time. State and what is left:
+ * docs/onnx.md. */
 #ifndef GQ_ONNX_EXEC_H
 #define GQ_ONNX_EXEC_H
+
+#include <stdio.h>
 
 #include "onnx_model.h"
 
@@ -27,6 +30,11 @@ int gq_onnx_plan_output_count(const gq_onnx_plan_t *self);
  * buffers the caller frees with free(). err names the node, op and cause on failure. */
 gq_status gq_onnx_plan_run(gq_onnx_plan_t *self, const gq_view_t *in, int nin, gq_view_t *out,
                            int nout, char *err, size_t errlen);
+
+/* Per-step timing of later runs (on: reset and start; off: stop), printed one line per step
+ * (op, node, microseconds per run, share) by gq_onnx_plan_profile_print. */
+void gq_onnx_plan_profile(gq_onnx_plan_t *self, bool on);
+void gq_onnx_plan_profile_print(const gq_onnx_plan_t *self, FILE *f);
 
 /* Whether op_type at opset has a kernel. */
 bool gq_onnx_op_supported(const char *op_type, int opset);

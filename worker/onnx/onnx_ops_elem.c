@@ -45,6 +45,43 @@ void gq_onnx_bstrides(const gq_tdesc_t *t, const gq_tdesc_t *out, int64_t *st)
 
 typedef enum { S_ADD, S_SUB, S_MUL, S_DIV, S_POW, S_MAX, S_MIN } s_binop_t;
 
+/* The same ops for the dtypes without a typed loop (f16, the small integers) and Pow with an
+ * exponent of another type, through double: exact for integers below 2^53; integer
+ * division truncates, division by zero gives 0; results wrap to the output type. */
+static void s_binary_any(s_binop_t op, const gq_onnx_val_t *a, const gq_onnx_val_t *b,
+                         gq_onnx_val_t *out)
+{
+    gq_dtype_t da = a->desc.dtype, db = b->desc.dtype, dt = out->desc.dtype;
+    bool integral = gq_onnx_dtype_int(dt);
+    GQ_ONNX_BCAST_LOOP(&out->desc, &a->desc, &b->desc, {
+        double p = gq_onnx_getd(a->data, da, ia), q = gq_onnx_getd(b->data, db, ib), r = 0;
+        switch (op) {
+        case S_ADD:
+            r = p + q;
+            break;
+        case S_SUB:
+            r = p - q;
+            break;
+        case S_MUL:
+            r = p * q;
+            break;
+        case S_DIV:
+            r = integral ? (q ? trunc(p / q) : 0) : p / q;
+            break;
+        case S_POW:
+            r = pow(p, q);
+            break;
+        case S_MAX:
+            r = p > q ? p : q;
+            break;
+        case S_MIN:
+            r = p < q ? p : q;
+            break;
+        }
+        gq_onnx_setd(out->data, dt, io, r);
+    });
+}
+
 static gq_status s_binary(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out,
                           char *err, size_t errlen)
 {
@@ -99,9 +136,12 @@ static gq_status s_binary(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_on
         break;                                                                                     \
     }
     if (op == S_POW && b->desc.dtype != dt) {
-        gq_errf(err, errlen, "Pow with exponent of another type (%s) is not supported yet",
-                gq_dtype_name(b->desc.dtype));
-        return GQ_EDTYPE;
+        if (!gq_onnx_dtype_real(b->desc.dtype) || b->desc.dtype == GQ_BOOL) {
+            gq_errf(err, errlen, "exponent of type %s", gq_dtype_name(b->desc.dtype));
+            return GQ_EDTYPE;
+        }
+        s_binary_any(op, a, b, out);
+        return GQ_OK;
     }
     switch (dt) {
     case GQ_F32:
@@ -117,8 +157,11 @@ static gq_status s_binary(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_on
         S_ALL_OPS(int64_t, q ? p / q : 0, (int64_t)pow((double)p, (double)q));
         break;
     default:
-        gq_errf(err, errlen, "%s inputs are not supported", gq_dtype_name(dt));
-        return GQ_EDTYPE;
+        if (!gq_onnx_dtype_real(dt) || dt == GQ_BOOL) {
+            gq_errf(err, errlen, "%s inputs are not supported", gq_dtype_name(dt));
+            return GQ_EDTYPE;
+        }
+        s_binary_any(op, a, b, out);
     }
     return GQ_OK;
 }
@@ -184,6 +227,29 @@ static gq_status s_min(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
     return s_fold(S_MIN, in, nin, out, err, errlen);
 }
 
+static gq_status s_sum(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                       gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)n, (void)opset, (void)nout;
+    return s_fold(S_ADD, in, nin, out, err, errlen);
+}
+
+/* Mean: the sum over nin inputs, divided (floats only). */
+static gq_status s_mean(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                        gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)n, (void)opset, (void)nout;
+    gq_status rc = s_fold(S_ADD, in, nin, out, err, errlen);
+    gq_dtype_t dt = out->desc.dtype;
+    if (!rc && dt != GQ_F32 && dt != GQ_F64 && dt != GQ_F16) {
+        gq_errf(err, errlen, "%s inputs are not supported", gq_dtype_name(dt));
+        return GQ_EDTYPE;
+    }
+    for (int64_t i = 0; !rc && i < GQ_ONNX_ELEMS(out); i++)
+        gq_onnx_setd(out->data, dt, i, gq_onnx_getd(out->data, dt, i) / nin);
+    return rc;
+}
+
 /* ---- unary float math ---- */
 
 typedef enum {
@@ -205,6 +271,27 @@ typedef enum {
     S_ELU,
     S_CEIL,
     S_FLOOR,
+    S_SIN,
+    S_COS,
+    S_TAN,
+    S_ASIN,
+    S_ACOS,
+    S_ATAN,
+    S_SINH,
+    S_COSH,
+    S_ASINH,
+    S_ACOSH,
+    S_ATANH,
+    S_SIGN,
+    S_SOFTSIGN,
+    S_SELU,
+    S_CELU,
+    S_MISH,
+    S_HARDSWISH,
+    S_THRESHRELU,
+    S_ROUND,
+    S_SHRINK,
+    S_GELU,
 } s_unop_t;
 
 static double s_apply(s_unop_t op, double x, double p0, double p1)
@@ -248,6 +335,51 @@ static double s_apply(s_unop_t op, double x, double p0, double p1)
         return ceil(x);
     case S_FLOOR:
         return floor(x);
+    case S_SIN:
+        return sin(x);
+    case S_COS:
+        return cos(x);
+    case S_TAN:
+        return tan(x);
+    case S_ASIN:
+        return asin(x);
+    case S_ACOS:
+        return acos(x);
+    case S_ATAN:
+        return atan(x);
+    case S_SINH:
+        return sinh(x);
+    case S_COSH:
+        return cosh(x);
+    case S_ASINH:
+        return asinh(x);
+    case S_ACOSH:
+        return acosh(x);
+    case S_ATANH:
+        return atanh(x);
+    case S_SIGN:
+        return x > 0 ? 1 : x < 0 ? -1 : x;
+    case S_SOFTSIGN:
+        return x / (1 + fabs(x));
+    case S_SELU:
+        return p1 * (x > 0 ? x : p0 * (exp(x) - 1));
+    case S_CELU:
+        return (x > 0 ? x : 0) + fmin(0, p0 * (exp(x / p0) - 1));
+    case S_MISH:
+        return x * tanh(x > 30 ? x : log1p(exp(x)));
+    case S_HARDSWISH: {
+        double y = x / 6 + 0.5;
+        return x * (y < 0 ? 0 : y > 1 ? 1 : y);
+    }
+    case S_THRESHRELU:
+        return x > p0 ? x : 0;
+    case S_ROUND:
+        return nearbyint(x); /* halves to even under the default rounding mode */
+    case S_SHRINK:
+        return x < -p1 ? x + p0 : x > p1 ? x - p0 : 0;
+    case S_GELU:
+        return p0 != 0 ? 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)))
+                       : 0.5 * x * (1 + erf(x / sqrt(2)));
     }
     return x;
 }
@@ -266,7 +398,12 @@ static gq_status s_unary(s_unop_t op, double p0, double p1, gq_onnx_val_t *const
     if (rc)
         return rc;
     int64_t n = GQ_ONNX_ELEMS(a);
-    if (dt == GQ_F32) {
+    if (dt == GQ_F32 && op == S_RELU) { /* the hot one in conv nets: no trip through double */
+        const float *x = a->data;
+        float *y = out->data;
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] > 0 ? x[i] : 0.0f;
+    } else if (dt == GQ_F32) {
         const float *x = a->data;
         float *y = out->data;
         for (int64_t i = 0; i < n; i++)
@@ -278,21 +415,24 @@ static gq_status s_unary(s_unop_t op, double p0, double p1, gq_onnx_val_t *const
             y[i] = s_apply(op, x[i], p0, p1);
     } else if (op == S_IDENTITY) {
         GQ_ONNX_COPY(out->data, a->data, a->nbytes);
-    } else if ((dt == GQ_I32 || dt == GQ_I64) &&
-               (op == S_ABS || op == S_NEG || op == S_RELU || op == S_CLIP)) {
-        for (int64_t i = 0; i < n; i++) {
-            double v = dt == GQ_I32 ? ((const int32_t *)a->data)[i] : ((const int64_t *)a->data)[i];
-            double r = s_apply(op, v, p0, p1);
-            if (dt == GQ_I32)
-                ((int32_t *)out->data)[i] = (int32_t)r;
-            else
-                ((int64_t *)out->data)[i] = (int64_t)r;
-        }
+    } else if (dt == GQ_F16 ||
+               (gq_onnx_dtype_int(dt) && (op == S_ABS || op == S_NEG || op == S_RELU ||
+                                          op == S_CLIP || op == S_SIGN || op == S_SHRINK))) {
+        for (int64_t i = 0; i < n; i++) /* through double: exact for integers below 2^53 */
+            gq_onnx_setd(out->data, dt, i, s_apply(op, gq_onnx_getd(a->data, dt, i), p0, p1));
     } else {
         gq_errf(err, errlen, "%s inputs are not supported", gq_dtype_name(dt));
         return GQ_EDTYPE;
     }
     return GQ_OK;
+}
+
+/* Gelu's approximate attribute: 1 for "tanh", 0 for "none" (an unknown value reads as
+ * "none"; the checker refuses such models). */
+static double s_gelu_tanh(const Onnx__NodeProto *n)
+{
+    const Onnx__AttributeProto *a = gq_onnx_attr(n, "approximate");
+    return a && a->s.len == 4 && !memcmp(a->s.data, "tanh", 4);
 }
 
 #define S_UN_KERNEL(NAME, OP, P0, P1)                                                              \
@@ -318,26 +458,38 @@ S_UN_KERNEL(s_ceil, S_CEIL, 0, 0)
 S_UN_KERNEL(s_floor, S_FLOOR, 0, 0)
 S_UN_KERNEL(s_leaky, S_LEAKY, gq_onnx_attr_float(n, "alpha", 0.01f), 0)
 S_UN_KERNEL(s_elu, S_ELU, gq_onnx_attr_float(n, "alpha", 1.0f), 0)
+S_UN_KERNEL(s_sin, S_SIN, 0, 0)
+S_UN_KERNEL(s_cos, S_COS, 0, 0)
+S_UN_KERNEL(s_tan, S_TAN, 0, 0)
+S_UN_KERNEL(s_asin, S_ASIN, 0, 0)
+S_UN_KERNEL(s_acos, S_ACOS, 0, 0)
+S_UN_KERNEL(s_atan, S_ATAN, 0, 0)
+S_UN_KERNEL(s_sinh, S_SINH, 0, 0)
+S_UN_KERNEL(s_cosh, S_COSH, 0, 0)
+S_UN_KERNEL(s_asinh, S_ASINH, 0, 0)
+S_UN_KERNEL(s_acosh, S_ACOSH, 0, 0)
+S_UN_KERNEL(s_atanh, S_ATANH, 0, 0)
+S_UN_KERNEL(s_sign, S_SIGN, 0, 0)
+S_UN_KERNEL(s_softsign, S_SOFTSIGN, 0, 0)
+S_UN_KERNEL(s_mish, S_MISH, 0, 0)
+S_UN_KERNEL(s_hardswish, S_HARDSWISH, 0, 0)
+S_UN_KERNEL(s_round, S_ROUND, 0, 0)
+S_UN_KERNEL(s_selu, S_SELU, gq_onnx_attr_float(n, "alpha", 1.67326319217681884765625f),
+            gq_onnx_attr_float(n, "gamma", 1.05070102214813232421875f))
+S_UN_KERNEL(s_celu, S_CELU, gq_onnx_attr_float(n, "alpha", 1.0f), 0)
+S_UN_KERNEL(s_threshrelu, S_THRESHRELU, gq_onnx_attr_float(n, "alpha", 1.0f), 0)
+S_UN_KERNEL(s_shrink, S_SHRINK, gq_onnx_attr_float(n, "bias", 0.0f),
+            gq_onnx_attr_float(n, "lambd", 0.5f))
+S_UN_KERNEL(s_gelu, S_GELU, s_gelu_tanh(n), 0)
 S_UN_KERNEL(s_hardsigmoid, S_HARDSIGMOID, gq_onnx_attr_float(n, "alpha", 0.2f),
             gq_onnx_attr_float(n, "beta", 0.5f))
 
 /* A scalar of an optional input as double; def when omitted. */
 static double s_scalar(const gq_onnx_val_t *v, double def)
 {
-    if (!v || v->nbytes == 0)
+    if (!v || v->nbytes == 0 || !gq_onnx_dtype_real(v->desc.dtype))
         return def;
-    switch (v->desc.dtype) {
-    case GQ_F32:
-        return *(const float *)v->data;
-    case GQ_F64:
-        return *(const double *)v->data;
-    case GQ_I32:
-        return *(const int32_t *)v->data;
-    case GQ_I64:
-        return (double)*(const int64_t *)v->data;
-    default:
-        return def;
-    }
+    return gq_onnx_getd(v->data, v->desc.dtype, 0);
 }
 
 static gq_status s_clip(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
@@ -402,6 +554,29 @@ const gq_onnx_kernel_t gq_onnx_kernels_elem[] = {
     {"Elu", 6, s_elu},
     {"HardSigmoid", 6, s_hardsigmoid},
     {"Clip", 6, s_clip},
+    {"Sin", 7, s_sin},
+    {"Cos", 7, s_cos},
+    {"Tan", 7, s_tan},
+    {"Asin", 7, s_asin},
+    {"Acos", 7, s_acos},
+    {"Atan", 7, s_atan},
+    {"Sinh", 9, s_sinh},
+    {"Cosh", 9, s_cosh},
+    {"Asinh", 9, s_asinh},
+    {"Acosh", 9, s_acosh},
+    {"Atanh", 9, s_atanh},
+    {"Sign", 9, s_sign},
+    {"Softsign", 1, s_softsign},
+    {"Mish", 18, s_mish},
+    {"HardSwish", 14, s_hardswish},
+    {"Round", 11, s_round},
+    {"Selu", 6, s_selu},
+    {"Celu", 12, s_celu},
+    {"ThresholdedRelu", 10, s_threshrelu},
+    {"Shrink", 9, s_shrink},
+    {"Gelu", 20, s_gelu},
+    {"Sum", 8, s_sum},
+    {"Mean", 8, s_mean},
 };
 const int gq_onnx_kernels_elem_count =
     (int)(sizeof gq_onnx_kernels_elem / sizeof gq_onnx_kernels_elem[0]);

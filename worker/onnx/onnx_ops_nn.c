@@ -1,5 +1,5 @@
-/* ONNX kernels: MatMul and Gemm (plain loops; BLAS next, docs/onnx.md), Softmax and
- * LogSoftmax. */
+/* ONNX kernels: MatMul and Gemm (f32 on OpenBLAS, loops for f64/i32/i64 MatMul), Softmax,
+ * LogSoftmax and Hardmax. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,83 +10,94 @@
 
 /* ---- matrices ---- */
 
-/* c[m,n] (+)= a[m,k] b[k,n] with element strides for transposes; f32. */
-static void s_gemm_f32(int64_t m, int64_t n, int64_t k, const float *a, int64_t a_rs, int64_t a_cs,
-                       const float *b, int64_t b_rs, int64_t b_cs, float alpha, float *c)
+/* c[m,n] = a[m,k] b[k,n] for the dtypes BLAS has no routine for (f64, i32, i64), through
+ * double (exact for the integer products of any model gq has seen: |x| < 2^53). */
+static void s_gemm_any(gq_dtype_t dt, int64_t m, int64_t n, int64_t k, const void *a, int64_t ao,
+                       const void *b, int64_t bo, void *c, int64_t co)
 {
-    for (int64_t i = 0; i < m; i++) {
-        float *ci = c + i * n;
-        for (int64_t j = 0; j < n; j++)
-            ci[j] = 0;
-        for (int64_t p = 0; p < k; p++) {
-            float av = alpha * a[i * a_rs + p * a_cs];
-            const float *bp = b + p * b_rs;
-            if (b_cs == 1)
-                for (int64_t j = 0; j < n; j++)
-                    ci[j] += av * bp[j];
-            else
-                for (int64_t j = 0; j < n; j++)
-                    ci[j] += av * bp[j * b_cs];
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0;
+            for (int64_t p = 0; p < k; p++)
+                acc += gq_onnx_getd(a, dt, ao + i * k + p) * gq_onnx_getd(b, dt, bo + p * n + j);
+            gq_onnx_setd(c, dt, co + i * n + j, acc);
         }
+}
+
+/* The shapes of a MatMul: 1-D operands promoted (and the promoted dim dropped from the
+ * result), batch dims broadcast. */
+static gq_status s_matmul_shape(gq_tdesc_t *a, gq_tdesc_t *b, gq_tdesc_t *ba, gq_tdesc_t *bb,
+                                gq_tdesc_t *bo, gq_tdesc_t *od, char *err, size_t errlen)
+{
+    if (a->ndim == 0 || b->ndim == 0) {
+        gq_errf(err, errlen, "scalars cannot be multiplied as matrices");
+        return GQ_ESHAPE;
     }
+    bool a1 = a->ndim == 1, b1 = b->ndim == 1;
+    if (a1) /* [k] -> [1,k] */
+        a->shape[1] = a->shape[0], a->shape[0] = 1, a->ndim = 2;
+    if (b1) /* [k] -> [k,1] */
+        b->shape[1] = 1, b->ndim = 2;
+    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], n = b->shape[b->ndim - 1];
+    if (b->shape[b->ndim - 2] != k) {
+        gq_errf(err, errlen, "inner dims differ: %lld vs %lld", (long long)k,
+                (long long)b->shape[b->ndim - 2]);
+        return GQ_ESHAPE;
+    }
+    *ba = *a, *bb = *b;
+    ba->ndim -= 2, bb->ndim -= 2;
+    gq_status rc = gq_onnx_broadcast(ba, bb, bo, err, errlen);
+    if (rc)
+        return rc;
+    memset(od, 0, sizeof *od);
+    od->dtype = a->dtype;
+    for (int i = 0; i < bo->ndim; i++)
+        od->shape[od->ndim++] = bo->shape[i];
+    if (od->ndim + !a1 + !b1 > GQ_MAX_DIMS) {
+        gq_errf(err, errlen, "result has more than %d dims", GQ_MAX_DIMS);
+        return GQ_ESHAPE;
+    }
+    if (!a1)
+        od->shape[od->ndim++] = m;
+    if (!b1)
+        od->shape[od->ndim++] = n;
+    return GQ_OK;
 }
 
 static gq_status s_matmul(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                           gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
     (void)n, (void)opset, (void)nout;
-    if (nin < 2 || !in[0] || !in[1]) {
-        gq_errf(err, errlen, "needs two inputs");
-        return GQ_ESHAPE;
-    }
-    gq_tdesc_t a = in[0]->desc, b = in[1]->desc;
-    if (a.dtype != GQ_F32 || b.dtype != GQ_F32) {
-        gq_errf(err, errlen, "%s x %s: only f32 is supported yet", gq_dtype_name(a.dtype),
-                gq_dtype_name(b.dtype));
-        return GQ_EDTYPE;
-    }
-    if (a.ndim == 0 || b.ndim == 0) {
-        gq_errf(err, errlen, "scalars cannot be multiplied as matrices");
-        return GQ_ESHAPE;
-    }
-    bool a1 = a.ndim == 1, b1 = b.ndim == 1;
-    if (a1) { /* [k] -> [1,k] */
-        a.shape[1] = a.shape[0], a.shape[0] = 1, a.ndim = 2;
-    }
-    if (b1) { /* [k] -> [k,1] */
-        b.shape[1] = 1, b.ndim = 2;
-    }
-    int64_t m = a.shape[a.ndim - 2], k = a.shape[a.ndim - 1], nn = b.shape[b.ndim - 1];
-    if (b.shape[b.ndim - 2] != k) {
-        gq_errf(err, errlen, "inner dims differ: %lld vs %lld", (long long)k,
-                (long long)b.shape[b.ndim - 2]);
-        return GQ_ESHAPE;
-    }
-    gq_tdesc_t ba = a, bb = b, bo;
-    ba.ndim -= 2, bb.ndim -= 2;
-    gq_status rc = gq_onnx_broadcast(&ba, &bb, &bo, err, errlen);
+    gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);
     if (rc)
         return rc;
-    memset(&out->desc, 0, sizeof out->desc);
-    out->desc.dtype = GQ_F32;
-    for (int i = 0; i < bo.ndim; i++)
-        out->desc.shape[out->desc.ndim++] = bo.shape[i];
-    if (!a1)
-        out->desc.shape[out->desc.ndim++] = m;
-    if (!b1)
-        out->desc.shape[out->desc.ndim++] = nn;
-    if (out->desc.ndim > GQ_MAX_DIMS) {
-        gq_errf(err, errlen, "result has more than %d dims", GQ_MAX_DIMS);
-        return GQ_ESHAPE;
+    gq_tdesc_t a = in[0]->desc, b = in[1]->desc, ba, bb, bo, od;
+    gq_dtype_t dt = a.dtype;
+    if (b.dtype != dt || (dt != GQ_F32 && dt != GQ_F64 && dt != GQ_I32 && dt != GQ_I64)) {
+        gq_errf(err, errlen, "%s x %s: want two f32, f64, i32 or i64 operands",
+                gq_dtype_name(a.dtype), gq_dtype_name(b.dtype));
+        return GQ_EDTYPE;
     }
-    if ((rc = gq_onnx_val_alloc(out, err, errlen)))
+    if ((rc = s_matmul_shape(&a, &b, &ba, &bb, &bo, &od, err, errlen)) ||
+        (rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
+    int64_t m = a.shape[a.ndim - 2], k = a.shape[a.ndim - 1], nn = b.shape[b.ndim - 1];
+    if (dt != GQ_F32) {
+        GQ_ONNX_BCAST_LOOP(&bo, &ba, &bb, {
+            s_gemm_any(dt, m, nn, k, in[0]->data, ia * m * k, in[1]->data, ib * k * nn, out->data,
+                       io * m * nn);
+        });
+        return GQ_OK;
+    }
     const float *A = in[0]->data, *B = in[1]->data;
     float *C = out->data;
-    gq_tdesc_t one = {.dtype = GQ_F32, .ndim = 0};
-    (void)one;
+    if (bb.ndim == 0 || gq_tdesc_numel(&bb) == 1) { /* one B for every batch: one GEMM */
+        gq_onnx_sgemm(false, false, gq_tdesc_numel(&bo) * m, nn, k, 1.0f, A, k, B, nn, 0.0f, C, nn);
+        return GQ_OK;
+    }
     GQ_ONNX_BCAST_LOOP(&bo, &ba, &bb, {
-        s_gemm_f32(m, nn, k, A + ia * m * k, k, 1, B + ib * k * nn, nn, 1, 1.0f, C + io * m * nn);
+        gq_onnx_sgemm(false, false, m, nn, k, 1.0f, A + ia * m * k, k, B + ib * k * nn, nn, 0.0f,
+                      C + io * m * nn, nn);
     });
     return GQ_OK;
 }
@@ -95,12 +106,17 @@ static gq_status s_gemm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
                         gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
     (void)opset, (void)nout;
-    if (nin < 2 || !in[0] || !in[1] || in[0]->desc.ndim != 2 || in[1]->desc.ndim != 2) {
-        gq_errf(err, errlen, "needs two matrices");
+    gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);
+    if (rc)
+        return rc;
+    if (in[0]->desc.ndim != 2 || in[1]->desc.ndim != 2) {
+        gq_errf(err, errlen, "A and B must be matrices (ranks %d and %d)", in[0]->desc.ndim,
+                in[1]->desc.ndim);
         return GQ_ESHAPE;
     }
-    if (in[0]->desc.dtype != GQ_F32 || in[1]->desc.dtype != GQ_F32) {
-        gq_errf(err, errlen, "only f32 is supported yet");
+    if (in[0]->desc.dtype != GQ_F32 || in[1]->desc.dtype != GQ_F32 ||
+        (nin > 2 && in[2] && in[2]->desc.dtype != GQ_F32)) {
+        gq_errf(err, errlen, "only f32 is supported (A is %s)", gq_dtype_name(in[0]->desc.dtype));
         return GQ_EDTYPE;
     }
     float alpha = gq_onnx_attr_float(n, "alpha", 1.0f), beta = gq_onnx_attr_float(n, "beta", 1.0f);
@@ -111,17 +127,12 @@ static gq_status s_gemm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
         gq_errf(err, errlen, "inner dims differ: %lld vs %lld", (long long)k, (long long)kb);
         return GQ_ESHAPE;
     }
-    memset(&out->desc, 0, sizeof out->desc);
-    out->desc.dtype = GQ_F32;
-    out->desc.ndim = 2;
-    out->desc.shape[0] = m, out->desc.shape[1] = nn;
-    gq_status rc = gq_onnx_val_alloc(out, err, errlen);
-    if (rc)
+    gq_tdesc_t od = {.dtype = GQ_F32, .ndim = 2, .shape = {m, nn}};
+    if ((rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
-    const float *A = in[0]->data, *B = in[1]->data;
     float *C = out->data;
-    s_gemm_f32(m, nn, k, A, ta ? 1 : k, ta ? m : 1, B, tb ? 1 : nn, tb ? k : 1, alpha, C);
-    if (nin > 2 && in[2] && beta != 0) {
+    bool bias = nin > 2 && in[2] && beta != 0;
+    if (bias) { /* C broadcast into the output first, then one GEMM with beta = 1 */
         gq_tdesc_t cd;
         if ((rc = gq_onnx_broadcast(&in[2]->desc, &out->desc, &cd, err, errlen)))
             return rc;
@@ -130,9 +141,11 @@ static gq_status s_gemm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
                     (long long)nn);
             return GQ_ESHAPE;
         }
-        const float *bias = in[2]->data;
-        GQ_ONNX_BCAST_LOOP(&out->desc, &in[2]->desc, &out->desc, { C[io] += beta * bias[ia]; });
+        const float *cb = in[2]->data;
+        GQ_ONNX_BCAST_LOOP(&out->desc, &in[2]->desc, &out->desc, { C[io] = beta * cb[ia]; });
     }
+    gq_onnx_sgemm(ta, tb, m, nn, k, alpha, in[0]->data, ta ? m : k, in[1]->data, tb ? k : nn,
+                  bias ? 1.0f : 0.0f, C, nn);
     return GQ_OK;
 }
 

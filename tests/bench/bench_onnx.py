@@ -1,0 +1,94 @@
+"""bench_onnx: gq's CPU ONNX executor / onnxruntime (CPU execution provider), in the same
+run, on the models of tests/py/check_onnx_models.py at batch 1 and 32.
+
+Both sides get the same number of threads (--threads, default 1): onnxruntime through
+intra_op_num_threads (inter_op 1), gq through OPENBLAS_NUM_THREADS (gq's own kernels are
+single-threaded; only its GEMMs use more). Each side runs once to warm up, then --repeat
+times; the median wall time of one run is compared. gq is timed inside gq-onnx-run (model
+loading, planning and .npy I/O excluded), onnxruntime around InferenceSession.run.
+
+    venv/bin/python tests/bench/bench_onnx.py [--quick] [--threads N] [--repeat N]
+
+Needs the tests' venv (scripts/pyenv.sh) and gq-onnx-run in $GQ_BIN_DIR. Prints a ratio per
+model and batch (lower is better for gq) and their geometric mean."""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "py"))
+import check_onnx_models as models  # noqa: E402  (the models and their feeds)
+
+try:
+    import onnx
+    import onnxruntime as ort
+except ImportError as e:
+    print(f"bench_onnx: onnxruntime not importable ({e}): not measured")
+    sys.exit(0)
+
+
+def time_ort(path, feeds, threads, repeat):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    sess.run(None, feeds)
+    ms = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        sess.run(None, feeds)
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(ms))
+
+
+def time_gq(path, feeds, names, threads, repeat, tmp):
+    paths = []
+    for nm in names:
+        p = os.path.join(tmp, f"in_{nm}.npy")
+        np.save(p, feeds[nm])
+        paths.append(p)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+    r = subprocess.run([models.BIN, path, tmp, "--repeat", str(repeat)] + paths,
+                       capture_output=True, text=True, env=env, timeout=600)
+    if r.returncode:
+        raise RuntimeError(f"gq-onnx-run: {r.stderr.strip()}")
+    fields = dict(kv.split("=") for kv in r.stdout.split()[1:])
+    return float(fields["median"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=0)
+    a = ap.parse_args()
+    if not os.access(models.BIN, os.X_OK):
+        print(f"bench_onnx: {models.BIN} is not built: not measured")
+        return 0
+    tmp = tempfile.mkdtemp(prefix="gq-bench-onnx-")
+    print(f"bench_onnx: gq / onnxruntime {ort.__version__} (CPU EP), {a.threads} thread(s), "
+          "median wall time per run")
+    print(f"{'model':18s} {'batch':>5s} {'gq ms':>9s} {'ort ms':>9s} {'ratio':>7s}")
+    ratios = []
+    for name, make in models.MODELS.items():
+        model, feed = make()
+        path = os.path.join(tmp, f"{name}.onnx")
+        onnx.save(model, path)
+        names = [i.name for i in ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()]
+        for batch in (1, 32):
+            repeat = a.repeat or (5 if a.quick else (50 if batch == 1 else 15))
+            feeds = feed(batch, np.random.default_rng(batch))
+            t_ort = time_ort(path, feeds, a.threads, repeat)
+            t_gq = time_gq(path, feeds, names, a.threads, repeat, tmp)
+            ratios.append(t_gq / t_ort)
+            print(f"{name:18s} {batch:5d} {t_gq:9.3f} {t_ort:9.3f} {t_gq / t_ort:7.2f}")
+    print(f"geometric mean gq/ort: {float(np.exp(np.mean(np.log(ratios)))):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+/* gq-onnx-run: runs an .onnx model on gq's CPU ONNX executor over .npy inputs and writes
+ * its outputs as .npy files — how the Python checks and benchmarks drive the executor.
+ *
+ *   gq-onnx-run MODEL OUTDIR [--repeat N [--profile]] IN0.npy [IN1.npy ...]
+ *
+ * Inputs are given in the graph's input order (initializers excluded). Outputs go to
+ * OUTDIR/output_<i>.npy in graph order. With --repeat N the model runs N more times after
+ * the first (warm-up) run and the median and minimum wall time of those runs are printed
+ * as "run_ms median=<x> min=<y>" on stdout; loading and planning are not timed. --profile
+ * adds the time per node over those runs, on stderr. Exit
+ * status: 0 on success, 1 with the cause on stderr otherwise. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "npy.h"
+#include "onnx_exec.h"
+
+#define S_MAX_IO 64
+#define S_ERRLEN 1024
+
+static double s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int s_cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void s_free_views(gq_view_t *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(v[i].data);
+        v[i].data = NULL;
+    }
+}
+
+/* Runs the plan repeat times and prints the median and minimum. */
+static int s_bench(gq_onnx_plan_t *plan, const gq_view_t *in, int nin, int nout, int repeat)
+{
+    double *ms = calloc((size_t)repeat, sizeof *ms);
+    gq_view_t out[S_MAX_IO];
+    char err[S_ERRLEN];
+    if (!ms) {
+        fprintf(stderr, "gq-onnx-run: out of memory\n");
+        return 1;
+    }
+    for (int r = 0; r < repeat; r++) {
+        double t0 = s_now_ms();
+        if (gq_onnx_plan_run(plan, in, nin, out, nout, err, sizeof err) != GQ_OK) {
+            fprintf(stderr, "gq-onnx-run: run %d: %s\n", r, err);
+            free(ms);
+            return 1;
+        }
+        ms[r] = s_now_ms() - t0;
+        s_free_views(out, nout);
+    }
+    qsort(ms, (size_t)repeat, sizeof *ms, s_cmpd);
+    printf("run_ms median=%.4f min=%.4f\n", ms[repeat / 2], ms[0]);
+    free(ms);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: gq-onnx-run MODEL OUTDIR [--repeat N] IN0.npy [IN1.npy ...]\n");
+        return 1;
+    }
+    int first = 3, repeat = 0;
+    bool profile = false;
+    if (argc > 4 && !strcmp(argv[3], "--repeat")) {
+        repeat = atoi(argv[4]);
+        first = 5;
+        if (argc > 5 && !strcmp(argv[5], "--profile"))
+            profile = true, first = 6;
+        if (repeat < 1 || repeat > 100000) {
+            fprintf(stderr, "gq-onnx-run: --repeat %s is not in 1..100000\n", argv[4]);
+            return 1;
+        }
+    }
+    char err[S_ERRLEN];
+    gq_status rc;
+    int status = 1, nin = argc - first, nout = 0;
+    gq_view_t in[S_MAX_IO], out[S_MAX_IO];
+    memset(in, 0, sizeof in);
+    memset(out, 0, sizeof out);
+    gq_onnx_model_t *model = gq_onnx_model_load(argv[1], NULL, &rc, err, sizeof err);
+    gq_onnx_plan_t *plan = model ? gq_onnx_plan_new(model, &rc, err, sizeof err) : NULL;
+    if (!plan) {
+        fprintf(stderr, "gq-onnx-run: %s\n", err);
+        goto done;
+    }
+    nout = gq_onnx_plan_output_count(plan);
+    if (nin > S_MAX_IO || nout > S_MAX_IO) {
+        fprintf(stderr, "gq-onnx-run: %d inputs / %d outputs, over %d\n", nin, nout, S_MAX_IO);
+        goto done;
+    }
+    for (int i = 0; i < nin; i++)
+        if (gq_npy_read(argv[first + i], &in[i].desc, &in[i].data, &in[i].nbytes, err,
+                        sizeof err) != GQ_OK) {
+            fprintf(stderr, "gq-onnx-run: %s\n", err);
+            goto done;
+        }
+    if (gq_onnx_plan_run(plan, in, nin, out, nout, err, sizeof err) != GQ_OK) {
+        fprintf(stderr, "gq-onnx-run: %s\n", err);
+        goto done;
+    }
+    for (int o = 0; o < nout; o++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/output_%d.npy", argv[2], o);
+        if (gq_npy_write(path, &out[o].desc, out[o].data, err, sizeof err) != GQ_OK) {
+            fprintf(stderr, "gq-onnx-run: %s\n", err);
+            goto done;
+        }
+    }
+    gq_onnx_plan_profile(plan, profile);
+    status = repeat ? s_bench(plan, in, nin, nout, repeat) : 0;
+    if (profile)
+        gq_onnx_plan_profile_print(plan, stderr);
+done:
+    s_free_views(in, nin);
+    s_free_views(out, nout);
+    gq_onnx_plan_destroy(&plan);
+    gq_onnx_model_destroy(&model);
+    return status;
+}
