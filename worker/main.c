@@ -24,6 +24,8 @@ static void s_usage(FILE *f)
                "  --credits N        jobs in flight from the broker (default 4 x threads)\n"
                "  --urgent-threads N more threads that run only realtime and interactive jobs\n"
                "                     (default 1; 0: none)\n"
+               "  --bulk-nice N      nice of the other compute threads, so the message path\n"
+               "                     and urgent threads get the CPU first (default 5; 0: off)\n"
                "  --heartbeat-ms N   heartbeat interval (default 1000)\n"
                "  --liveness N       silent broker intervals before reconnecting (default 3)\n"
                "  --strict           fail a stage instead of falling back to a lower backend\n"
@@ -77,6 +79,8 @@ int main(int argc, char **argv)
             cfg.threads = (int)n;
         else if (!strcmp(a, "--urgent-threads") && !gq_parse_int(v, 0, 64, &n))
             cfg.urgent_threads = (int)n;
+        else if (!strcmp(a, "--bulk-nice") && !gq_parse_int(v, 0, 19, &n))
+            cfg.bulk_nice = (int)n;
         else if (!strcmp(a, "--credits") && !gq_parse_int(v, 1, 65536, &n))
             cfg.credits = (int)n;
         else if (!strcmp(a, "--heartbeat-ms") && !gq_parse_int(v, 10, 600000, &n))

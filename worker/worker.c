@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "exec.h"
 #include "models.h"
@@ -63,6 +65,7 @@ void gq_worker_config_init(gq_worker_config_t *cfg)
     cfg->broker = "tcp://127.0.0.1:5556";
     cfg->threads = 1;
     cfg->urgent_threads = 1;
+    cfg->bulk_nice = 5;
     cfg->heartbeat_ms = 1000;
     cfg->liveness = 3;
     cfg->backend.device_index = -1;
@@ -164,6 +167,12 @@ static void s_compute_loop(gq_worker_t *self, int nprio, pthread_cond_t *cv)
 static void *s_compute_main(void *arg)
 {
     gq_worker_t *self = arg;
+    /* Bulk compute yields the CPU to the message path and the urgent threads: on a busy
+     * host an urgent job otherwise waits for a time slice at every hop. Linux nice is per
+     * thread (setpriority on the thread id); failing to lower it costs nothing. */
+    if (self->cfg.urgent_threads > 0 && self->cfg.bulk_nice > 0 &&
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), self->cfg.bulk_nice))
+        GQ_DEBUG("compute thread: setpriority: %s", strerror(errno));
     s_compute_loop(self, S_NPRIO, &self->cv);
     return NULL;
 }

@@ -15,6 +15,7 @@ typedef struct {
     int threads;        /* compute threads (default 1) */
     int urgent_threads; /* more threads for realtime/interactive jobs only (default 1; 0: none):
                          * an urgent job never waits for a bulk job to finish */
+    int bulk_nice;      /* nice of the other compute threads when urgent ones exist (5) */
     int credits;        /* jobs in flight the broker may send (default 4 x threads) */
     int heartbeat_ms;   /* default 1000 */
     int liveness;       /* silent broker intervals before reconnecting (default 3) */
