@@ -72,6 +72,10 @@ static char *s_fmt_double(double x, char *buf, size_t len)
         snprintf(buf, len, x < 0 ? "-inf" : "inf");
         return buf;
     }
+    if (x == floor(x) && fabs(x) < 1e15) { /* whole numbers as written: 500, not 5e+02 */
+        snprintf(buf, len, "%.0f", x);
+        return buf;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, x);
         if (strtod(buf, NULL) == x)

@@ -519,6 +519,12 @@ static void s_test_value_str(void)
     CHECK(!strcmp(gq_value_str(&v, buf, sizeof buf), "0.1"), "float: %s", buf);
     v = s_flt(1.0 / 3.0);
     CHECK(strtod(gq_value_str(&v, buf, sizeof buf), NULL) == 1.0 / 3.0, "round trip: %s", buf);
+    v = s_flt(500.0);
+    CHECK(!strcmp(gq_value_str(&v, buf, sizeof buf), "500"), "whole float: %s", buf);
+    v = s_flt(-16000.0);
+    CHECK(!strcmp(gq_value_str(&v, buf, sizeof buf), "-16000"), "whole float: %s", buf);
+    v = s_flt(1e300);
+    CHECK(strtod(gq_value_str(&v, buf, sizeof buf), NULL) == 1e300, "huge: %s", buf);
     v = s_flt(-INFINITY);
     CHECK(!strcmp(gq_value_str(&v, buf, sizeof buf), "-inf"), "-inf: %s", buf);
     v = s_flt(-NAN);
