@@ -265,22 +265,45 @@ static void s_reconnect(gq_worker_t *self, const char *why)
 
 static void s_send_done(gq_worker_t *self, s_wjob_t *w);
 
+/* Whether every stage is light and no tensor the job reads or makes is over
+ * S_INLINE_BYTES: a broadcast can make a large output from small inputs. */
+static int s_job_small(const s_wjob_t *w)
+{
+    gq_tdesc_t bufs[2][GQ_MAX_OUTPUTS];
+    const gq_tdesc_t *in = w->desc;
+    int nin = w->nin;
+    for (int i = 0; i < w->nin; i++)
+        if (zmq_msg_size((zmq_msg_t *)&w->in[i]) > S_INLINE_BYTES)
+            return 0;
+    for (size_t k = 0; k < w->job->n_stages; k++) {
+        const Gq__Wire__Stage *st = w->job->stages[k];
+        const gq_op_spec_t *op = gq_op_find(st->op);
+        gq_param_t params[GQ_MAX_PARAMS];
+        gq_args_t args;
+        char err[GQ_ERRLEN];
+        int nout = 0;
+        if (!op || !(op->flags & GQ_OPF_LIGHT) ||
+            gq_op_resolve(op, params, gq_wire_stage_params(st, params, GQ_MAX_PARAMS), &args, err,
+                          sizeof err) ||
+            gq_op_infer(&args, in, nin, bufs[k & 1], &nout, err, sizeof err))
+            return 0;
+        for (int o = 0; o < nout; o++)
+            if (gq_tdesc_nbytes(&bufs[k & 1][o]) > S_INLINE_BYTES)
+                return 0;
+        in = bufs[k & 1];
+        nin = nout;
+    }
+    return 1;
+}
+
 /* A small job of light ops (GQ_OPF_LIGHT) when no job waits for a compute thread runs
  * right here: two thread hand-offs cost more than its compute (bench_roundtrip: a 64-byte
  * job spent 7 context switches in the worker). Anything else keeps the main thread free
  * for heartbeats. */
 static int s_run_inline(gq_worker_t *self, const s_wjob_t *w)
 {
-    size_t bytes = 0;
-    for (int i = 0; i < w->nin; i++)
-        bytes += zmq_msg_size(&w->in[i]);
-    if (bytes > S_INLINE_BYTES)
+    if (!s_job_small(w))
         return 0;
-    for (size_t k = 0; k < w->job->n_stages; k++) {
-        const gq_op_spec_t *op = gq_op_find(w->job->stages[k]->op);
-        if (!op || !(op->flags & GQ_OPF_LIGHT))
-            return 0;
-    }
     pthread_mutex_lock(&self->mu);
     int idle_queue = 1;
     for (int p = 0; p < S_NPRIO; p++)
