@@ -360,6 +360,10 @@ static void s_on_done(gq_broker_t *self, gq_bworker_t *w, gq_wire_msg_t *m)
     w->jobs_done++;
     s_learn(self, w, j, d);
     gq_sched_completed(self->sched, gq_now_us(), 1);
+    if (d->code != GQ_OK && batched > 1 && d->code != GQ_EDEADLINE && j->batch_concat &&
+        gq_map_put(self->no_concat, gq_hash_bytes(j->model, strlen(j->model), 0), self) == 0)
+        GQ_INFO("model %s: a batch did not split (%s); its jobs run alone from now on", j->model,
+                d->message);
     if (d->code != GQ_OK && batched > 1 && d->code != GQ_EDEADLINE) {
         /* A stacked run failed: each of its jobs runs alone, so a failure is its own. */
         GQ_DEBUG("job %llu: batch of %d failed (%s); retried alone", (unsigned long long)j->id,
@@ -583,6 +587,23 @@ static gq_sched_batch_t s_batch_rule(const gq_broker_t *self, const char *op)
 
 /* Scheduler fields of an admitted job: class, deadline, client, cost signature and, when its
  * ops stack (GQ_OPF_BATCHABLE, checked through the shape rules), its batch key and rule. */
+/* A job that is only onnx.run of a model whose every input has a symbolic dim 0 (a batch
+ * dim): such jobs batch by concatenating along it, and the model's outputs split back. */
+static int s_model_batches(gq_broker_t *self, const gq_args_t *args, int nstages,
+                           const gq_tdesc_t *in, int nin)
+{
+    if (nstages != 1 || !(args[0].op->flags & GQ_OPF_HOSTED))
+        return 0;
+    const gq_model_entry_t *e = gq_models_get(self->models, gq_args_str(&args[0], "model"));
+    if (!e || e->sig.ninputs != nin ||
+        gq_map_get(self->no_concat, gq_hash_bytes(e->digest, strlen(e->digest), 0)))
+        return 0;
+    for (int i = 0; i < nin; i++)
+        if (e->sig.in[i].ndim < 1 || e->sig.in[i].shape[0] != -1 || in[i].ndim < 1)
+            return 0;
+    return 1;
+}
+
 static void s_sched_fill(gq_broker_t *self, gq_bjob_t *j, const gq_args_t *args, int nstages,
                          const gq_wire_msg_t *m)
 {
@@ -602,7 +623,9 @@ static void s_sched_fill(gq_broker_t *self, gq_bjob_t *j, const gq_args_t *args,
     if (gq_cache_key(args, nstages, NULL, 0, NULL, 0, &k) == GQ_OK)
         j->sig = gq_cost_sig(k.lo ^ k.hi, j->in_bytes);
     gq_sched_batch_t rule = s_batch_rule(self, args[0].op->name);
-    if (rule.max < 2 || !gq_batch_ok(args, nstages, m->desc, m->npayload) ||
+    int stack = gq_batch_ok(args, nstages, m->desc, m->npayload);
+    j->batch_concat = !stack && s_model_batches(self, args, nstages, m->desc, m->npayload);
+    if (rule.max < 2 || !(stack || j->batch_concat) ||
         gq_cache_key(args, nstages, NULL, 0, in, m->npayload, &k) != GQ_OK)
         return;
     uint64_t cap = j->in_bytes ? self->cfg.batch_bytes / j->in_bytes : rule.max;
@@ -967,6 +990,7 @@ gq_broker_t *gq_broker_new(const gq_broker_config_t *cfg, char *err, size_t errl
     self->by_client = gq_map_new();
     self->flights = gq_map_new();
     self->sched = gq_sched_new(&self->cfg.sched);
+    self->no_concat = gq_map_new();
     self->models = gq_models_new(cfg->model_dir, cfg->model_store_bytes, err, errlen);
     if (!self->models) {
         gq_broker_destroy(&self);
@@ -974,7 +998,7 @@ gq_broker_t *gq_broker_new(const gq_broker_config_t *cfg, char *err, size_t errl
     }
     self->costs = gq_cost_new();
     if (!self->ctx || !self->jobs || !self->by_client || !self->flights || !self->sched ||
-        !self->costs || pipe2(self->stop_pipe, O_CLOEXEC)) {
+        !self->no_concat || !self->costs || pipe2(self->stop_pipe, O_CLOEXEC)) {
         gq_errf(err, errlen, "out of resources creating the broker");
         goto fail;
     }
@@ -1139,6 +1163,7 @@ void gq_broker_destroy(gq_broker_t **self_p)
     }
     gq_cache_destroy(&self->cache);
     gq_sched_destroy(&self->sched);
+    gq_map_destroy(&self->no_concat);
     gq_models_destroy(&self->models);
     gq_cost_destroy(&self->costs);
     if (self->front)

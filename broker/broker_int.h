@@ -45,6 +45,7 @@ typedef struct gq_bjob {
     int batched;       /* jobs in its run */
     gq_tdesc_t desc[GQ_WIRE_MAX_PAYLOAD];
     char model[33]; /* the model of its onnx.run stage, "" if none */
+    int batch_concat; /* batches along its inputs' own dim 0 (a model's symbolic batch) */
     uint64_t sig;   /* ops, params and input signature, for the cost model */
     uint64_t in_bytes;
     int requeues;
@@ -111,6 +112,7 @@ struct gq_broker {
     int stop_pipe[2];
     gq_sched_t *sched;
     gq_models_t *models;
+    gq_map_t *no_concat; /* hash(model digest): models whose batches did not split */
     gq_cost_t *costs;    /* per signature, over every worker */
     gq_map_t *jobs;      /* id -> job, queued and in flight */
     gq_map_t *by_client; /* hash(client rid, client job id) -> job, for cancel */

@@ -145,8 +145,10 @@ static int s_stack_input(gq_bjob_t **js, int n, int i, zmq_msg_t *msg, Gq__Wire_
 {
     size_t row = zmq_msg_size(&js[0]->inputs[i]);
     char *buf = malloc(row * (size_t)n + 1);
-    gq_tdesc_t d;
-    if (!buf || gq_batch_stack_desc(&js[0]->desc[i], n, &d)) {
+    gq_tdesc_t d = js[0]->desc[i];
+    if (js[0]->batch_concat) /* equal shapes: the same bytes as stacking, one dim 0 */
+        d.shape[0] *= n;
+    if (!buf || (!js[0]->batch_concat && gq_batch_stack_desc(&js[0]->desc[i], n, &d))) {
         free(buf);
         return -1;
     }
@@ -188,6 +190,7 @@ static void s_send_batch(gq_broker_t *self, gq_bjob_t **js, int n, gq_bworker_t 
     job.n_inputs = (size_t)nin;
     job.batch_ids = ids;
     job.n_batch_ids = (size_t)n;
+    job.batch_concat = js[0]->batch_concat;
     if (gq_wire_send(self->back, w->rid, w->rid_len, GQ_CMD_JOB, &job.base, payload, nin) != GQ_OK)
         GQ_WARN("worker %s: sending a batch of %d failed: %s", w->name, n, zmq_strerror(errno));
 }

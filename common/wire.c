@@ -201,11 +201,14 @@ static gq_status s_check_batch(const Gq__Wire__Job *j, char *err, size_t errlen)
                 gq_errf(err, errlen, "job: batch id %zu is 0 or repeated", i);
                 return GQ_EPROTO;
             }
-    for (size_t i = 0; i < j->n_inputs; i++)
-        if (!j->inputs[i]->n_shape || j->inputs[i]->shape[0] != (int64_t)k) {
-            gq_errf(err, errlen, "job: batch of %zu but input %zu's dim 0 is not %zu", k, i, k);
+    for (size_t i = 0; i < j->n_inputs; i++) {
+        int64_t d0 = j->inputs[i]->n_shape ? j->inputs[i]->shape[0] : 0;
+        if (j->batch_concat ? (d0 < (int64_t)k || d0 % (int64_t)k) : d0 != (int64_t)k) {
+            gq_errf(err, errlen, "job: batch of %zu but input %zu's dim 0 is %lld", k, i,
+                    (long long)d0);
             return GQ_EPROTO;
         }
+    }
     return GQ_OK;
 }
 

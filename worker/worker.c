@@ -458,8 +458,12 @@ static void s_batch_rows(const s_wjob_t *w, int n, s_shared_t **sh, size_t m,
     for (int i = 0; i < n; i++) {
         gq_tdesc_t d = w->out.t[i].desc;
         size_t row = w->out.t[i].nbytes / k;
-        d.ndim--;
-        memmove(d.shape, d.shape + 1, (size_t)d.ndim * sizeof d.shape[0]);
+        if (w->job->batch_concat) {
+            d.shape[0] /= (int64_t)k;
+        } else {
+            d.ndim--;
+            memmove(d.shape, d.shape + 1, (size_t)d.ndim * sizeof d.shape[0]);
+        }
         gq_wire_desc_fill(&tds[i], shapes[i], &d);
         atomic_fetch_add(&sh[i]->refs, 1);
         zmq_msg_init_data(&payload[i], (char *)sh[i]->data + m * row, row, s_free_shared, sh[i]);
@@ -471,13 +475,17 @@ static void s_batch_rows(const s_wjob_t *w, int n, s_shared_t **sh, size_t m,
 static gq_status s_batch_check(s_wjob_t *w)
 {
     size_t k = w->job->n_batch_ids;
-    for (int i = 0; i < w->out.n; i++)
-        if (w->out.t[i].desc.ndim < 1 || w->out.t[i].desc.shape[0] != (int64_t)k ||
-            w->out.t[i].nbytes % k) {
+    for (int i = 0; i < w->out.n; i++) {
+        int64_t d0 = w->out.t[i].desc.ndim ? w->out.t[i].desc.shape[0] : 0;
+        int rows_ok =
+            w->job->batch_concat ? d0 >= (int64_t)k && d0 % (int64_t)k == 0 : d0 == (int64_t)k;
+        if (!rows_ok || w->out.t[i].nbytes % k) {
             gq_errf(w->err, sizeof w->err,
-                    "batch of %zu: output %d has no leading axis of %zu rows", k, i, k);
-            return GQ_EINTERNAL;
+                    "batch of %zu: output %d's dim 0 (%lld) does not split into %zu jobs", k, i,
+                    (long long)d0, k);
+            return GQ_ESHAPE;
         }
+    }
     return GQ_OK;
 }
 

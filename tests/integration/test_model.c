@@ -26,7 +26,9 @@ typedef struct {
     int64_t wdims[2];
 } s_model_t;
 
-static uint8_t *s_build(size_t *len, float shift)
+/* y = Relu(x + W). batch: x is f32[N,2] with a symbolic N and W f32[2] (broadcast);
+ * else x and W are f32[2,2]. */
+static uint8_t *s_build(size_t *len, float shift, int batch)
 {
     static s_model_t b;
     memset(&b, 0, sizeof b);
@@ -62,6 +64,10 @@ static uint8_t *s_build(size_t *len, float shift)
         b.dim[i].dim_value = 2;
         b.dimp[i] = &b.dim[i];
     }
+    if (batch) {
+        b.dim[0].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+        b.dim[0].dim_param = "N";
+    }
     b.shp.n_dim = 2, b.shp.dim = b.dimp;
     b.ttin.has_elem_type = 1, b.ttin.elem_type = 1, b.ttin.shape = &b.shp;
     b.tin.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, b.tin.tensor_type = &b.ttin;
@@ -75,10 +81,10 @@ static uint8_t *s_build(size_t *len, float shift)
     b.w.name = "W";
     b.w.has_data_type = 1, b.w.data_type = 1;
     b.wdims[0] = b.wdims[1] = 2;
-    b.w.n_dims = 2, b.w.dims = b.wdims;
+    b.w.n_dims = batch ? 1 : 2, b.w.dims = b.wdims;
     for (int i = 0; i < 4; i++)
         b.wdata[i] = (float)i - 1.5f + shift;
-    b.w.n_float_data = 4, b.w.float_data = b.wdata;
+    b.w.n_float_data = batch ? 2 : 4, b.w.float_data = b.wdata;
     b.wp[0] = &b.w;
     b.g.n_initializer = 1, b.g.initializer = b.wp;
     *len = onnx__model_proto__get_packed_size(&b.m);
@@ -168,10 +174,61 @@ static void s_errors(gq_client_t *c, const char *digest, const uint8_t *model, s
     s_run_expect(c, j, GQ_EPARAM, "is not a model digest");
 }
 
+/* A model with a symbolic batch dim: concurrent jobs are concatenated along it and split
+ * back, each answer equal to its own Relu(x + W). */
+static void s_batches(gq_client_t *cl)
+{
+    size_t len;
+    uint8_t *bytes = s_build(&len, 0.0f, 1);
+    gq_model_info_t mi;
+    GQT_CHECK(gq_client_model_put_bytes(cl, bytes, len, "batch.onnx", &mi, 10000) == GQ_OK,
+              "put batch model: %s", mi.error);
+    free(bytes);
+    GQT_CHECK(!strcmp(mi.inputs, "x: f32[?,2]"), "batch model inputs '%s'", mi.inputs);
+    enum { N = 200 };
+    gq_job_t *jobs[N];
+    for (int i = 0; i < N; i++) {
+        int64_t shape[2] = {3, 2};
+        gq_tensor_t *x = gq_tensor_new(GQ_F32, shape, 2);
+        for (int e = 0; e < 6; e++)
+            ((float *)gq_tensor_data(x))[e] = (float)(i % 7) - (float)e;
+        jobs[i] = gq_job_new("onnx.run");
+        gq_job_param_str(jobs[i], "model", mi.digest);
+        gq_job_input(jobs[i], x);
+        gq_job_cache(jobs[i], GQ_CACHE_BYPASS, 0);
+        gq_tensor_destroy(&x);
+        gq_client_submit(cl, jobs[i]);
+    }
+    int batched = 0;
+    for (int i = 0; i < N; i++) {
+        gq_job_t *j = NULL;
+        GQT_CHECK(gq_client_collect(cl, 30000, &j) == GQ_OK && j, "collect");
+        GQT_CHECK(gq_job_status(j) == GQ_OK, "batch model job: %s", gq_job_error(j));
+        gq_job_timing_t t;
+        gq_job_timing(j, &t);
+        batched += t.batch > 1;
+    }
+    for (int i = 0; i < N; i++) {
+        gq_tensor_t *y = gq_job_output(jobs[i], 0);
+        GQT_CHECK(gq_tensor_ndim(y) == 2 && gq_tensor_shape(y)[0] == 3 &&
+                      gq_tensor_shape(y)[1] == 2,
+                  "job %d: output is not f32[3,2]", i);
+        for (int e = 0; e < 6; e++) {
+            float want = (float)(i % 7) - (float)e + ((float)(e % 2) - 1.5f);
+            want = want > 0 ? want : 0;
+            GQT_CHECK(((const float *)gq_tensor_data(y))[e] == want, "job %d y[%d] = %g, want %g",
+                      i, e, ((const float *)gq_tensor_data(y))[e], want);
+        }
+        gq_job_destroy(&jobs[i]);
+    }
+    printf("symbolic-batch model: %d of %d answers came from concatenated batches\n", batched, N);
+    GQT_CHECK(batched > 0, "no job was batched");
+}
+
 int main(void)
 {
     size_t len;
-    uint8_t *model = s_build(&len, 0.0f);
+    uint8_t *model = s_build(&len, 0.0f, 0);
     char dir[] = "/tmp/gq-test-models-XXXXXX";
     GQT_CHECK(mkdtemp(dir), "mkdtemp");
     const char *args[] = {"--model-dir", dir, NULL};
@@ -215,7 +272,7 @@ int main(void)
     /* Affinity: a second model, jobs one at a time: they stay on the worker that loaded it
      * (the other would have to fetch and load it first). */
     size_t len2;
-    uint8_t *model2 = s_build(&len2, 0.25f);
+    uint8_t *model2 = s_build(&len2, 0.25f, 0);
     gq_model_info_t mi2;
     GQT_CHECK(gq_client_model_put_bytes(cl, model2, len2, "shifted.onnx", &mi2, 10000) == GQ_OK,
               "put 2: %s", mi2.error);
@@ -234,6 +291,7 @@ int main(void)
     }
     printf("12 jobs of a second model, one at a time: all on %s (model affinity)\n", first);
     s_errors(cl, mi.digest, model, len);
+    s_batches(cl);
     gq_client_destroy(&cl);
     gqt_cluster_stop(&c);
 
