@@ -816,9 +816,9 @@ static void s_on_admin(gq_broker_t *self, zmq_msg_t *rid, const Gq__Wire__AdminR
     }
     if (self->cache)
         gq_cache_stats(self->cache, &st);
-    int textual = q->op == GQ__WIRE__ADMIN_OP__ADMIN_METRICS ||
-                  q->op == GQ__WIRE__ADMIN_OP__ADMIN_QUEUES ||
-                  q->op == GQ__WIRE__ADMIN_OP__ADMIN_JOB;
+    int textual =
+        q->op == GQ__WIRE__ADMIN_OP__ADMIN_METRICS || q->op == GQ__WIRE__ADMIN_OP__ADMIN_QUEUES ||
+        q->op == GQ__WIRE__ADMIN_OP__ADMIN_JOB || q->op == GQ__WIRE__ADMIN_OP__ADMIN_MODELS;
     if (textual && !(text = q->op == GQ__WIRE__ADMIN_OP__ADMIN_METRICS ? gq_b_metrics(self, &st)
                                                                        : malloc(GQ_B_TEXT_MAX))) {
         r.code = GQ_ENOMEM;
@@ -828,6 +828,8 @@ static void s_on_admin(gq_broker_t *self, zmq_msg_t *rid, const Gq__Wire__AdminR
             gq_b_queues_text(self, q->verbose, text, GQ_B_TEXT_MAX);
         else if (q->op == GQ__WIRE__ADMIN_OP__ADMIN_JOB)
             r.code = gq_b_job_text(self, q->job_id, text, GQ_B_TEXT_MAX);
+        else if (q->op == GQ__WIRE__ADMIN_OP__ADMIN_MODELS)
+            gq_b_models_text(self, text, GQ_B_TEXT_MAX);
         r.text = text;
         if (r.code)
             r.message = text;

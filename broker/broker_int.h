@@ -163,5 +163,6 @@ void gq_b_send_status(gq_broker_t *self, zmq_msg_t *rid, uint64_t request_id);
 char *gq_b_metrics(gq_broker_t *self, const gq_cache_stats_t *cs);
 void gq_b_queues_text(gq_broker_t *self, int verbose, char *buf, size_t len);
 int gq_b_job_text(gq_broker_t *self, uint64_t id, char *buf, size_t len);
+void gq_b_models_text(gq_broker_t *self, char *buf, size_t len);
 
 #endif

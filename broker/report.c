@@ -257,3 +257,30 @@ char *gq_b_metrics(gq_broker_t *self, const gq_cache_stats_t *cs)
 
 /* Admin requests (gpuqctl): cache stats, cache clear, metrics. The op was checked by the
  * wire codec. */
+
+typedef struct {
+    char *buf;
+    size_t len, off;
+} s_text_t;
+
+static void s_model_line(const gq_model_entry_t *e, void *arg)
+{
+    s_text_t *t = arg;
+    char in[128];
+    t->off = s_cat(t->buf, t->len, t->off, "%s  %-24s %10llu  %6llu  ", e->digest, e->name,
+                   (unsigned long long)e->size, (unsigned long long)e->fetches);
+    for (int i = 0; i < e->sig.ninputs; i++)
+        t->off = s_cat(t->buf, t->len, t->off, "%s%s: %s", i ? "; " : "", e->sig.in[i].name,
+                       gq_onnx_input_str(&e->sig.in[i], in, sizeof in));
+    t->off = s_cat(t->buf, t->len, t->off, " -> %d output%s\n", e->sig.noutputs,
+                   e->sig.noutputs == 1 ? "" : "s");
+}
+
+void gq_b_models_text(gq_broker_t *self, char *buf, size_t len)
+{
+    s_text_t t = {buf, len, 0};
+    t.off = s_cat(buf, len, 0, "%zu models, %llu bytes\n%-32s  %-24s %10s  %6s  %s\n",
+                  gq_models_count(self->models), (unsigned long long)gq_models_bytes(self->models),
+                  "digest", "name", "bytes", "loads", "inputs");
+    gq_models_each(self->models, s_model_line, &t);
+}

@@ -830,6 +830,12 @@ GQ_EXPORT int gq_client_queues(gq_client_t *c, int verbose, char **text, int tim
     return s_take_text(c, s_admin_req(c, &q, timeout_ms), text);
 }
 
+GQ_EXPORT int gq_client_models(gq_client_t *c, char **text, int timeout_ms)
+{
+    *text = NULL;
+    return s_take_text(c, s_admin(c, GQ__WIRE__ADMIN_OP__ADMIN_MODELS, timeout_ms), text);
+}
+
 GQ_EXPORT int gq_client_job_state(gq_client_t *c, uint64_t broker_id, char **text, int timeout_ms)
 {
     Gq__Wire__AdminRequest q = GQ__WIRE__ADMIN_REQUEST__INIT;

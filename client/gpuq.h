@@ -285,6 +285,10 @@ int gq_client_model_put(gq_client_t *c, const char *path, gq_model_info_t *out, 
 int gq_client_model_put_bytes(gq_client_t *c, const void *bytes, size_t n, const char *name,
                               gq_model_info_t *out, int timeout_ms);
 
+/* The models in the broker's store as text: digest, name, bytes, loads by workers, inputs
+ * and outputs (`gpuq model list`, `gpuqctl models`). *text is malloc'd. */
+int gq_client_models(gq_client_t *c, char **text, int timeout_ms);
+
 /* The broker's scheduler as text (`gpuqctl queues`): per class queued, clients, oldest wait
  * and refusals; batch groups; workers with credits, backlog and health; with verbose every
  * job admitted and not yet answered, with its broker id. *text is malloc'd (free it). */

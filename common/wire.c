@@ -418,8 +418,8 @@ static gq_status s_check_admin(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
     (void)m;
     (void)lim;
     const Gq__Wire__AdminRequest *r = (const Gq__Wire__AdminRequest *)hdr;
-    if ((int)r->op <= 0 || r->op > GQ__WIRE__ADMIN_OP__ADMIN_JOB) {
-        gq_errf(err, errlen, "admin: op %d is not one of 1..5", (int)r->op);
+    if ((int)r->op <= 0 || r->op > GQ__WIRE__ADMIN_OP__ADMIN_MODELS) {
+        gq_errf(err, errlen, "admin: op %d is not one of 1..6", (int)r->op);
         return GQ_EPROTO;
     }
     return GQ_OK;

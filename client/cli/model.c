@@ -7,6 +7,7 @@
 
 static const char s_help[] =
     "usage: gpuq model put FILE.onnx ... [--broker EP]\n"
+    "       gpuq model list [--broker EP]\n"
     "       gpuq model run FILE.onnx --in X.npy|X.wav ... [--out Y.npy ...] [run options]\n"
     "\n"
     "put sends each model file to the broker's store, where the ONNX loader checks it, and\n"
@@ -55,6 +56,30 @@ static int s_put(const gq_cli_t *cli, int argc, char **argv)
     return failed ? GQ_CLI_FAILED : GQ_CLI_OK;
 }
 
+static int s_list(const gq_cli_t *cli, int argc, char **argv)
+{
+    const char *broker = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *v;
+        int r = gq_cli_opt(cli, argc, argv, &i, "--broker", &v);
+        if (r <= 0)
+            return r < 0 ? GQ_CLI_USAGE : gq_cli_usage(cli, "unexpected '%s'", argv[i]);
+        broker = v;
+    }
+    broker = gq_cli_broker(cli, broker);
+    gq_client_t *c = gq_cli_connect(cli, broker, 0);
+    if (!c)
+        return GQ_CLI_FAILED;
+    char *text = NULL;
+    int rc = gq_client_models(c, &text, 5000);
+    gq_client_destroy(&c);
+    if (rc != GQ_OK)
+        return gq_cli_fail(cli, "broker '%s': %s", broker, gq_status_name(rc));
+    fputs(text, stdout);
+    free(text);
+    return GQ_CLI_OK;
+}
+
 /* run FILE ARGS... is run onnx.run --param model=FILE ARGS... */
 static int s_run(const gq_cli_t *cli, int argc, char **argv)
 {
@@ -87,5 +112,7 @@ int gq_cli_model(const gq_cli_t *cli, int argc, char **argv)
         return s_put(cli, argc, argv);
     if (!strcmp(argv[1], "run"))
         return s_run(cli, argc, argv);
-    return gq_cli_usage(cli, "model: unknown subcommand '%s' (put or run)", argv[1]);
+    if (!strcmp(argv[1], "list"))
+        return s_list(cli, argc, argv);
+    return gq_cli_usage(cli, "model: unknown subcommand '%s' (put, list or run)", argv[1]);
 }

@@ -228,6 +228,15 @@ static int s_job(s_ctx_t *ctx, int argc, char **argv)
     return s_print_text(ctx, "job", rc, text);
 }
 
+static int s_models(s_ctx_t *ctx, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    char *text = NULL;
+    int rc = gq_client_models(ctx->client, &text, ctx->timeout_ms);
+    return s_print_text(ctx, "models", rc, text);
+}
+
 static const s_cmd_t s_cmds[] = {
     {"status", s_status, 0, 0, "", "broker counters and workers"},
     {"cache stats", s_cache_stats, 0, 1, "[--json]",
@@ -239,6 +248,7 @@ static const s_cmd_t s_cmds[] = {
      "per class: queued, clients, oldest wait, refused; batching; workers' backlog and "
      "health; --jobs lists every job with its broker id"},
     {"job", s_job, 1, 1, "ID", "one job's state by broker id: queued (position) or running"},
+    {"models", s_models, 0, 0, "", "the models in the broker's store: digest, size, loads, inputs"},
 };
 
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])

@@ -290,6 +290,12 @@ int main(void)
         gq_job_destroy(&j);
     }
     printf("12 jobs of a second model, one at a time: all on %s (model affinity)\n", first);
+    char *list = NULL;
+    GQT_CHECK(gq_client_models(cl, &list, 5000) == GQ_OK && strstr(list, mi.digest) &&
+                  strstr(list, mi2.digest) && strstr(list, "relu_add.onnx"),
+              "model list: %s", list ? list : "");
+    printf("%s", list);
+    free(list);
     s_errors(cl, mi.digest, model, len);
     s_batches(cl);
     gq_client_destroy(&cl);
