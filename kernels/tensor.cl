@@ -30,13 +30,13 @@
 
 #define GQ_BINARY(NAME, SFX, T, EXPR)                                                          \
     __kernel void gq_##NAME##_flat_##SFX(__global const T *x, __global const T *y,             \
-                                         __global T *z, ulong n)                               \
+                                         __global T *z, ulong n, int chk)                      \
     {                                                                                          \
         size_t i = get_global_id(0);                                                           \
-        if (i < n) {                                                                           \
-            T a = x[i], b = y[i];                                                              \
-            z[i] = EXPR;                                                                       \
-        }                                                                                      \
+        if (chk && i >= n)                                                                     \
+            return;                                                                            \
+        T a = x[i], b = y[i];                                                                  \
+        z[i] = EXPR;                                                                           \
     }                                                                                          \
     __kernel void gq_##NAME##_bcast_##SFX(__global const T *x, __global const T *y,            \
                                           __global T *z, ulong n, int nd, long8 sh, long8 s0,  \
@@ -72,49 +72,52 @@ GQ_BINARY(mul, f64, double, a * b)
  * (within a few ulp of it). */
 #ifdef GQ_FP64
 __kernel void gq_scale_f32(__global const float *x, __global float *y, ulong n, double f,
-                           double off)
+                           double off, int chk)
 {
     size_t i = get_global_id(0);
-    if (i < n)
+    if (chk && i >= n)
+        return;
         y[i] = (float)((double)x[i] * f + off);
 }
 
 __kernel void gq_scale_f64(__global const double *x, __global double *y, ulong n, double f,
-                           double off)
+                           double off, int chk)
 {
     size_t i = get_global_id(0);
-    if (i < n)
+    if (chk && i >= n)
+        return;
         y[i] = x[i] * f + off;
 }
 
 __kernel void gq_clamp_f64(__global const double *x, __global double *y, ulong n, double lo,
-                           double hi)
+                           double hi, int chk)
 {
     size_t i = get_global_id(0);
-    if (i < n) {
-        double v = x[i];
-        y[i] = v < lo ? lo : v > hi ? hi : v;
-    }
+    if (chk && i >= n)
+        return;
+    double v = x[i];
+    y[i] = v < lo ? lo : v > hi ? hi : v;
 }
 #else
 __kernel void gq_scale_f32(__global const float *x, __global float *y, ulong n, float f,
-                           float off)
+                           float off, int chk)
 {
     size_t i = get_global_id(0);
-    if (i < n)
+    if (chk && i >= n)
+        return;
         y[i] = x[i] * f + off;
 }
 #endif
 
 /* Comparisons with NaN are false: a NaN passes through unchanged. */
 __kernel void gq_clamp_f32(__global const float *x, __global float *y, ulong n, float lo,
-                           float hi)
+                           float hi, int chk)
 {
     size_t i = get_global_id(0);
-    if (i < n) {
-        float v = x[i];
-        y[i] = v < lo ? lo : v > hi ? hi : v;
-    }
+    if (chk && i >= n)
+        return;
+    float v = x[i];
+    y[i] = v < lo ? lo : v > hi ? hi : v;
 }
 
 /* ---- reductions over [outer, n, inner] ---- */
@@ -248,11 +251,12 @@ GQ_REDUCE(mean, f32, float, float, gq_neu_f, GQ_NEU_INIT, GQ_NEUF_ADD, GQ_NEUF_M
 /* Float -> int truncates toward zero and saturates, NaN -> 0 (the _sat_rtz conversions);
  * int -> int saturates; -> float rounds to nearest even; widening is exact. */
 #define GQ_CAST(S, D, TS, TD, CONV)                                                            \
-    __kernel void gq_cast_##S##_##D(__global const TS *x, __global TD *y, ulong n)             \
+    __kernel void gq_cast_##S##_##D(__global const TS *x, __global TD *y, ulong n, int chk)    \
     {                                                                                          \
         size_t i = get_global_id(0);                                                           \
-        if (i < n)                                                                             \
-            y[i] = CONV(x[i]);                                                                 \
+        if (chk && i >= n)                                                                     \
+            return;                                                                            \
+        y[i] = CONV(x[i]);                                                                     \
     }
 
 GQ_CAST(f32, i32, float, int, convert_int_sat_rtz)

@@ -11,7 +11,6 @@
  * their mutex serializes the sharers. The buffer pool is shared by the streams: free
  * waits for the caller's queue before a buffer goes back, so another thread never gets
  * a buffer a queued command still uses. */
-#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,18 +18,17 @@
 #include <string.h>
 #include "backend.h"
 #include "cl_int.h"
-#include "cl_sources.h"
 #include "util.h"
 
 #define S_MAX_STREAMS 16
-#define S_MAX_DEVICES 64
-#define S_MAX_PLATFORMS 16
 #define S_LOCAL 256 /* work-group size of elementwise kernels, and of reductions on any device */
 #define S_LOCAL_CPU 4096
 #define S_POOL_CAP_MAX ((size_t)256 << 20)
+#define S_MAX_SCRATCH 16
 
 static const gq_cl_family_t *const s_families[] = {
     &gq_cl_tensor_family,
+    &gq_cl_dsp_family,
 };
 #define S_NFAMILIES ((int)(sizeof s_families / sizeof s_families[0]))
 
@@ -43,8 +41,11 @@ struct gq_cl_stream {
     pthread_mutex_t mu;
     pthread_t owner;
     cl_command_queue q;
-    s_kernel_t *kernels; /* GQ_CL_MAX_KERNELS entries, each made on first use */
-    int pending;         /* commands enqueued since the queue last drained */
+    s_kernel_t *kernels;           /* GQ_CL_MAX_KERNELS entries, each made on first use */
+    int pending;                   /* commands enqueued since the queue last drained */
+    cl_mem scratch[S_MAX_SCRATCH]; /* gq_cl_scratch buffers of the current run */
+    size_t scratch_bytes[S_MAX_SCRATCH];
+    int nscratch;
 };
 
 struct gq_cl {
@@ -52,10 +53,15 @@ struct gq_cl {
     cl_platform_id platform;
     cl_device_id device;
     cl_context ctx;
-    cl_program prog;
+    gq_cl_prog_t pg; /* the program: context, device, fp64 copied in before the build */
     gq_device_info_t info;
     bool fp64;
     size_t local_elementwise; /* work-group size of elementwise kernels */
+    size_t local_mem;         /* CL_DEVICE_LOCAL_MEM_SIZE */
+    bool fft_rows;            /* transforms: a work-item per row (CPU devices) */
+    bool cpu_device;          /* CL_DEVICE_TYPE_CPU: device memory is host memory */
+    void *fstate[GQ_CL_MAX_FAMILIES];
+    pthread_mutex_t state_mu;
     gq_cl_pool_t *pool;
     pthread_mutex_t mu; /* streams */
     gq_cl_stream_t *streams[S_MAX_STREAMS];
@@ -64,8 +70,6 @@ struct gq_cl {
     atomic_int fault_left[GQ_CL_FAULT_COUNT];
     int fault_code[GQ_CL_FAULT_COUNT];
     int fault_skip[GQ_CL_FAULT_COUNT];
-    gq_cl_prog_origin_t origin;
-    char cache_file[512];
 };
 
 static atomic_uint_fast64_t s_next_id = 1;
@@ -76,6 +80,36 @@ static _Thread_local char s_tls_err[GQ_ERRLEN]; /* last_error */
 bool gq_cl_fp64(const gq_cl_t *cl)
 {
     return cl->fp64;
+}
+
+cl_context gq_cl_context(const gq_cl_t *cl)
+{
+    return cl->ctx;
+}
+
+size_t gq_cl_local_mem(const gq_cl_t *cl)
+{
+    return cl->local_mem;
+}
+
+bool gq_cl_fft_rows(const gq_cl_t *cl)
+{
+    return cl->fft_rows;
+}
+
+void **gq_cl_state(gq_cl_t *cl, int family)
+{
+    return &cl->fstate[family];
+}
+
+void gq_cl_state_lock(gq_cl_t *cl)
+{
+    pthread_mutex_lock(&cl->state_mu);
+}
+
+void gq_cl_state_unlock(gq_cl_t *cl)
+{
+    pthread_mutex_unlock(&cl->state_mu);
 }
 
 /* A failure that means the device is gone marks the backend lost: from then on it
@@ -101,342 +135,6 @@ static int s_inject(gq_cl_t *cl, gq_cl_fault_t kind)
     if (atomic_fetch_sub(&cl->fault_left[kind], 1) <= 0)
         return 0;
     return cl->fault_code[kind];
-}
-
-/* ---- discovery ---- */
-
-typedef struct {
-    cl_platform_id platform;
-    cl_device_id device;
-    int platform_index;
-    char platform_name[128];
-    cl_device_type type;
-} s_dev_t;
-
-static void s_str_info(cl_device_id d, cl_device_info what, char *out, size_t len)
-{
-    if (clGetDeviceInfo(d, what, len, out, NULL) != CL_SUCCESS)
-        snprintf(out, len, "?");
-    out[len - 1] = '\0';
-}
-
-/* Case-insensitive substring test. */
-static bool s_contains(const char *hay, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (; *hay; hay++) {
-        size_t i = 0;
-        while (i < n && hay[i] &&
-               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
-            i++;
-        if (i == n)
-            return true;
-    }
-    return n == 0;
-}
-
-static bool s_is_index(const char *s, long long *out)
-{
-    return s && *s && gq_parse_int(s, 0, 1 << 20, out) == 0;
-}
-
-/* Every device of every platform passing the platform filter, platform by platform. */
-static int s_discover(const char *platform, s_dev_t *out, int max, char *err, size_t errlen)
-{
-    cl_platform_id plats[S_MAX_PLATFORMS];
-    cl_uint np = 0;
-    cl_int rc = clGetPlatformIDs(S_MAX_PLATFORMS, plats, &np);
-    if (rc == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (rc == CL_SUCCESS && np == 0)) {
-        gq_errf(err, errlen,
-                "opencl: no OpenCL platform (install an ICD: the GPU vendor's driver, or "
-                "pocl-opencl-icd)");
-        return 0;
-    }
-    if (rc != CL_SUCCESS) {
-        gq_cl_fail(err, errlen, NULL, "clGetPlatformIDs", rc);
-        return 0;
-    }
-    if (np > S_MAX_PLATFORMS)
-        np = S_MAX_PLATFORMS;
-    long long pidx = -1;
-    bool by_index = s_is_index(platform, &pidx);
-    int n = 0, matched = 0;
-    for (cl_uint p = 0; p < np; p++) {
-        char pname[128] = "?", pvendor[128] = "?";
-        clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof pname, pname, NULL);
-        clGetPlatformInfo(plats[p], CL_PLATFORM_VENDOR, sizeof pvendor, pvendor, NULL);
-        pname[sizeof pname - 1] = pvendor[sizeof pvendor - 1] = '\0';
-        if (platform && by_index && pidx != (long long)p)
-            continue;
-        if (platform && !by_index && !s_contains(pname, platform) && !s_contains(pvendor, platform))
-            continue;
-        matched++;
-        cl_device_id devs[S_MAX_DEVICES];
-        cl_uint nd = 0;
-        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, S_MAX_DEVICES, devs, &nd) != CL_SUCCESS)
-            continue;
-        for (cl_uint d = 0; d < nd && d < S_MAX_DEVICES && n < max; d++, n++) {
-            out[n].platform = plats[p];
-            out[n].device = devs[d];
-            out[n].platform_index = (int)p;
-            snprintf(out[n].platform_name, sizeof out[n].platform_name, "%s", pname);
-            out[n].type = 0;
-            clGetDeviceInfo(devs[d], CL_DEVICE_TYPE, sizeof out[n].type, &out[n].type, NULL);
-        }
-    }
-    if (!matched)
-        gq_errf(err, errlen, "opencl: no platform matches --cl-platform '%s' (%u platforms)",
-                platform, np);
-    else if (!n)
-        gq_errf(err, errlen, "opencl: the OpenCL platforms have no devices");
-    return n;
-}
-
-static void s_fill_info(const s_dev_t *d, gq_device_info_t *info)
-{
-    memset(info, 0, sizeof *info);
-    s_str_info(d->device, CL_DEVICE_NAME, info->name, sizeof info->name);
-    s_str_info(d->device, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
-    s_str_info(d->device, CL_DRIVER_VERSION, info->driver, sizeof info->driver);
-    cl_ulong mem = 0;
-    cl_uint cu = 0;
-    clGetDeviceInfo(d->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
-    clGetDeviceInfo(d->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
-    info->memory_bytes = mem;
-    info->compute_units = cu;
-    info->is_gpu = (d->type & CL_DEVICE_TYPE_GPU) != 0;
-}
-
-int gq_opencl_list(gq_device_info_t *out, int max, char *err, size_t errlen)
-{
-    s_dev_t devs[S_MAX_DEVICES];
-    int n = s_discover(NULL, devs, S_MAX_DEVICES, err, errlen);
-    for (int i = 0; i < n && i < max; i++)
-        s_fill_info(&devs[i], &out[i]);
-    return n < max ? n : max;
-}
-
-static const char *s_type_name(cl_device_type t)
-{
-    return t & CL_DEVICE_TYPE_GPU           ? "GPU"
-           : t & CL_DEVICE_TYPE_ACCELERATOR ? "accelerator"
-           : t & CL_DEVICE_TYPE_CPU         ? "CPU"
-                                            : "other";
-}
-
-/* Picks a device per cfg; -1 with err set when none fits. */
-static int s_choose(const gq_backend_config_t *cfg, const s_dev_t *devs, int n, char *err,
-                    size_t errlen)
-{
-    int pick = -1;
-    bool named = false;
-    if (cfg && cfg->device_index >= 0) {
-        if (cfg->device_index >= n) {
-            gq_errf(err, errlen, "opencl: --cl-device %d: only %d devices (0..%d)",
-                    cfg->device_index, n, n - 1);
-            return -1;
-        }
-        pick = cfg->device_index;
-        named = true;
-    } else if (cfg && cfg->device_match && *cfg->device_match) {
-        for (int i = 0; i < n && pick < 0; i++) {
-            char name[128], vendor[128];
-            s_str_info(devs[i].device, CL_DEVICE_NAME, name, sizeof name);
-            s_str_info(devs[i].device, CL_DEVICE_VENDOR, vendor, sizeof vendor);
-            if (s_contains(name, cfg->device_match) || s_contains(vendor, cfg->device_match))
-                pick = i;
-        }
-        if (pick < 0) {
-            gq_errf(err, errlen, "opencl: no device matches --cl-device '%s' (%d devices)",
-                    cfg->device_match, n);
-            return -1;
-        }
-        named = true;
-    } else {
-        static const cl_device_type pref[] = {CL_DEVICE_TYPE_GPU, CL_DEVICE_TYPE_ACCELERATOR,
-                                              CL_DEVICE_TYPE_ALL};
-        for (int t = 0; t < 3 && pick < 0; t++)
-            for (int i = 0; i < n && pick < 0; i++)
-                if (devs[i].type & pref[t])
-                    pick = i;
-    }
-    if (pick >= 0 && !named && cfg && cfg->gpu_only &&
-        !(devs[pick].type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR))) {
-        gq_errf(err, errlen,
-                "opencl: only CPU devices (%s); not used unless asked for (--backends "
-                "opencl,cpu or --cl-device)",
-                devs[pick].platform_name);
-        return -1;
-    }
-    return pick;
-}
-
-/* ---- program ---- */
-
-/* The build log's first line with text, for an error message; the whole log goes to
- * the log at warn level. */
-static void s_build_log(gq_cl_t *cl, char *err, size_t errlen)
-{
-    size_t n = 0;
-    if (clGetProgramBuildInfo(cl->prog, cl->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) || n < 2)
-        return;
-    char *log = malloc(n + 1);
-    if (!log)
-        return;
-    if (clGetProgramBuildInfo(cl->prog, cl->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) ==
-        CL_SUCCESS) {
-        log[n] = '\0';
-        GQ_WARN("opencl: build log for '%s':\n%s", cl->info.name, log);
-        char *line = log + strspn(log, " \n\r\t");
-        line[strcspn(line, "\n")] = '\0';
-        size_t used = err ? strlen(err) : 0;
-        if (err && used + 3 < errlen)
-            snprintf(err + used, errlen - used, ": %s", line);
-    }
-    free(log);
-}
-
-static gq_status s_build(gq_cl_t *cl, const char *options, char *err, size_t errlen)
-{
-    cl_int rc = clBuildProgram(cl->prog, 1, &cl->device, options, NULL, NULL);
-    if (rc != CL_SUCCESS) {
-        gq_status st = gq_cl_fail(err, errlen, NULL, "clBuildProgram", rc);
-        if (rc == CL_BUILD_PROGRAM_FAILURE)
-            s_build_log(cl, err, errlen);
-        return st;
-    }
-    return GQ_OK;
-}
-
-static gq_status s_from_source(gq_cl_t *cl, const char *src, size_t len, const char *options,
-                               char *err, size_t errlen)
-{
-    cl_int rc;
-    cl->prog = clCreateProgramWithSource(cl->ctx, 1, &src, &len, &rc);
-    if (rc != CL_SUCCESS)
-        return gq_cl_fail(err, errlen, NULL, "clCreateProgramWithSource", rc);
-    return s_build(cl, options, err, errlen);
-}
-
-static gq_status s_from_binary(gq_cl_t *cl, const void *bin, size_t n, const char *options,
-                               char *err, size_t errlen)
-{
-    cl_int rc, brc = CL_SUCCESS;
-    const unsigned char *b = bin;
-    cl->prog = clCreateProgramWithBinary(cl->ctx, 1, &cl->device, &n, &b, &brc, &rc);
-    if (rc != CL_SUCCESS || brc != CL_SUCCESS)
-        return gq_cl_fail(err, errlen, NULL, "clCreateProgramWithBinary",
-                          rc != CL_SUCCESS ? rc : brc);
-    return s_build(cl, options, err, errlen);
-}
-
-static gq_status s_binary_of(gq_cl_t *cl, void **bin, size_t *n)
-{
-    *bin = NULL;
-    *n = 0;
-    if (clGetProgramInfo(cl->prog, CL_PROGRAM_BINARY_SIZES, sizeof *n, n, NULL) != CL_SUCCESS ||
-        *n == 0)
-        return GQ_EBACKEND;
-    unsigned char *b = malloc(*n);
-    if (!b)
-        return GQ_ENOMEM;
-    if (clGetProgramInfo(cl->prog, CL_PROGRAM_BINARIES, sizeof b, &b, NULL) != CL_SUCCESS) {
-        free(b);
-        return GQ_EBACKEND;
-    }
-    *bin = b;
-    return GQ_OK;
-}
-
-static void s_release_program(gq_cl_t *cl)
-{
-    if (cl->prog)
-        clReleaseProgram(cl->prog);
-    cl->prog = NULL;
-}
-
-/* Builds the embedded sources, through the program cache: a valid entry for this source,
- * options, platform, device and driver is loaded; an invalid one (corrupt, truncated,
- * for another key) or one the driver rejects is rebuilt from source and replaced. */
-static gq_status s_program(gq_cl_t *cl, char *err, size_t errlen)
-{
-    size_t total = 1;
-    for (int i = 0; i < gq_cl_nsources; i++)
-        total += gq_cl_sources[i].len + 64;
-    char *src = malloc(total), options[128];
-    if (!src) {
-        gq_errf(err, errlen, "opencl: out of memory for kernel sources");
-        return GQ_ENOMEM;
-    }
-    size_t off = 0;
-    for (int i = 0; i < gq_cl_nsources; i++) {
-        off += (size_t)snprintf(src + off, total - off, "#line 1 \"%s\"\n", gq_cl_sources[i].name);
-        memcpy(src + off, gq_cl_sources[i].text, gq_cl_sources[i].len);
-        off += gq_cl_sources[i].len;
-        src[off++] = '\n';
-    }
-    src[off] = '\0';
-    /* No fast-math: results must match the CPU reference (NaN, inf, rounding). */
-    snprintf(options, sizeof options, "-cl-std=CL1.2%s", cl->fp64 ? " -DGQ_FP64=1" : "");
-
-    char pname[256] = "", pver[256] = "", dname[256] = "", dver[256] = "", drv[256] = "";
-    clGetPlatformInfo(cl->platform, CL_PLATFORM_NAME, sizeof pname - 1, pname, NULL);
-    clGetPlatformInfo(cl->platform, CL_PLATFORM_VERSION, sizeof pver - 1, pver, NULL);
-    s_str_info(cl->device, CL_DEVICE_NAME, dname, sizeof dname);
-    s_str_info(cl->device, CL_DEVICE_VERSION, dver, sizeof dver);
-    s_str_info(cl->device, CL_DRIVER_VERSION, drv, sizeof drv);
-    const char *parts[] = {src, options, pname, pver, dname, dver, drv};
-    size_t lens[7];
-    for (int i = 0; i < 7; i++)
-        lens[i] = strlen(parts[i]);
-    uint8_t key[GQ_CL_KEY_BYTES];
-    gq_cl_cache_key(parts, lens, 7, key);
-
-    char dir[512], why[GQ_ERRLEN] = "";
-    void *bin = NULL;
-    size_t nbin = 0;
-    gq_status rc;
-    gq_cl_cache_dir(dir, sizeof dir);
-    cl->origin = GQ_CL_PROG_UNCACHED;
-    if (dir[0]) {
-        gq_cl_cache_path(dir, key, cl->cache_file, sizeof cl->cache_file);
-        rc = gq_cl_cache_load(dir, key, &bin, &nbin, why, sizeof why);
-        if (rc == GQ_OK) {
-            if (s_from_binary(cl, bin, nbin, options, why, sizeof why) == GQ_OK) {
-                cl->origin = GQ_CL_PROG_CACHED;
-                free(bin);
-                free(src);
-                return GQ_OK;
-            }
-            s_release_program(cl);
-        }
-        free(bin);
-        bin = NULL;
-        if (rc != GQ_EIO) {
-            GQ_WARN("opencl: program cache entry rejected, rebuilding: %s", why);
-            cl->origin = GQ_CL_PROG_REBUILT;
-        } else {
-            cl->origin = GQ_CL_PROG_BUILT;
-        }
-    }
-    uint64_t t0 = gq_now_us();
-    rc = s_from_source(cl, src, off, options, err, errlen);
-    free(src);
-    if (rc)
-        return rc;
-    GQ_INFO("opencl: built kernels for '%s' in %.0f ms", cl->info.name,
-            (double)(gq_now_us() - t0) / 1000.0);
-    if (!dir[0])
-        return GQ_OK;
-    if (s_binary_of(cl, &bin, &nbin) != GQ_OK) {
-        GQ_WARN("opencl: the driver gives no program binary: kernels are not cached");
-        cl->origin = GQ_CL_PROG_UNCACHED;
-    } else if (gq_cl_cache_store(dir, key, bin, nbin, why, sizeof why) != GQ_OK) {
-        GQ_WARN("%s", why);
-        cl->origin = GQ_CL_PROG_UNCACHED;
-    }
-    free(bin);
-    return GQ_OK;
 }
 
 /* ---- streams ---- */
@@ -520,7 +218,7 @@ static s_kernel_t *s_kernel(gq_cl_t *cl, gq_cl_stream_t *st, int kid, const char
     s_families[kid >> GQ_CL_KID_BITS]->kernel_name(kid & ((1 << GQ_CL_KID_BITS) - 1), name,
                                                    sizeof name);
     cl_int rc;
-    k->k = clCreateKernel(cl->prog, name, &rc);
+    k->k = clCreateKernel(cl->pg.prog, name, &rc);
     if (rc != CL_SUCCESS) {
         k->k = NULL;
         char call[128];
@@ -537,20 +235,88 @@ static s_kernel_t *s_kernel(gq_cl_t *cl, gq_cl_stream_t *st, int kid, const char
     return k;
 }
 
-gq_status gq_cl_launch(gq_cl_t *cl, gq_cl_stream_t *st, int kid, const gq_cl_arg_t *args, int nargs,
-                       size_t groups, size_t items, const char *op, char *err, size_t errlen)
+/* The kernel of kid with its arguments set; NULL with err set on failure. */
+static s_kernel_t *s_kernel_args(gq_cl_t *cl, gq_cl_stream_t *st, int kid, const gq_cl_arg_t *args,
+                                 int nargs, const char *op, char *err, size_t errlen)
 {
     s_kernel_t *k = s_kernel(cl, st, kid, op, err, errlen);
     if (!k)
-        return GQ_EBACKEND;
+        return NULL;
     for (int i = 0; i < nargs; i++) {
         cl_int rc = clSetKernelArg(k->k, (cl_uint)i, args[i].size, args[i].value);
         if (rc != CL_SUCCESS) {
             char call[64];
             snprintf(call, sizeof call, "clSetKernelArg(%d)", i);
-            return s_fail(cl, err, errlen, op, call, rc);
+            s_fail(cl, err, errlen, op, call, rc);
+            return NULL;
         }
     }
+    return k;
+}
+
+static gq_status s_enqueue_at(gq_cl_t *cl, gq_cl_stream_t *st, s_kernel_t *k, size_t offset,
+                              size_t global, size_t local, const char *op, char *err, size_t errlen)
+{
+    cl_int rc = s_inject(cl, GQ_CL_FAULT_LAUNCH);
+    if (!rc)
+        rc = clEnqueueNDRangeKernel(st->q, k->k, 1, offset ? &offset : NULL, &global, &local, 0,
+                                    NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return s_fail(cl, err, errlen, op, "clEnqueueNDRangeKernel", rc);
+    st->pending = 1;
+    return GQ_OK;
+}
+
+static gq_status s_enqueue(gq_cl_t *cl, gq_cl_stream_t *st, s_kernel_t *k, size_t global,
+                           size_t local, const char *op, char *err, size_t errlen)
+{
+    return s_enqueue_at(cl, st, k, 0, global, local, op, err, errlen);
+}
+
+gq_status gq_cl_launch_ew(gq_cl_t *cl, gq_cl_stream_t *st, int kid, const gq_cl_arg_t *args,
+                          int nargs, size_t items, const char *op, char *err, size_t errlen)
+{
+    s_kernel_t *k = s_kernel_args(cl, st, kid, args, nargs, op, err, errlen);
+    if (!k || !items)
+        return k ? GQ_OK : GQ_EBACKEND;
+    size_t local = 1;
+    while (local * 2 <= k->wg && local * 2 <= cl->local_elementwise)
+        local *= 2;
+    size_t body = items / local * local;
+    gq_status rc = GQ_OK;
+    for (cl_int chk = 0; chk < 2 && !rc; chk++) {
+        if (chk ? body == items : body == 0)
+            continue;
+        cl_int r = clSetKernelArg(k->k, (cl_uint)nargs, sizeof chk, &chk);
+        if (r != CL_SUCCESS)
+            return s_fail(cl, err, errlen, op, "clSetKernelArg(chk)", r);
+        rc = chk ? s_enqueue_at(cl, st, k, body, local, local, op, err, errlen)
+                 : s_enqueue(cl, st, k, body, local, op, err, errlen);
+    }
+    return rc;
+}
+
+gq_status gq_cl_launch_local(gq_cl_t *cl, gq_cl_stream_t *st, int kid, const gq_cl_arg_t *args,
+                             int nargs, size_t groups, size_t local, const char *op, char *err,
+                             size_t errlen)
+{
+    s_kernel_t *k = s_kernel_args(cl, st, kid, args, nargs, op, err, errlen);
+    if (!k)
+        return GQ_EBACKEND;
+    if (!groups)
+        return GQ_OK;
+    size_t l = 1;
+    while (l * 2 <= local && l * 2 <= k->wg)
+        l *= 2;
+    return s_enqueue(cl, st, k, groups * l, l, op, err, errlen);
+}
+
+gq_status gq_cl_launch(gq_cl_t *cl, gq_cl_stream_t *st, int kid, const gq_cl_arg_t *args, int nargs,
+                       size_t groups, size_t items, const char *op, char *err, size_t errlen)
+{
+    s_kernel_t *k = s_kernel_args(cl, st, kid, args, nargs, op, err, errlen);
+    if (!k)
+        return GQ_EBACKEND;
     /* Elementwise work-groups: 256 on GPUs; on CPU devices (PoCL) a work-group is a
      * loop the driver vectorises and schedules per group, so bigger ones cost less. */
     size_t cap = groups ? S_LOCAL : cl->local_elementwise;
@@ -567,13 +333,73 @@ gq_status gq_cl_launch(gq_cl_t *cl, gq_cl_stream_t *st, int kid, const gq_cl_arg
             return GQ_OK;
         global = (items + local - 1) / local * local;
     }
-    cl_int rc = s_inject(cl, GQ_CL_FAULT_LAUNCH);
+    return s_enqueue(cl, st, k, global, local, op, err, errlen);
+}
+
+gq_status gq_cl_scratch(gq_cl_t *cl, gq_cl_stream_t *st, size_t nbytes, cl_mem *out, const char *op,
+                        char *err, size_t errlen)
+{
+    *out = NULL;
+    if (st->nscratch == S_MAX_SCRATCH) {
+        gq_errf(err, errlen, "%s: opencl: more than %d scratch buffers in one run", op,
+                S_MAX_SCRATCH);
+        return GQ_EBACKEND;
+    }
+    void *h = NULL;
+    size_t n = nbytes ? nbytes : 1;
+    int rc = s_inject(cl, GQ_CL_FAULT_ALLOC);
     if (!rc)
-        rc = clEnqueueNDRangeKernel(st->q, k->k, 1, NULL, &global, &local, 0, NULL, NULL);
-    if (rc != CL_SUCCESS)
-        return s_fail(cl, err, errlen, op, "clEnqueueNDRangeKernel", rc);
-    st->pending = 1;
+        rc = gq_cl_pool_get(cl->pool, n, &h);
+    if (rc) {
+        gq_status s = s_fail(cl, err, errlen, op, "clCreateBuffer", rc);
+        size_t used = strlen(err);
+        if (used + 2 < errlen)
+            snprintf(err + used, errlen - used, " (%zu bytes of scratch)", n);
+        return s;
+    }
+    st->scratch[st->nscratch] = h;
+    st->scratch_bytes[st->nscratch++] = n;
+    *out = h;
     return GQ_OK;
+}
+
+/* Gives the run's scratch buffers back, once no queued command uses them. */
+static gq_status s_scratch_release(gq_cl_t *cl, gq_cl_stream_t *st, const char *op, char *err,
+                                   size_t errlen)
+{
+    if (!st->nscratch)
+        return GQ_OK;
+    gq_status rc = s_finish(cl, st, op, err, errlen);
+    for (int i = 0; i < st->nscratch; i++)
+        gq_cl_pool_put(cl->pool, st->scratch[i], st->scratch_bytes[i]);
+    st->nscratch = 0;
+    return rc;
+}
+
+static gq_status s_xfer(gq_cl_t *cl, gq_cl_stream_t *st, cl_mem m, void *host, size_t nbytes,
+                        bool write, const char *op, char *err, size_t errlen)
+{
+    if (!nbytes)
+        return GQ_OK;
+    cl_int rc = write ? clEnqueueWriteBuffer(st->q, m, CL_TRUE, 0, nbytes, host, 0, NULL, NULL)
+                      : clEnqueueReadBuffer(st->q, m, CL_TRUE, 0, nbytes, host, 0, NULL, NULL);
+    if (rc != CL_SUCCESS)
+        return s_fail(cl, err, errlen, op, write ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer",
+                      rc);
+    st->pending = 0;
+    return GQ_OK;
+}
+
+gq_status gq_cl_write(gq_cl_t *cl, gq_cl_stream_t *st, cl_mem dst, const void *src, size_t nbytes,
+                      const char *op, char *err, size_t errlen)
+{
+    return s_xfer(cl, st, dst, (void *)src, nbytes, true, op, err, errlen);
+}
+
+gq_status gq_cl_read(gq_cl_t *cl, gq_cl_stream_t *st, void *dst, cl_mem src, size_t nbytes,
+                     const char *op, char *err, size_t errlen)
+{
+    return s_xfer(cl, st, src, dst, nbytes, false, op, err, errlen);
 }
 
 gq_status gq_cl_copy(gq_cl_t *cl, gq_cl_stream_t *st, cl_mem src, cl_mem dst, size_t nbytes,
@@ -643,6 +469,23 @@ static gq_status s_alloc(gq_backend_t *be, size_t nbytes, gq_buffer_t *out)
     return GQ_OK;
 }
 
+/* A wrapped buffer's host memory is current once the buffer has been mapped (the OpenCL
+ * rule for CL_MEM_USE_HOST_PTR; on CPU devices the map copies nothing). */
+static void s_sync_host(gq_cl_t *cl, gq_cl_stream_t *st, gq_buffer_t *buf)
+{
+    cl_int rc;
+    void *p = clEnqueueMapBuffer(st->q, buf->handle, CL_TRUE, CL_MAP_READ, 0, buf->nbytes, 0, NULL,
+                                 NULL, &rc);
+    if (rc == CL_SUCCESS)
+        rc = clEnqueueUnmapMemObject(st->q, buf->handle, p, 0, NULL, NULL);
+    if (rc == CL_SUCCESS)
+        rc = clFinish(st->q);
+    if (rc != CL_SUCCESS) {
+        s_fail(cl, s_tls_err, sizeof s_tls_err, NULL, "clEnqueueMapBuffer", rc);
+        GQ_WARN("%s (wrapped host buffer of %zu bytes)", s_tls_err, buf->nbytes);
+    }
+}
+
 static void s_free(gq_backend_t *be, gq_buffer_t *buf)
 {
     gq_cl_t *cl = be->impl;
@@ -653,10 +496,38 @@ static void s_free(gq_backend_t *be, gq_buffer_t *buf)
     if (st) {
         pthread_mutex_lock(&st->mu);
         s_finish(cl, st, NULL, err, sizeof err);
+        if (buf->host)
+            s_sync_host(cl, st, buf);
         pthread_mutex_unlock(&st->mu);
     }
-    gq_cl_pool_put(cl->pool, buf->handle, buf->nbytes);
+    if (buf->host)
+        clReleaseMemObject(buf->handle);
+    else
+        gq_cl_pool_put(cl->pool, buf->handle, buf->nbytes);
     memset(buf, 0, sizeof *buf);
+}
+
+/* Zero-copy (GQ_CL_ZERO_COPY=1 on a CPU device): the caller's memory as the buffer
+ * (CL_MEM_USE_HOST_PTR); free maps it so that the host sees what kernels wrote. An empty
+ * tensor gets a pooled byte (OpenCL has no empty buffers). */
+static gq_status s_wrap_host(gq_backend_t *be, void *data, size_t nbytes, gq_buffer_t *out)
+{
+    gq_cl_t *cl = be->impl;
+    if (!nbytes || !data)
+        return s_alloc(be, 1, out);
+    memset(out, 0, sizeof *out);
+    cl_int rc;
+    cl_mem m = clCreateBuffer(cl->ctx, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, nbytes, data, &rc);
+    if (rc != CL_SUCCESS) {
+        gq_status st = s_fail(cl, s_tls_err, sizeof s_tls_err, NULL, "clCreateBuffer", rc);
+        GQ_WARN("%s (wrapping %zu bytes of host memory)", s_tls_err, nbytes);
+        return st;
+    }
+    out->owner = be;
+    out->handle = m;
+    out->host = data;
+    out->nbytes = nbytes;
+    return GQ_OK;
 }
 
 static gq_status s_transfer(gq_backend_t *be, cl_mem m, void *host, size_t off_nbytes, bool write,
@@ -767,6 +638,12 @@ static gq_status s_run(gq_backend_t *be, const gq_args_t *a, const gq_tdesc_t *i
         return GQ_EBACKEND;
     pthread_mutex_lock(&st->mu);
     rc = fam->run(cl, st, f - 1, a, in_desc, min, nin, out_desc, mout, nout, err, errlen);
+    char err2[GQ_ERRLEN];
+    gq_status rc2 = s_scratch_release(cl, st, op, err2, sizeof err2);
+    if (!rc && rc2) {
+        rc = rc2;
+        gq_errf(err, errlen, "%s", err2);
+    }
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
@@ -812,11 +689,15 @@ static void s_destroy(gq_backend_t *be)
             clFinish(cl->streams[i]->q);
         s_stream_free(cl->streams[i]);
     }
+    for (int f = 0; f < S_NFAMILIES; f++)
+        if (cl->fstate[f] && s_families[f]->destroy_state)
+            s_families[f]->destroy_state(cl, cl->fstate[f]);
     gq_cl_pool_destroy(&cl->pool);
-    s_release_program(cl);
+    gq_cl_program_release(&cl->pg);
     if (cl->ctx)
         clReleaseContext(cl->ctx);
     pthread_mutex_destroy(&cl->mu);
+    pthread_mutex_destroy(&cl->state_mu);
     free(cl);
     be->impl = NULL;
 }
@@ -824,16 +705,16 @@ static void s_destroy(gq_backend_t *be)
 static gq_status s_init(gq_backend_t *be, const gq_backend_config_t *cfg, char *err, size_t errlen)
 {
     gq_cl_t *cl = be->impl;
-    s_dev_t devs[S_MAX_DEVICES];
-    int n = s_discover(cfg ? cfg->platform : NULL, devs, S_MAX_DEVICES, err, errlen);
+    gq_cl_dev_t devs[GQ_CL_MAX_DEVICES];
+    int n = gq_cl_discover(cfg ? cfg->platform : NULL, devs, GQ_CL_MAX_DEVICES, err, errlen);
     if (n == 0)
         return GQ_EUNSUPPORTED;
-    int pick = s_choose(cfg, devs, n, err, errlen);
+    int pick = gq_cl_choose(cfg, devs, n, err, errlen);
     for (int i = 0; i < n; i++) {
         gq_device_info_t di;
-        s_fill_info(&devs[i], &di);
+        gq_cl_fill_info(&devs[i], &di);
         GQ_INFO("opencl: device %d%s: %s (%s, %s, platform %d '%s', driver %s, %u CUs, %.1f GiB)",
-                i, i == pick ? " [used]" : "", di.name, di.vendor, s_type_name(devs[i].type),
+                i, i == pick ? " [used]" : "", di.name, di.vendor, gq_cl_type_name(devs[i].type),
                 devs[i].platform_index, devs[i].platform_name, di.driver, di.compute_units,
                 (double)di.memory_bytes / (1u << 30));
     }
@@ -841,7 +722,7 @@ static gq_status s_init(gq_backend_t *be, const gq_backend_config_t *cfg, char *
         return GQ_EUNSUPPORTED;
     cl->platform = devs[pick].platform;
     cl->device = devs[pick].device;
-    s_fill_info(&devs[pick], &cl->info);
+    gq_cl_fill_info(&devs[pick], &cl->info);
     char ext[4096] = "";
     clGetDeviceInfo(cl->device, CL_DEVICE_EXTENSIONS, sizeof ext - 1, ext, NULL);
     cl->fp64 = strstr(ext, "cl_khr_fp64") != NULL;
@@ -849,6 +730,16 @@ static gq_status s_init(gq_backend_t *be, const gq_backend_config_t *cfg, char *
     const char *nofp64 = getenv("GQ_CL_NO_FP64");
     if (nofp64 && *nofp64 && strcmp(nofp64, "0"))
         cl->fp64 = false;
+    cl_ulong lmem = 0;
+    clGetDeviceInfo(cl->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof lmem, &lmem, NULL);
+    cl->local_mem = (size_t)lmem;
+    cl->cpu_device = (devs[pick].type & CL_DEVICE_TYPE_CPU) != 0;
+    cl->fft_rows = cl->cpu_device;
+    const char *fp = getenv("GQ_CL_FFT");
+    if (fp && !strcmp(fp, "rows"))
+        cl->fft_rows = true;
+    else if (fp && !strcmp(fp, "groups"))
+        cl->fft_rows = false;
     cl->local_elementwise = S_LOCAL;
     if (devs[pick].type & CL_DEVICE_TYPE_CPU)
         cl->local_elementwise = S_LOCAL_CPU;
@@ -861,7 +752,12 @@ static gq_status s_init(gq_backend_t *be, const gq_backend_config_t *cfg, char *
     cl->ctx = clCreateContext(props, 1, &cl->device, NULL, NULL, &rc);
     if (rc != CL_SUCCESS)
         return gq_cl_fail(err, errlen, NULL, "clCreateContext", rc);
-    gq_status st = s_program(cl, err, errlen);
+    cl->pg.platform = cl->platform;
+    cl->pg.device = cl->device;
+    cl->pg.ctx = cl->ctx;
+    cl->pg.device_name = cl->info.name;
+    cl->pg.fp64 = cl->fp64;
+    gq_status st = gq_cl_program_build(&cl->pg, err, errlen);
     if (st)
         return st;
     size_t cap = cl->info.memory_bytes / 8;
@@ -878,7 +774,7 @@ static gq_status s_init(gq_backend_t *be, const gq_backend_config_t *cfg, char *
     static const char *const origin[] = {"built, cached", "from cache",
                                          "cache entry invalid: rebuilt", "not cached"};
     GQ_INFO("opencl: using '%s' (fp64 %s), kernels %s, pool cap %zu MiB", cl->info.name,
-            cl->fp64 ? "yes" : "no", origin[cl->origin], cap >> 20);
+            cl->fp64 ? "yes" : "no", origin[cl->pg.origin], cap >> 20);
     return GQ_OK;
 }
 
@@ -888,9 +784,10 @@ gq_status gq_backend_opencl_stats(gq_backend_t *be, gq_cl_stats_t *out)
         return GQ_EINVAL;
     gq_cl_t *cl = be->impl;
     memset(out, 0, sizeof *out);
-    out->program = cl->origin;
-    snprintf(out->cache_file, sizeof out->cache_file, "%s", cl->cache_file);
+    out->program = cl->pg.origin;
+    snprintf(out->cache_file, sizeof out->cache_file, "%s", cl->pg.cache_file);
     out->fp64 = cl->fp64;
+    out->fft_rows = cl->fft_rows;
     pthread_mutex_lock(&cl->mu);
     out->streams = cl->nstreams;
     pthread_mutex_unlock(&cl->mu);
@@ -908,21 +805,17 @@ void gq_backend_opencl_inject(gq_backend_t *be, gq_cl_fault_t kind, int code, in
     atomic_store(&cl->fault_left[kind], count);
 }
 
-static const gq_backend_ops_t s_cl_ops = {
-    .name = "opencl",
-    .init = s_init,
-    .supports_op = s_supports_op,
-    .alloc = s_alloc,
-    .free = s_free,
-    .wrap_host = NULL,
-    .upload = s_upload,
-    .download = s_download,
-    .run = s_run,
-    .sync = s_sync,
-    .devices = s_devices,
-    .destroy = s_destroy,
-    .last_error = s_last_error,
-};
+#define S_CL_OPS(WRAP)                                                                             \
+    {                                                                                              \
+        .name = "opencl", .init = s_init, .supports_op = s_supports_op, .alloc = s_alloc,          \
+        .free = s_free, .wrap_host = WRAP, .upload = s_upload, .download = s_download,             \
+        .run = s_run, .sync = s_sync, .devices = s_devices, .destroy = s_destroy,                  \
+        .last_error = s_last_error                                                                 \
+    }
+static const gq_backend_ops_t s_cl_ops = S_CL_OPS(NULL);
+/* The same with zero-copy staging of host tensors: opt-in (GQ_CL_ZERO_COPY=1), CPU
+ * devices only, where device memory is host memory (docs/opencl.md). */
+static const gq_backend_ops_t s_cl_ops_zc = S_CL_OPS(s_wrap_host);
 
 gq_backend_t *gq_backend_opencl_new(const gq_backend_config_t *cfg, char *err, size_t errlen)
 {
@@ -936,11 +829,17 @@ gq_backend_t *gq_backend_opencl_new(const gq_backend_config_t *cfg, char *err, s
     }
     cl->id = atomic_fetch_add(&s_next_id, 1);
     pthread_mutex_init(&cl->mu, NULL);
+    pthread_mutex_init(&cl->state_mu, NULL);
     be->ops = &s_cl_ops;
     be->impl = cl;
     if (be->ops->init(be, cfg, err, errlen) != GQ_OK) {
         gq_backend_destroy(&be);
         return NULL;
+    }
+    const char *zc = getenv("GQ_CL_ZERO_COPY");
+    if (zc && !strcmp(zc, "1") && cl->cpu_device) {
+        be->ops = &s_cl_ops_zc;
+        GQ_INFO("opencl: zero-copy staging of host tensors (GQ_CL_ZERO_COPY=1)");
     }
     return be;
 }

@@ -171,8 +171,8 @@ static gq_status s_binary(gq_cl_t *cl, gq_cl_stream_t *st, int fam, int flat, in
         return GQ_OK;
     if (gq_tdesc_equal(&in[0], &in[1])) {
         gq_cl_arg_t args[] = {S_ARG(mi[0]), S_ARG(mi[1]), S_ARG(mo[0]), S_ARG(n)};
-        return gq_cl_launch(cl, st, s_kid(fam, flat, dt, 0), args, 4, 0, n, a->op->name, err,
-                            errlen);
+        return gq_cl_launch_ew(cl, st, s_kid(fam, flat, dt, 0), args, 4, n, a->op->name, err,
+                               errlen);
     }
     s_plan_t p;
     s_plan(&out[0], &in[0], &in[1], &p);
@@ -200,7 +200,7 @@ static gq_status s_affine(gq_cl_t *cl, gq_cl_stream_t *st, int fam, int kind, do
                           S_ARG(n),
                           {dbl ? sizeof d0 : sizeof f0, dbl ? (void *)&d0 : (void *)&f0},
                           {dbl ? sizeof d1 : sizeof f1, dbl ? (void *)&d1 : (void *)&f1}};
-    return gq_cl_launch(cl, st, s_kid(fam, kind, dt, 0), args, 5, 0, n, a->op->name, err, errlen);
+    return gq_cl_launch_ew(cl, st, s_kid(fam, kind, dt, 0), args, 5, n, a->op->name, err, errlen);
 }
 
 /* Long rows reduce with a work-group each; anything else with a work-item per output. */
@@ -260,8 +260,8 @@ static gq_status s_run(gq_cl_t *cl, gq_cl_stream_t *st, int fam, const gq_args_t
             return gq_cl_copy(cl, st, mi[0], mo[0], gq_tdesc_nbytes(&in[0]), a->op->name, err,
                               errlen);
         gq_cl_arg_t args[] = {S_ARG(mi[0]), S_ARG(mo[0]), S_ARG(n)};
-        return gq_cl_launch(cl, st, s_kid(fam, S_CAST, in[0].dtype, out[0].dtype), args, 3, 0, n,
-                            a->op->name, err, errlen);
+        return gq_cl_launch_ew(cl, st, s_kid(fam, S_CAST, in[0].dtype, out[0].dtype), args, 3, n,
+                               a->op->name, err, errlen);
     }
     gq_errf(err, errlen, "%s: opencl: no kernel", a->op->name);
     return GQ_EUNSUPPORTED;

@@ -109,7 +109,8 @@ typedef struct {
     gq_cl_prog_origin_t program;
     char cache_file[512];
     bool fp64;
-    int streams; /* command queues made so far (one per calling thread) */
+    bool fft_rows; /* transforms run a work-item per row (else a work-group per row) */
+    int streams;   /* command queues made so far (one per calling thread) */
     gq_cl_pool_stats_t pool;
 } gq_cl_stats_t;
 
