@@ -5,6 +5,7 @@
 #define GQ_CPU_DSP_FILTER_H
 
 #include "cpu_ops.h"
+#include "ops_dsp_filter.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -69,5 +70,12 @@ bool gq_dsp_all_finite(const void *src, gq_dtype_t dt, int64_t off, int64_t n);
 /* Zeroed scratch of n doubles (SIMD-aligned), NULL with err naming op when out of memory;
  * free with gq_fft_free. n may be 0. */
 double *gq_dsp_scratch(const char *op, int64_t n, char *err, size_t errlen);
+
+/* dsp.resample's polyphase filter, shared with the GPU backends (they must use the same
+ * taps): gq_resample_design writes the 2 * half_len + 1 taps of scipy's resample_poly
+ * filter into h; gq_resample_bank reorders them into up phases of phase_taps taps each,
+ * reversed, so output m is one dot product of its phase with x[n0 - K + 1 .. n0]. */
+void gq_resample_design(const gq_resample_plan_t *p, double *h);
+void gq_resample_bank(const gq_resample_plan_t *p, const double *h, double *bank);
 
 #endif

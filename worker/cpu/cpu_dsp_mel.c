@@ -12,17 +12,7 @@
 #define S_LOG10_2 0.301029995663981195213738894724493027
 #define S_LOG10_E 0.434294481903251827651128918916605082
 
-/* The mel filterbank, sparse: filter m has weights w[off[m] .. off[m] + cnt[m]) for the bins
- * lo[m] .. lo[m] + cnt[m]; the bins [kmin, kmax) cover every filter. */
-typedef struct {
-    int n_mels;
-    int64_t kmin, kmax;
-    int64_t *lo, *cnt, *off;
-    float *wf;  /* f32 weights (librosa's filters.mel dtype) */
-    double *wd; /* the same values in double, for f64 signals */
-} s_bank_t;
-
-static void s_bank_free(s_bank_t *b)
+void gq_dsp_mel_bank_free(gq_dsp_mel_bank_t *b)
 {
     gq_fft_free(b->lo);
     gq_fft_free(b->cnt);
@@ -51,10 +41,7 @@ static double s_mel_to_hz(double m, bool htk)
     return m >= min_log_mel ? min_log_hz * exp(logstep * (m - min_log_mel)) : f_sp * m;
 }
 
-/* librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk, norm) with its float32 result:
- * the weights computed in double from the same expressions, rounded to float, then the
- * Slaney norm applied in double and rounded again, as NumPy does in place. */
-static gq_status s_bank_build(s_bank_t *b, const gq_dsp_mel_t *mp, int64_t n_fft)
+gq_status gq_dsp_mel_bank_build(gq_dsp_mel_bank_t *b, const gq_dsp_mel_t *mp, int64_t n_fft)
 {
     memset(b, 0, sizeof *b);
     int nm = mp->n_mels;
@@ -126,7 +113,7 @@ done:
     gq_fft_free(fft_f);
     gq_fft_free(row);
     if (rc != GQ_OK)
-        s_bank_free(b);
+        gq_dsp_mel_bank_free(b);
     return rc;
 }
 
@@ -303,7 +290,7 @@ static void s_quad_free(s_quad_t *q)
     memset(q, 0, sizeof *q);
 }
 
-static gq_status s_quad_init(s_quad_t *q, const s_bank_t *b, int64_t n_fft)
+static gq_status s_quad_init(s_quad_t *q, const gq_dsp_mel_bank_t *b, int64_t n_fft)
 {
     memset(q, 0, sizeof *q);
     int64_t nw = b->n_mels ? b->off[b->n_mels - 1] + b->cnt[b->n_mels - 1] : 0;
@@ -376,7 +363,7 @@ static void s_quad_power(const s_quad_t *q, int64_t n, int64_t kmin, int64_t kma
 
 /* Each filter over its own bins, for four frames at once; two accumulators so that the
  * adds of a long filter overlap. */
-static void s_quad_mel(const s_quad_t *q, const s_bank_t *b)
+static void s_quad_mel(const s_quad_t *q, const gq_dsp_mel_bank_t *b)
 {
     for (int m = 0; m < b->n_mels; m++) {
         const gq_v4f *w = q->w4 + b->off[m], *p = q->p4 + b->lo[m];
@@ -394,8 +381,8 @@ static void s_quad_mel(const s_quad_t *q, const s_bank_t *b)
 
 /* Mel bands (in dB when log) of one f32 signal x into y: [n_mels, n_frames]. Returns the
  * maximum dB value (NaN when any is NaN); 0 when !log. */
-static double s_mel_signal_f32(gq_dsp_framer_t *f, const s_bank_t *b, s_quad_t *q, double power,
-                               bool log, double amin, const float *x, float *y)
+static double s_mel_signal_f32(gq_dsp_framer_t *f, const gq_dsp_mel_bank_t *b, s_quad_t *q,
+                               double power, bool log, double amin, const float *x, float *y)
 {
     int64_t nt = f->g.n_frames, n = f->g.n_fft;
     gq_v4f mx = gq_v4_splat(-INFINITY);
@@ -428,7 +415,7 @@ static double s_mel_signal_f32(gq_dsp_framer_t *f, const s_bank_t *b, s_quad_t *
 
 /* One frame's mel bands from f->spec into y[m * stride]: |X|^power over the bins some
  * filter uses, then each filter over its own bins. p is scratch of n_fft/2+1. */
-static void s_mel_frame_f64(const gq_dsp_framer_t *f, const s_bank_t *b, double power,
+static void s_mel_frame_f64(const gq_dsp_framer_t *f, const gq_dsp_mel_bank_t *b, double power,
                             double *restrict p, double *restrict y, int64_t stride)
 {
     const double *restrict s = f->spec;
@@ -493,7 +480,7 @@ gq_status gq_cpu_dsp_mel(const gq_args_t *a, const gq_view_t *in, int nin, gq_vi
                                                     : S_MFCC;
     gq_dsp_framer_t f;
     gq_dsp_mel_t mp;
-    s_bank_t bank = {0};
+    gq_dsp_mel_bank_t bank = {0};
     s_quad_t quad = {0};
     gq_status rc = gq_dsp_framer_init(&f, a, &in[0].desc, err, errlen);
     if (rc != GQ_OK)
@@ -503,7 +490,7 @@ gq_status gq_cpu_dsp_mel(const gq_args_t *a, const gq_view_t *in, int nin, gq_vi
     rc = gq_dsp_mel_params(a, &mp, err, errlen);
     if (rc != GQ_OK)
         goto done;
-    rc = s_bank_build(&bank, &mp, f.g.n_fft);
+    rc = gq_dsp_mel_bank_build(&bank, &mp, f.g.n_fft);
     if (rc == GQ_OK && !f.f64)
         rc = gq_dsp_framer_pairs(&f);
     if (rc == GQ_OK && !f.f64)
@@ -560,7 +547,7 @@ done:
     gq_fft_free(lm);
     gq_fft_free(dct);
     s_quad_free(&quad);
-    s_bank_free(&bank);
+    gq_dsp_mel_bank_free(&bank);
     gq_dsp_framer_free(&f);
     return rc;
 }

@@ -16,7 +16,7 @@
 
 /* scipy.signal.firwin(2 * half_len + 1, 1 / max(up, down), window=('kaiser', beta)) * up:
  * a windowed sinc scaled to unit DC gain, then by up. */
-static void s_design(const gq_resample_plan_t *p, double *h)
+void gq_resample_design(const gq_resample_plan_t *p, double *h)
 {
     int64_t L = 2 * p->half_len + 1;
     if (p->half_len == 0) {
@@ -39,7 +39,7 @@ static void s_design(const gq_resample_plan_t *p, double *h)
  * input with up - 1 zeros after each sample. With t = m * down + half_len, phase
  * ph = t % up and n0 = t / up it is sum_j h[ph + j * up] * x[n0 - j]: the bank stores
  * each phase's taps reversed, so an output is one dot product with x[n0 - K + 1 .. n0]. */
-static void s_bank(const gq_resample_plan_t *p, const double *h, double *bank)
+void gq_resample_bank(const gq_resample_plan_t *p, const double *h, double *bank)
 {
     int64_t L = 2 * p->half_len + 1, K = p->phase_taps;
     for (int64_t ph = 0; ph < p->up; ph++)
@@ -94,8 +94,8 @@ static gq_status s_poly(const gq_args_t *a, const gq_resample_plan_t *p, const g
     double *y = gq_dsp_scratch(op, ny, err, errlen);
     if (!h || !bank || !wb || !y)
         goto done;
-    s_design(p, h);
-    s_bank(p, h, bank);
+    gq_resample_design(p, h);
+    gq_resample_bank(p, h, bank);
     for (int64_t r = 0; r < rows; r++) {
         if (nin == 2)
             memcpy(wb, (const double *)in[1].data + r * sl, (size_t)(K - 1) * sizeof(double));

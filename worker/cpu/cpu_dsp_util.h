@@ -53,6 +53,23 @@ void gq_dsp_framer_run2(gq_dsp_framer_t *f, const float *x, int64_t ta, int64_t 
 
 void gq_dsp_framer_free(gq_dsp_framer_t *f);
 
+/* The mel filterbank, sparse: filter m has weights w[off[m] .. off[m] + cnt[m]) for the bins
+ * lo[m] .. lo[m] + cnt[m]; the bins [kmin, kmax) cover every filter. Shared with the GPU
+ * backends, which must use the very same weights. */
+typedef struct {
+    int n_mels;
+    int64_t kmin, kmax;
+    int64_t *lo, *cnt, *off;
+    float *wf;  /* f32 weights (librosa's filters.mel dtype) */
+    double *wd; /* the same values in double, for f64 signals */
+} gq_dsp_mel_bank_t;
+
+/* librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk, norm) with its float32 result:
+ * the weights computed in double from the same expressions, rounded to float, then the
+ * Slaney norm applied in double and rounded again, as NumPy does in place. GQ_ENOMEM. */
+gq_status gq_dsp_mel_bank_build(gq_dsp_mel_bank_t *b, const gq_dsp_mel_t *mp, int64_t n_fft);
+void gq_dsp_mel_bank_free(gq_dsp_mel_bank_t *b);
+
 /* Kernels defined outside cpu_dsp_spectral.c, listed in its kernel table. */
 gq_status gq_cpu_dsp_fft(const gq_args_t *a, const gq_view_t *in, int nin, gq_view_t *out, int nout,
                          char *err, size_t errlen);
