@@ -364,7 +364,9 @@ static void s_on_done(gq_broker_t *self, gq_bworker_t *w, gq_wire_msg_t *m)
         gq_map_put(self->no_concat, gq_hash_bytes(j->model, strlen(j->model), 0), self) == 0)
         GQ_INFO("model %s: a batch did not split (%s); its jobs run alone from now on", j->model,
                 d->message);
-    if (d->code != GQ_OK && batched > 1 && d->code != GQ_EDEADLINE) {
+    /* A batch carries its earliest member's deadline: the others may still have time. */
+    int own_deadline_passed = j->deadline_us && gq_now_us() >= j->deadline_us;
+    if (d->code != GQ_OK && batched > 1 && !own_deadline_passed) {
         /* A stacked run failed: each of its jobs runs alone, so a failure is its own. */
         GQ_DEBUG("job %llu: batch of %d failed (%s); retried alone", (unsigned long long)j->id,
                  batched, d->message);
@@ -1101,7 +1103,12 @@ int gq_broker_run(gq_broker_t *self)
                                   {NULL, self->stop_pipe[0], ZMQ_POLLIN, 0},
                                   {NULL, cache_fd, ZMQ_POLLIN, 0}};
         uint64_t now = gq_now_us();
-        long timeout = next_tick > now ? (long)((next_tick - now) / 1000u) + 1 : 0;
+        /* Wake for the heartbeat tick, or sooner when a held batch's delay or an aging step
+         * falls due and a worker could take it (zmq_poll's timeout is in ms: round up, so
+         * it is never early). */
+        uint64_t wake = gq_b_any_free(self) ? gq_sched_wake_us(self->sched) : next_tick;
+        wake = wake < next_tick ? wake : next_tick;
+        long timeout = wake > now ? (long)((wake - now + 999u) / 1000u) : 0;
         if (zmq_poll(items, cache_fd >= 0 ? 4 : 3, timeout) < 0) {
             if (errno == EINTR)
                 continue;

@@ -44,9 +44,9 @@ typedef struct gq_bjob {
     gq_brun_t *run;    /* while in flight */
     int batched;       /* jobs in its run */
     gq_tdesc_t desc[GQ_WIRE_MAX_PAYLOAD];
-    char model[33]; /* the model of its onnx.run stage, "" if none */
+    char model[33];   /* the model of its onnx.run stage, "" if none */
     int batch_concat; /* batches along its inputs' own dim 0 (a model's symbolic batch) */
-    uint64_t sig;   /* ops, params and input signature, for the cost model */
+    uint64_t sig;     /* ops, params and input signature, for the cost model */
     uint64_t in_bytes;
     int requeues;
     uint64_t admitted_us;
@@ -156,6 +156,8 @@ void gq_b_on_lookup(void *arg, const gq_cache_key_t *key, gq_cache_val_t *val, i
 
 /* dispatch.c */
 void gq_b_dispatch(gq_broker_t *self);
+/* Whether some worker has a free credit. */
+int gq_b_any_free(const gq_broker_t *self);
 void gq_b_expire(gq_broker_t *self, uint64_t now);
 
 /* report.c */

@@ -28,7 +28,7 @@ static int s_has_room(const gq_broker_t *self, const gq_bworker_t *w, int cls)
     return w->inflight < usable;
 }
 
-static int s_any_free(const gq_broker_t *self)
+int gq_b_any_free(const gq_broker_t *self)
 {
     for (const gq_bworker_t *w = self->workers; w; w = w->next)
         if (w->inflight < w->credits)
@@ -216,7 +216,7 @@ void gq_b_dispatch(gq_broker_t *self)
     gq_b_expire(self, now);
     gq_sched_job_t *out[GQ_WIRE_MAX_BATCH];
     gq_bjob_t *js[GQ_WIRE_MAX_BATCH];
-    while (s_any_free(self)) {
+    while (gq_b_any_free(self)) {
         int n = gq_sched_next(self->sched, now, s_runnable, self, out, GQ_WIRE_MAX_BATCH,
                               GQ_B_MAX_SKIP);
         if (!n)
