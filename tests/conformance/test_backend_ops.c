@@ -40,7 +40,8 @@
 #define S_MAX_CASES 160
 #define S_MAX_BACKENDS 4
 
-static uint64_t s_rng = 0x9e3779b97f4a7c15u;
+static uint64_t s_seed = 0x9e3779b97f4a7c15u;
+static uint64_t s_rng;
 static int s_verbose;
 
 static uint64_t s_next(void)
@@ -69,7 +70,7 @@ static int s_randint(int lo, int hi)
 enum { S_FILL_RANDOM = 0, S_FILL_SOS, S_FILL_STABLE_A, S_FILL_ZERO, S_FILL_CLEAN };
 
 #define S_MAX_IN 4
-#define S_MAX_P 10
+#define S_MAX_P 20
 
 typedef struct {
     gq_tdesc_t in[S_MAX_IN];
@@ -527,6 +528,97 @@ static int s_cases_db(const gq_op_spec_t *op, int dt, s_case_t *cs, int max)
     return n;
 }
 
+/* Mel features: n_fft powers of two and not (odd: promoted rows), n_fft 8 with more mels
+ * than bins (empty filters), short signals (one sample, shorter than n_fft), batches,
+ * htk and no norm, powers 1 and 2 and 1.5, fmin/fmax, top_db none, ref_max, specials. */
+static int s_cases_mel(const gq_op_spec_t *op, int dt, s_case_t *cs, int max)
+{
+    static const int64_t cfg[][6] = {
+        /* T, n_fft, hop, win_length, n_mels, batch */
+        {4001, 512, 160, 400, 80, 1}, {1000, 64, 16, 0, 20, 2}, {300, 101, 25, 0, 40, 1},
+        {1, 16, 4, 0, 8, 1},          {5, 8, 4, 0, 40, 3},      {16000, 400, 160, 0, 128, 1},
+        {97, 32, 8, 31, 12, 2},       {2048, 256, 64, 0, 64, 1},
+    };
+    const char *name = op->name + strlen("dsp.");
+    bool log = strcmp(name, "mel"), mfcc = !strcmp(name, "mfcc");
+    int n = 0;
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        for (int v = 0; v < 2; v++) {
+            gq_tdesc_t x = cfg[i][5] > 1 || v ? S_D(dt, cfg[i][5] + v, cfg[i][0])
+                                              : S_D(dt, cfg[i][0]);
+            /* Specials on f64 only: the CPU's f32 path transforms two frames as one complex
+             * row, so a 1e30 in one frame drowns its partner's bins (cancellation), and the
+             * reference itself is off there. */
+            s_case_t *c = s_dsp_case(cs, &n, max, dt, x, v && i == 1 && dt == GQ_F64);
+            if (!c)
+                return n;
+            s_param_i(c, "n_fft", cfg[i][1]);
+            s_param_i(c, "hop_length", cfg[i][2]);
+            s_param_i(c, "win_length", cfg[i][3]);
+            s_param_i(c, "n_mels", cfg[i][4]);
+            s_param_f(c, "sr", i % 3 == 0 ? 16000 : 22050);
+            s_param_b(c, "center", i != 6 || v);
+            if (v)
+                s_param_s(c, "pad_mode", "reflect");
+            if (i % 4 == 1)
+                s_param_b(c, "htk", 1);
+            if (i % 5 == 2)
+                s_param_s(c, "norm", "none");
+            s_param_f(c, "power", i % 3 == 2 ? (v ? 1.0 : 1.5) : 2.0);
+            if (i == 7)
+                s_param_f(c, "fmin", 300), s_param_f(c, "fmax", 5000);
+            if (log) {
+                s_param_b(c, "ref_max", (i + (size_t)v) % 3 == 0);
+                s_param_f(c, "top_db", i % 4 == 3 ? INFINITY : 80);
+                if (i == 2)
+                    s_param_f(c, "ref", 3.5);
+            }
+            if (mfcc) {
+                s_param_i(c, "n_mfcc", cfg[i][4] < 13 ? cfg[i][4] : 13 + (int64_t)v * 7);
+                s_param_f(c, "lifter", v ? 22 : 0);
+            }
+        }
+    }
+    return n;
+}
+
+/* Polyphase resampling of the filter shapes by ratios 1 (one tap), 2, 1/2, 3/2, 160/441
+ * (44.1 -> 16 kHz, 56 taps per phase), 147/80 (rates given), another beta; plus what
+ * stays on the CPU (libsoxr, a stream), which the backend must decline. */
+static int s_cases_resample(const gq_op_spec_t *op, int dt, s_case_t *cs, int max)
+{
+    (void)op;
+    static const int64_t ratios[][2] = {{1, 1}, {2, 1}, {1, 2}, {3, 2}, {160, 441}, {147, 80}};
+    int ns, n = 0;
+    const gq_tdesc_t *sh = s_signal_shapes(dt, &ns);
+    for (int i = 0; i < ns; i++)
+        for (size_t r = 0; r < sizeof ratios / sizeof ratios[0] + 2; r++) {
+            if (r >= sizeof ratios / sizeof ratios[0] && i != 3)
+                continue;
+            s_case_t *c = s_dsp_case(cs, &n, max, dt, sh[i], i == 3);
+            if (!c)
+                return n;
+            if (r == 6) { /* libsoxr: declined */
+                s_param_i(c, "sr", 44100), s_param_i(c, "target_sr", 16000);
+                continue;
+            }
+            if (r == 7) { /* a stream: declined */
+                s_param_i(c, "up", 2), s_param_i(c, "down", 3), s_param_b(c, "stream", 1);
+                continue;
+            }
+            if (r == 5) {
+                s_param_i(c, "sr", 16000 * ratios[r][1]);
+                s_param_i(c, "target_sr", 16000 * ratios[r][0]);
+                s_param_s(c, "res_type", "polyphase");
+            } else {
+                s_param_i(c, "up", ratios[r][0]), s_param_i(c, "down", ratios[r][1]);
+            }
+            if (r == 3)
+                s_param_f(c, "beta", 8.6);
+        }
+    return n;
+}
+
 typedef int (*s_gen_fn)(const gq_op_spec_t *op, int dt, s_case_t *cs, int max);
 
 static const struct {
@@ -551,6 +643,10 @@ static const struct {
     {"dsp.spectrogram", s_cases_stft},
     {"dsp.istft", s_cases_istft},
     {"dsp.db", s_cases_db},
+    {"dsp.mel", s_cases_mel},
+    {"dsp.logmel", s_cases_mel},
+    {"dsp.mfcc", s_cases_mel},
+    {"dsp.resample", s_cases_resample},
 };
 
 static s_gen_fn s_gen_for(const char *op)
@@ -729,6 +825,7 @@ typedef struct {
      * row (last axis) where the reference has one, the others may be non-finite too (FFTW
      * keeps the imaginary part of a promoted real row's DC bin at 0; a chirp-z does not). */
     bool nonfinite_class;
+    bool absolute; /* the error is |cpu - got| (dB outputs), not relative to the peak */
 } s_tol_t;
 
 static bool s_fp64; /* the backend under test has fp64 kernels */
@@ -745,34 +842,43 @@ static s_tol_t s_tolerance(const char *op)
         s_tol_t t;
     } tab[] = {
         /* exact with fp64; two roundings in float otherwise */
-        {"tensor.scale", {2.5e-7, 0, 0, 0, false}},
-        {"tensor.sum", {1e-6, 1e-14, 1, 0, false}},
-        {"tensor.mean", {1e-6, 1e-14, 2, 0, false}},
-        {"dsp.gain", {0, 0, 0, 2.5e-7, false}},
-        {"dsp.normalize", {1.2e-7, 1e-14, 0, 1e-6, false}},
-        {"dsp.overlap_add", {0, 0, 0, 1e-6, false}},
-        {"dsp.preemphasis", {0, 0, 0, 1e-6, false}},
+        {"tensor.scale", {2.5e-7, 0, 0, 0, false, false}},
+        {"tensor.sum", {1e-6, 1e-14, 1, 0, false, false}},
+        {"tensor.mean", {1e-6, 1e-14, 2, 0, false, false}},
+        {"dsp.gain", {0, 0, 0, 2.5e-7, false, false}},
+        {"dsp.normalize", {1.2e-7, 1e-14, 0, 1e-6, false, false}},
+        {"dsp.overlap_add", {0, 0, 0, 1e-6, false, false}},
+        {"dsp.preemphasis", {0, 0, 0, 1e-6, false, false}},
         /* the CPU sums the last outputs of a row (and the FFT method) in another order */
-        {"dsp.fir", {1.2e-7, 1e-13, 0, 2e-5, false}},
-        {"dsp.sos", {1.2e-7, 1e-13, 0, 0, false}},
-        {"dsp.lfilter", {1.2e-7, 1e-13, 0, 0, false}},
+        {"dsp.fir", {1.2e-7, 1e-13, 0, 2e-5, false, false}},
+        {"dsp.sos", {1.2e-7, 1e-13, 0, 0, false, false}},
+        {"dsp.lfilter", {1.2e-7, 1e-13, 0, 0, false, false}},
         /* FFTs: another algorithm than FFTW (Stockham radix 4, Bluestein), error relative to
          * the output's peak growing with log n; seen up to 4.7e-7 up to n = 65536 (the docs
          * allow 2e-6 sqrt(log2 n + 1) against numpy) */
-        {"dsp.fft", {3e-6, 1e-12, 0, 0, true}},
-        {"dsp.ifft", {3e-6, 1e-12, 0, 0, true}},
-        {"dsp.rfft", {3e-6, 1e-12, 0, 0, true}},
-        {"dsp.irfft", {3e-6, 1e-12, 0, 0, true}},
-        {"dsp.stft", {3e-6, 1e-12, 0, 0, true}},
-        {"dsp.spectrogram", {6e-6, 1e-12, 0, 0, true}},
-        {"dsp.istft", {3e-6, 1e-12, 0, 6e-6, false}},
+        {"dsp.fft", {3e-6, 1e-12, 0, 0, true, false}},
+        {"dsp.ifft", {3e-6, 1e-12, 0, 0, true, false}},
+        {"dsp.rfft", {3e-6, 1e-12, 0, 0, true, false}},
+        {"dsp.irfft", {3e-6, 1e-12, 0, 0, true, false}},
+        {"dsp.stft", {3e-6, 1e-12, 0, 0, true, false}},
+        {"dsp.spectrogram", {6e-6, 1e-12, 0, 0, true, false}},
+        {"dsp.istft", {3e-6, 1e-12, 0, 6e-6, false, false}},
         /* dB: libm log10 against the CPU's 4-lane log (2 ulp) */
-        {"dsp.db", {5e-7, 1e-13, 0, 1e-6, false}},
+        {"dsp.db", {5e-7, 1e-13, 0, 1e-6, false, false}},
+        /* mel features: the spectrogram's error through the filterbank (the CPU's f32 path
+         * transforms two frames in one complex FFT, so a NaN also reaches its partner);
+         * logmel in dB absolute (float dB values near 100 carry 8e-6 per ulp); mfcc
+         * relative to its peak; with fp64 the DCT sums in the CPU's order */
+        {"dsp.mel", {1e-5, 1e-12, 0, 0, true, false}},
+        {"dsp.logmel", {1e-3, 1e-9, 0, 0, true, true}},
+        {"dsp.mfcc", {1e-5, 1e-12, 0, 0, true, false}},
+        /* resample: double sums in gq_dsp_dot's order with fp64; float sums without */
+        {"dsp.resample", {1.2e-7, 1e-13, 0, 2e-6, false, false}},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
         if (!strcmp(op, tab[i].op))
             return tab[i].t;
-    s_tol_t zero = {0, 0, 0, 0, false};
+    s_tol_t zero = {0, 0, 0, 0, false, false};
     return zero;
 }
 
@@ -836,7 +942,7 @@ static double s_error(const s_tol_t *tol, const gq_args_t *a, const gq_tdesc_t *
                 if (tol->kind == 2 && len)
                     s /= (double)len;
             }
-            e = fabs(r - g) / (s > 0 ? s : 1);
+            e = tol->absolute ? fabs(r - g) : fabs(r - g) / (s > 0 ? s : 1);
         }
         if (e > maxerr) {
             maxerr = e;
@@ -991,6 +1097,12 @@ static void s_test_ops(gq_backend_t *cpu, gq_backend_t *be, const char *label, c
                 printf("%-14s %-8s declined (runs on cpu)\n", op->name, label);
             continue;
         }
+        /* Each op draws from its own stream (the seed mixed with its name), so cases added
+         * to one op leave every other op's inputs as they were. */
+        s_rng = s_seed;
+        for (const char *p = op->name; *p; p++)
+            s_rng = (s_rng ^ (unsigned char)*p) * 0x100000001b3u;
+        s_rng |= 1;
         s_gen_fn gen = s_gen_for(op->name);
         if (!gen) {
             printf("%-14s %-8s %-22s %5d %12s %10s  FAIL: no conformance cases for an op "
@@ -1033,7 +1145,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--op") && i + 1 < argc)
             only = argv[++i];
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-            s_rng = strtoull(argv[++i], NULL, 0) | 1;
+            s_seed = strtoull(argv[++i], NULL, 0) | 1;
         else if (!strcmp(argv[i], "-v"))
             s_verbose = 1;
         else {

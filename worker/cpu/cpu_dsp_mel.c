@@ -436,7 +436,7 @@ typedef enum { S_MEL, S_LOGMEL, S_MFCC } s_mel_kind_t;
 
 /* DCT-II with the ortho norm (scipy.fftpack.dct(type=2, norm='ortho')) as a matrix,
  * first n_mfcc rows, each scaled by librosa's lifter. */
-static void s_dct_matrix(int n_mfcc, int n_mels, double lifter, double *d)
+void gq_dsp_dct_matrix(int n_mfcc, int n_mels, double lifter, double *d)
 {
     for (int k = 0; k < n_mfcc; k++) {
         double sc = sqrt((k == 0 ? 1.0 : 2.0) / (double)n_mels);
@@ -518,7 +518,7 @@ gq_status gq_cpu_dsp_mel(const gq_args_t *a, const gq_view_t *in, int nin, gq_vi
         db.top_db = gq_args_float(a, "top_db");
     }
     if (kind == S_MFCC)
-        s_dct_matrix((int)n_mfcc, (int)nm, gq_args_float(a, "lifter"), dct);
+        gq_dsp_dct_matrix((int)n_mfcc, (int)nm, gq_args_float(a, "lifter"), dct);
     bool log = kind != S_MEL;
     for (int64_t b = 0; b < f.g.batch; b++) {
         /* dst: this signal's [n_mels, n_frames] block, in the output or (mfcc) scratch. */

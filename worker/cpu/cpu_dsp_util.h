@@ -70,6 +70,11 @@ typedef struct {
 gq_status gq_dsp_mel_bank_build(gq_dsp_mel_bank_t *b, const gq_dsp_mel_t *mp, int64_t n_fft);
 void gq_dsp_mel_bank_free(gq_dsp_mel_bank_t *b);
 
+/* dsp.mfcc's DCT-II with the ortho norm (scipy.fftpack.dct(type=2, norm='ortho')) as an
+ * [n_mfcc, n_mels] matrix in d, each row scaled by librosa's lifter (0: none). Shared with
+ * the GPU backends. */
+void gq_dsp_dct_matrix(int n_mfcc, int n_mels, double lifter, double *d);
+
 /* Kernels defined outside cpu_dsp_spectral.c, listed in its kernel table. */
 gq_status gq_cpu_dsp_fft(const gq_args_t *a, const gq_view_t *in, int nin, gq_view_t *out, int nout,
                          char *err, size_t errlen);

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cl_dsp.h"
+#include "cpu/cpu_dsp_filter.h"
 #include "cpu/cpu_dsp_util.h"
+#include "ops_dsp_filter.h"
 #include "util.h"
 
 /* Limits of the register-state kernels (GQ_SOS_MAX, GQ_LF_MAX in dsp.cl). */
@@ -52,6 +54,9 @@ static const char *const s_kind_names[GQ_DK_COUNT] = {
     [GQ_DK_RFFT_PAIRS] = "rfft_pairs",
     [GQ_DK_RFFT_SPLIT] = "rfft_split",
     [GQ_DK_IRFFT_PACK] = "irfft_pack",
+    [GQ_DK_MEL] = "mel",
+    [GQ_DK_DCT] = "dct",
+    [GQ_DK_RESAMPLE] = "resample",
 };
 
 static void s_kernel_name(int kid, char *buf, size_t len)
@@ -495,6 +500,70 @@ static gq_status s_lfilter(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi,
     return gq_cl_dsp_launch(c, GQ_DK_LFILTER, in[0].dtype == GQ_F64, args, 11, 0, (size_t)rows);
 }
 
+/* ---- resample (polyphase, one-shot) ---- */
+
+typedef struct {
+    int tag; /* 3 (cl_mel.c's keys are 1, 2) */
+    int acc64;
+    int64_t up, down, half_len, phase_taps;
+    double beta;
+} s_rs_key_t;
+
+/* The CPU's filter and phase bank (gq_resample_design, gq_resample_bank) as gq_acc. */
+static gq_status s_make_rs_bank(const void *params, gq_cl_table_src_t *src)
+{
+    const s_rs_key_t *k = params;
+    gq_resample_plan_t p;
+    memset(&p, 0, sizeof p);
+    p.up = k->up, p.down = k->down, p.half_len = k->half_len, p.phase_taps = k->phase_taps;
+    p.beta = k->beta;
+    size_t L = (size_t)(2 * k->half_len + 1), n = (size_t)(k->up * k->phase_taps);
+    double *h = malloc(L * sizeof *h), *bank = malloc(n * sizeof *bank);
+    src->host[0] = bank;
+    src->nbytes[0] = n * (k->acc64 ? sizeof(double) : sizeof(float));
+    if (!h || !bank) {
+        free(h);
+        return GQ_ENOMEM;
+    }
+    gq_resample_design(&p, h);
+    gq_resample_bank(&p, h, bank);
+    free(h);
+    if (!k->acc64)
+        for (size_t i = 0; i < n; i++)
+            ((float *)bank)[i] = (float)bank[i];
+    return GQ_OK;
+}
+
+static gq_status s_resample(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi, int nin,
+                            const gq_tdesc_t *out, cl_mem *mo, int nout)
+{
+    (void)nin, (void)nout;
+    gq_resample_plan_t p;
+    gq_status rc = gq_resample_plan(c->a, &p, c->err, c->errlen);
+    if (rc)
+        return rc;
+    cl_ulong len = (cl_ulong)s_row_len(&in[0]), rows = (cl_ulong)s_rows(&in[0]);
+    cl_ulong ny = (cl_ulong)s_row_len(&out[0]), total = rows * ny;
+    if (!total)
+        return GQ_OK;
+    s_rs_key_t k;
+    memset(&k, 0, sizeof k);
+    k.tag = 3, k.acc64 = gq_cl_fp64(c->cl);
+    k.up = p.up, k.down = p.down, k.half_len = p.half_len, k.phase_taps = p.phase_taps;
+    k.beta = p.beta;
+    cl_mem bank[GQ_CL_TABLE_BUFS];
+    if ((rc = gq_cl_dsp_table(c, &k, sizeof k, s_make_rs_bank, bank)))
+        return rc;
+    cl_ulong up = (cl_ulong)p.up, down = (cl_ulong)p.down, half = (cl_ulong)p.half_len;
+    cl_ulong K = (cl_ulong)p.phase_taps;
+    gq_cl_arg_t args[] = {GQ_CL_ARG(mi[0]), GQ_CL_ARG(bank[0]), GQ_CL_ARG(mo[0]), GQ_CL_ARG(len),
+                          GQ_CL_ARG(ny),    GQ_CL_ARG(up),      GQ_CL_ARG(down),  GQ_CL_ARG(half),
+                          GQ_CL_ARG(K),     GQ_CL_ARG(total)};
+    rc = gq_cl_dsp_launch(c, GQ_DK_RESAMPLE, in[0].dtype == GQ_F64, args, 10, 0, (size_t)total);
+    gq_cl_dsp_table_release(bank);
+    return rc;
+}
+
 /* ---- the table ---- */
 
 typedef gq_status (*s_run_fn)(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi, int nin,
@@ -537,6 +606,16 @@ static bool s_ok_lfilter(const gq_cl_t *cl, const gq_args_t *a, const gq_tdesc_t
     return gq_cl_fp64(cl) && n - 1 <= S_LF_MAX;
 }
 
+/* Polyphase only (libsoxr stays on the CPU), one-shot (streams run on the CPU). */
+static bool s_ok_resample(const gq_cl_t *cl, const gq_args_t *a, const gq_tdesc_t *in, int nin)
+{
+    (void)cl, (void)in;
+    gq_resample_plan_t p;
+    char err[256];
+    return nin == 1 && gq_resample_plan(a, &p, err, sizeof err) == GQ_OK &&
+           p.engine == GQ_RESAMPLE_POLY && !p.stream;
+}
+
 static const struct {
     const char *name;
     s_ok_fn ok;
@@ -551,6 +630,10 @@ static const struct {
     {"dsp.fir", s_ok_fir, s_fir},
     {"dsp.sos", s_ok_sos, s_sos},
     {"dsp.lfilter", s_ok_lfilter, s_lfilter},
+    {"dsp.resample", s_ok_resample, s_resample},
+    {"dsp.mel", s_any, gq_cl_mel_run},
+    {"dsp.logmel", s_any, gq_cl_mel_run},
+    {"dsp.mfcc", s_any, gq_cl_mel_run},
 };
 #define S_NOPS ((int)(sizeof s_ops / sizeof s_ops[0]))
 

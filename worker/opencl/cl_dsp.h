@@ -4,6 +4,7 @@
 #define GQ_CL_DSP_H
 
 #include "cl_int.h"
+#include "ops_dsp_spectral.h"
 
 /* Kernel kinds of kernels/dsp.cl and kernels/fft.cl; each has an f32 and (with fp64) an
  * f64 variant, gq_dsp_<kind>_<f32|f64>. */
@@ -40,6 +41,9 @@ typedef enum {
     GQ_DK_RFFT_PAIRS,
     GQ_DK_RFFT_SPLIT,
     GQ_DK_IRFFT_PACK,
+    GQ_DK_MEL,
+    GQ_DK_DCT,
+    GQ_DK_RESAMPLE,
     GQ_DK_COUNT
 } gq_cl_dk_t;
 
@@ -81,6 +85,47 @@ bool gq_cl_fft_supports(const gq_cl_t *cl, const gq_args_t *a, const gq_tdesc_t 
 gq_status gq_cl_fft_run(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi, int nin,
                         const gq_tdesc_t *out, cl_mem *mo, int nout);
 void gq_cl_fft_destroy_state(gq_cl_t *cl, void *state);
+
+/* The STFT of x (geometry g, signal precision f64) into y: complex bins when power is 0,
+ * else |X|^power; [batch, n_freq, n_frames] either way, like dsp.stft / dsp.spectrogram. */
+gq_status gq_cl_fft_stft(const gq_cl_dsp_ctx_t *c, const gq_dsp_stft_t *g, bool f64, cl_mem x,
+                         double power, cl_mem y);
+
+/* dsp.db's kernels over numel values of x into y (may be x), in groups of group values
+ * (each with its own maximum): md 0 power_to_db ... 3 db_to_amplitude, amin and ref
+ * already squared for the amplitude modes. */
+gq_status gq_cl_fft_db(const gq_cl_dsp_ctx_t *c, cl_mem x, cl_mem y, int64_t numel, int64_t group,
+                       bool f64, cl_int md, double amin, double ref, cl_int ref_max, double top_db);
+
+/* ---- device tables kept per params (cl_mel.c): mel banks, DCT matrices, resample
+ * banks ---- */
+
+/* Where the table cache lives: a slot in the dsp family's state (cl_fft.c), created on
+ * first use; the caller holds gq_cl_state_lock. NULL when out of memory. */
+void **gq_cl_dsp_tables_slot(gq_cl_t *cl, int fam);
+void gq_cl_dsp_tables_destroy(gq_cl_t *cl, void *tables);
+
+/* A table: up to two device buffers made from host bytes. */
+#define GQ_CL_TABLE_BUFS 2
+typedef struct {
+    void *host[GQ_CL_TABLE_BUFS];
+    size_t nbytes[GQ_CL_TABLE_BUFS];
+} gq_cl_table_src_t;
+
+/* Builds the host side of a table (malloc'd buffers, freed by the cache); GQ_ENOMEM. */
+typedef gq_status (*gq_cl_table_make_fn)(const void *params, gq_cl_table_src_t *src);
+
+/* The table for key (the params' bytes, at most 64): from the cache, else made by make and
+ * uploaded. The buffers come retained: the caller releases them with
+ * gq_cl_dsp_table_release once its commands are enqueued (an entry the cache evicts
+ * meanwhile stays valid until then). */
+gq_status gq_cl_dsp_table(const gq_cl_dsp_ctx_t *c, const void *key, size_t klen,
+                          gq_cl_table_make_fn make, cl_mem out[GQ_CL_TABLE_BUFS]);
+void gq_cl_dsp_table_release(cl_mem out[GQ_CL_TABLE_BUFS]);
+
+/* dsp.mel, dsp.logmel, dsp.mfcc (cl_mel.c). */
+gq_status gq_cl_mel_run(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi, int nin,
+                        const gq_tdesc_t *out, cl_mem *mo, int nout);
 
 /* The FIR outputs [j0, j0 + n) of every row (T samples) of x by overlap-save in double
  * (fp64 devices), with the direct kernel's stream handling (zi added, the tail to zf): h

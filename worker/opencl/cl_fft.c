@@ -42,12 +42,22 @@ typedef struct {
 typedef struct {
     s_entry_t e[S_CACHE_MAX];
     int n;
+    void *tables; /* cl_mel.c's table cache */
 } s_state_t;
+
+void **gq_cl_dsp_tables_slot(gq_cl_t *cl, int fam)
+{
+    void **slot = gq_cl_state(cl, fam);
+    if (!*slot)
+        *slot = calloc(1, sizeof(s_state_t));
+    s_state_t *s = *slot;
+    return s ? &s->tables : NULL;
+}
 
 void gq_cl_fft_destroy_state(gq_cl_t *cl, void *state)
 {
-    (void)cl;
     s_state_t *s = state;
+    gq_cl_dsp_tables_destroy(cl, s->tables);
     for (int i = 0; i < s->n; i++) {
         if (s->e[i].a)
             clReleaseMemObject(s->e[i].a);
@@ -536,15 +546,12 @@ static gq_status s_frame_window(const gq_cl_dsp_ctx_t *c, const gq_dsp_stft_t *g
     return rc;
 }
 
-static gq_status s_op_stft(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi,
-                           const gq_tdesc_t *out, cl_mem *mo)
+gq_status gq_cl_fft_stft(const gq_cl_dsp_ctx_t *c, const gq_dsp_stft_t *gp, bool f64, cl_mem x,
+                         double power, cl_mem y)
 {
-    (void)out;
-    gq_dsp_stft_t g;
-    gq_status rc = gq_dsp_stft_geom(c->a, &in[0], &g, c->err, c->errlen);
-    if (rc)
-        return rc;
-    bool f64 = in[0].dtype == GQ_F64, spec = !strcmp(c->op, "dsp.spectrogram");
+    gq_dsp_stft_t g = *gp;
+    gq_status rc;
+    bool spec = power > 0;
     uint64_t rows = (uint64_t)(g.batch * g.n_frames), n = (uint64_t)g.n_fft;
     if (!rows)
         return GQ_OK;
@@ -562,22 +569,33 @@ static gq_status s_op_stft(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi,
     cl_ulong pad = g.center ? n / 2 : 0, wlo = (n - (uint64_t)g.win_length) / 2;
     cl_ulong whi = wlo + (cl_ulong)g.win_length, crows = rows;
     cl_int reflect = g.reflect;
-    gq_cl_arg_t fa[] = {GQ_CL_ARG(mi[0]), GQ_CL_ARG(w),   GQ_CL_ARG(frames),  GQ_CL_ARG(len),
+    gq_cl_arg_t fa[] = {GQ_CL_ARG(x),     GQ_CL_ARG(w),   GQ_CL_ARG(frames),  GQ_CL_ARG(len),
                         GQ_CL_ARG(cn),    GQ_CL_ARG(nt),  GQ_CL_ARG(hop),     GQ_CL_ARG(pad),
                         GQ_CL_ARG(wlo),   GQ_CL_ARG(whi), GQ_CL_ARG(reflect), GQ_CL_ARG(crows),
                         GQ_CL_ARG(half)};
     if ((rc = gq_cl_dsp_launch(c, GQ_DK_STFT_FRAMES, f64, fa, 13, 0, (size_t)rows)) ||
         (rc = s_fft_rows(c, frames, f, tl, rows, -1, 1.0, f64)))
         return rc;
-    double power = spec ? gq_args_float(c->a, "power") : 0.0;
     cl_int kind = !spec ? 0 : power == 2.0 ? 1 : 2;
     s_real_t pw = s_real(power, false);
     cl_ulong nfreq = (cl_ulong)g.n_freq;
     cl_mem twm = half ? tw.a : f;
-    gq_cl_arg_t oa[] = {GQ_CL_ARG(f),     GQ_CL_ARG(twm), GQ_CL_ARG(mo[0]), GQ_CL_ARG(cn),
-                        GQ_CL_ARG(nfreq), GQ_CL_ARG(nt),  GQ_CL_ARG(kind),  s_acc_arg(c, &pw),
+    gq_cl_arg_t oa[] = {GQ_CL_ARG(f),     GQ_CL_ARG(twm), GQ_CL_ARG(y),    GQ_CL_ARG(cn),
+                        GQ_CL_ARG(nfreq), GQ_CL_ARG(nt),  GQ_CL_ARG(kind), s_acc_arg(c, &pw),
                         GQ_CL_ARG(crows), GQ_CL_ARG(half)};
     return gq_cl_dsp_launch(c, GQ_DK_STFT_OUT, f64, oa, 10, 0, (size_t)rows);
+}
+
+static gq_status s_op_stft(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi,
+                           const gq_tdesc_t *out, cl_mem *mo)
+{
+    (void)out;
+    gq_dsp_stft_t g;
+    gq_status rc = gq_dsp_stft_geom(c->a, &in[0], &g, c->err, c->errlen);
+    if (rc)
+        return rc;
+    double power = !strcmp(c->op, "dsp.spectrogram") ? gq_args_float(c->a, "power") : 0.0;
+    return gq_cl_fft_stft(c, &g, in[0].dtype == GQ_F64, mi[0], power, mo[0]);
 }
 
 static gq_status s_op_istft(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi,
@@ -655,24 +673,30 @@ static gq_status s_op_db(gq_cl_dsp_ctx_t *c, const gq_tdesc_t *in, cl_mem *mi,
     int64_t numel = gq_tdesc_numel(d), group = 1;
     for (int i = d->ndim - 1; i >= 0 && i >= d->ndim - 2; i--)
         group *= d->shape[i];
+    return gq_cl_fft_db(c, mi[0], mo[0], numel, group, d->dtype == GQ_F64, md, amin, ref, ref_max,
+                        top_db);
+}
+
+gq_status gq_cl_fft_db(const gq_cl_dsp_ctx_t *c, cl_mem x, cl_mem y, int64_t numel, int64_t group,
+                       bool f64, cl_int md, double amin, double ref, cl_int ref_max, double top_db)
+{
     if (!numel)
         return GQ_OK;
-    bool f64 = d->dtype == GQ_F64;
     s_real_t ra = s_real(amin, false), rr = s_real(ref, false), rt = s_real(top_db, false);
     cl_ulong cg = (cl_ulong)group, n = (cl_ulong)numel;
-    cl_mem cst = mi[0];
+    cl_mem cst = x;
     gq_status rc;
     if (md < 2) {
         size_t groups = (size_t)(numel / group);
         if ((rc = gq_cl_dsp_scratch(c, groups * 2 * gq_cl_dsp_acc_size(c->cl), &cst)))
             return rc;
-        gq_cl_arg_t ma[] = {GQ_CL_ARG(mi[0]),   GQ_CL_ARG(cst),    GQ_CL_ARG(cg),
+        gq_cl_arg_t ma[] = {GQ_CL_ARG(x),       GQ_CL_ARG(cst),    GQ_CL_ARG(cg),
                             GQ_CL_ARG(md),      s_acc_arg(c, &ra), s_acc_arg(c, &rr),
                             GQ_CL_ARG(ref_max), s_acc_arg(c, &rt)};
         if ((rc = gq_cl_dsp_launch(c, GQ_DK_DB_MAX, f64, ma, 8, groups, (size_t)group)))
             return rc;
     }
-    gq_cl_arg_t da[] = {GQ_CL_ARG(mi[0]), GQ_CL_ARG(cst), GQ_CL_ARG(mo[0]),  GQ_CL_ARG(n),
+    gq_cl_arg_t da[] = {GQ_CL_ARG(x),     GQ_CL_ARG(cst), GQ_CL_ARG(y),      GQ_CL_ARG(n),
                         GQ_CL_ARG(cg),    GQ_CL_ARG(md),  s_acc_arg(c, &ra), s_acc_arg(c, &rr)};
     return gq_cl_dsp_launch(c, GQ_DK_DB, f64, da, 8, 0, (size_t)n);
 }
