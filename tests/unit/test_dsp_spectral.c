@@ -240,9 +240,74 @@ static void s_test_empty(void)
     printf("kernels: empty batches\n");
 }
 
+/* librosa's power_to_db / amplitude_to_db in double, value by value: the reference for
+ * rows with NaN and inf anywhere (the kernel's four-lane path hands such blocks to its
+ * scalar path; an in-place row once got logged twice there). */
+static double s_db_ref(const float *x, int n, int i, bool amp, double top_db)
+{
+    double amin = 1e-10, mx = -INFINITY;
+    bool nan = false;
+    for (int k = 0; k < n; k++) {
+        double v = amp ? (double)(x[k] * x[k]) : x[k]; /* squared in f32, as NumPy does */
+        double d = 10.0 * log10(v < amin ? amin : v);
+        nan |= isnan(d);
+        mx = d > mx ? d : mx;
+    }
+    double v = amp ? (double)(x[i] * x[i]) : x[i];
+    double d = 10.0 * log10(v < amin ? amin : v);
+    if (isinf(top_db))
+        return d;
+    if (nan)
+        return NAN;
+    double fl = mx - top_db;
+    return d < fl ? fl : d;
+}
+
+static void s_test_db_specials(void)
+{
+    const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e30f, 1e-30f};
+    int checked = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        int n = 1 + trial % 13;
+        float x[16];
+        for (int k = 0; k < n; k++)
+            x[k] = (float)(50.0 * (s_uniform() + 0.5));
+        if (trial % 3)
+            x[(trial / 3) % n] = specials[trial % 7];
+        bool amp = trial & 1;
+        double top_db = trial % 5 == 4 ? INFINITY : 80.0;
+        gq_param_t p[4] = {{.name = "mode",
+                            .v = {.type = GQ_PT_STR, .s = amp ? "amplitude_to_db" : "power_to_db"}},
+                           {.name = "amin", .v = {.type = GQ_PT_FLOAT, .f = 1e-10}},
+                           {.name = "top_db", .v = {.type = GQ_PT_FLOAT, .f = top_db}},
+                           {.name = "ref", .v = {.type = GQ_PT_FLOAT, .f = 1.0}}};
+        gq_args_t a;
+        char err[GQ_ERRLEN];
+        CHECK(gq_op_resolve(gq_op_find("dsp.db"), p, 4, &a, err, sizeof err) == GQ_OK, "%s", err);
+        if (amp) /* amplitude_to_db squares amin: ask for sqrt(1e-10) to get the same floor */
+            a.v[gq_op_param_index(a.op, "amin")].f = 1e-5;
+        float y[16];
+        gq_view_t in = {
+            .desc = {.dtype = GQ_F32, .ndim = 1, .shape = {n}}, .data = x, .nbytes = (size_t)n * 4};
+        gq_view_t out = {.desc = in.desc, .data = y, .nbytes = in.nbytes};
+        gq_cpu_kernel_fn fn = gq_cpu_kernel_find("dsp.db");
+        CHECK(fn && fn(&a, &in, 1, &out, 1, err, sizeof err) == GQ_OK, "db: %s", err);
+        for (int i = 0; i < n; i++, checked++) {
+            double want = s_db_ref(x, n, i, amp, top_db);
+            bool same = isnan(want)   ? isnan(y[i])
+                        : isinf(want) ? y[i] == (float)want
+                                      : fabs(y[i] - want) <= 2e-3;
+            CHECK(same, "db %s top_db %g n %d: y[%d] = %g, want %g (x[%d] = %g)",
+                  amp ? "amplitude" : "power", top_db, n, i, y[i], want, i, x[i]);
+        }
+    }
+    printf("dsp.db: %d values with NaN/inf/0/huge inputs match a scalar reference\n", checked);
+}
+
 int main(void)
 {
     setenv("GQ_FFTW_PLANNER", "estimate", 1);
+    s_test_db_specials();
     s_test_windows();
     s_test_plan_cache();
     s_test_pairs();

@@ -158,19 +158,19 @@ static inline bool s_any(gq_v4i m)
 static void s_db_row(const float *src, float *dst, int64_t n, float amin, gq_v4f *mx, bool *nan)
 {
     const gq_v4f a = gq_v4_splat(amin);
-    gq_v4i bad = {0, 0, 0, 0};
     gq_v4f m = *mx;
     int64_t i = 0;
     if (amin >= FLT_MIN) {
         for (; i + 4 <= n; i += 4) {
+            gq_v4i bad = {0, 0, 0, 0};
             gq_v4f r = s_db4(gq_v4_load(src + i), a, &bad);
+            /* NaN or inf in this block: it and the rest go one value at a time. The block
+             * is not stored, so an in-place row (src == dst) still holds its inputs. */
+            if (s_any(bad))
+                break;
             gq_v4_store(dst + i, r);
             m = gq_v4_max(r, m);
         }
-    }
-    if (s_any(bad)) { /* NaN or inf in the row: redo it one value at a time */
-        m = *mx;
-        i = 0;
     }
     for (; i < n; i++) {
         float r = s_db1(src[i], amin);
