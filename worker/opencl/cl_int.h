@@ -5,52 +5,6 @@
 
 #ifndef CL_TARGET_OPENCL_VERSION
 #define CL_TARGET_OPENCL_VERSION 120
-/* ---- devices (cl_device.c) ---- */
-
-#define GQ_CL_MAX_DEVICES 64
-
-typedef struct {
-    cl_platform_id platform;
-    cl_device_id device;
-    int platform_index;
-    char platform_name[128];
-    cl_device_type type;
-} gq_cl_dev_t;
-
-/* Every device of every platform passing the platform filter (index or name substring),
- * platform by platform; returns the count, 0 with err set when none. */
-int gq_cl_discover(const char *platform, gq_cl_dev_t *out, int max, char *err, size_t errlen);
-
-/* The device cfg asks for (--cl-device INDEX or NAME), else the first GPU, accelerator,
- * anything; -1 with err set when none fits (or only CPU devices under gpu_only). */
-int gq_cl_choose(const gq_backend_config_t *cfg, const gq_cl_dev_t *devs, int n, char *err,
-                 size_t errlen);
-
-void gq_cl_fill_info(const gq_cl_dev_t *d, gq_device_info_t *info);
-const char *gq_cl_type_name(cl_device_type t);
-
-/* A string device info into out ("?" when the driver gives none). */
-void gq_cl_str_info(cl_device_id d, cl_device_info what, char *out, size_t len);
-
-/* ---- the program (cl_program.c) ---- */
-
-typedef struct {
-    cl_platform_id platform; /* in */
-    cl_device_id device;
-    cl_context ctx;
-    const char *device_name;
-    bool fp64;
-    cl_program prog; /* out */
-    gq_cl_prog_origin_t origin;
-    char cache_file[512];
-} gq_cl_prog_t;
-
-/* Builds the embedded sources (with -DGQ_FP64=1 when fp64) through the program cache: a
- * valid entry for this source, options, platform, device and driver is loaded; an invalid
- * one, or one the driver rejects, is rebuilt from source and replaced. */
-gq_status gq_cl_program_build(gq_cl_prog_t *cl, char *err, size_t errlen);
-void gq_cl_program_release(gq_cl_prog_t *cl);
-
 #endif
 #include <CL/cl.h>
 #include <stdbool.h>
