@@ -20,8 +20,10 @@ typedef struct gq_fft_plan gq_fft_plan_t;
 
 /* The cached plan for one transform of length n (>= 1); NULL when FFTW cannot plan it
  * (out of memory). Plans live until the process ends. The planner effort comes from
- * GQ_FFTW_PLANNER (estimate, measure; default measure); GQ_FFTW_WISDOM names a wisdom file
- * read before the first plan. */
+ * GQ_FFTW_PLANNER (estimate, measure, patient; default measure). Measured plans are kept as
+ * FFTW wisdom in <prefix>.f32 / <prefix>.f64 and read by later processes: the prefix is
+ * GQ_FFTW_WISDOM ("none": no files), else $XDG_CACHE_HOME/gpuq/fftw-wisdom, else
+ * ~/.cache/gpuq/fftw-wisdom. */
 const gq_fft_plan_t *gq_fft_plan(gq_fft_kind_t kind, size_t n, bool f64);
 
 /* Runs one transform: in/out are float (f32 plans) or double (f64 plans), complex data
