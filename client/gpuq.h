@@ -271,11 +271,11 @@ int gq_client_metrics(gq_client_t *c, char **text, int timeout_ms);
 
 /* A model in the broker's store (docs/onnx.md): onnx.run jobs name it by digest. */
 typedef struct {
-    char digest[33];   /* 32 hex digits: the onnx.run "model" param */
-    int ninputs;       /* graph inputs that are not initializers */
+    char digest[33]; /* 32 hex digits: the onnx.run "model" param */
+    int ninputs;     /* graph inputs that are not initializers */
     int noutputs;
-    char inputs[512];  /* "x: f32[?,80,100]; ..." (? for a symbolic dim) */
-    char error[512];   /* why the broker refused it */
+    char inputs[512]; /* "x: f32[?,80,100]; ..." (? for a symbolic dim) */
+    char error[512];  /* why the broker refused it */
 } gq_model_info_t;
 
 /* Sends a model file to the broker's store (checked there by the ONNX loader; an identical

@@ -535,8 +535,8 @@ static int s_cases_mel(const gq_op_spec_t *op, int dt, s_case_t *cs, int max)
 {
     static const int64_t cfg[][6] = {
         /* T, n_fft, hop, win_length, n_mels, batch */
-        {4001, 512, 160, 400, 80, 1}, {1000, 64, 16, 0, 20, 2}, {300, 101, 25, 0, 40, 1},
-        {1, 16, 4, 0, 8, 1},          {5, 8, 4, 0, 40, 3},      {16000, 400, 160, 0, 128, 1},
+        {4001, 512, 160, 400, 80, 1}, {1000, 64, 16, 0, 20, 2},  {300, 101, 25, 0, 40, 1},
+        {1, 16, 4, 0, 8, 1},          {5, 8, 4, 0, 40, 3},       {16000, 400, 160, 0, 128, 1},
         {97, 32, 8, 31, 12, 2},       {2048, 256, 64, 0, 64, 1},
     };
     const char *name = op->name + strlen("dsp.");
@@ -544,8 +544,8 @@ static int s_cases_mel(const gq_op_spec_t *op, int dt, s_case_t *cs, int max)
     int n = 0;
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
         for (int v = 0; v < 2; v++) {
-            gq_tdesc_t x = cfg[i][5] > 1 || v ? S_D(dt, cfg[i][5] + v, cfg[i][0])
-                                              : S_D(dt, cfg[i][0]);
+            gq_tdesc_t x =
+                cfg[i][5] > 1 || v ? S_D(dt, cfg[i][5] + v, cfg[i][0]) : S_D(dt, cfg[i][0]);
             /* Specials on f64 only: the CPU's f32 path transforms two frames as one complex
              * row, so a 1e30 in one frame drowns its partner's bins (cancellation), and the
              * reference itself is off there. */

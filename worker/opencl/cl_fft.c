@@ -569,9 +569,9 @@ gq_status gq_cl_fft_stft(const gq_cl_dsp_ctx_t *c, const gq_dsp_stft_t *gp, bool
     cl_ulong pad = g.center ? n / 2 : 0, wlo = (n - (uint64_t)g.win_length) / 2;
     cl_ulong whi = wlo + (cl_ulong)g.win_length, crows = rows;
     cl_int reflect = g.reflect;
-    gq_cl_arg_t fa[] = {GQ_CL_ARG(x),     GQ_CL_ARG(w),   GQ_CL_ARG(frames),  GQ_CL_ARG(len),
-                        GQ_CL_ARG(cn),    GQ_CL_ARG(nt),  GQ_CL_ARG(hop),     GQ_CL_ARG(pad),
-                        GQ_CL_ARG(wlo),   GQ_CL_ARG(whi), GQ_CL_ARG(reflect), GQ_CL_ARG(crows),
+    gq_cl_arg_t fa[] = {GQ_CL_ARG(x),   GQ_CL_ARG(w),   GQ_CL_ARG(frames),  GQ_CL_ARG(len),
+                        GQ_CL_ARG(cn),  GQ_CL_ARG(nt),  GQ_CL_ARG(hop),     GQ_CL_ARG(pad),
+                        GQ_CL_ARG(wlo), GQ_CL_ARG(whi), GQ_CL_ARG(reflect), GQ_CL_ARG(crows),
                         GQ_CL_ARG(half)};
     if ((rc = gq_cl_dsp_launch(c, GQ_DK_STFT_FRAMES, f64, fa, 13, 0, (size_t)rows)) ||
         (rc = s_fft_rows(c, frames, f, tl, rows, -1, 1.0, f64)))
@@ -696,8 +696,8 @@ gq_status gq_cl_fft_db(const gq_cl_dsp_ctx_t *c, cl_mem x, cl_mem y, int64_t num
         if ((rc = gq_cl_dsp_launch(c, GQ_DK_DB_MAX, f64, ma, 8, groups, (size_t)group)))
             return rc;
     }
-    gq_cl_arg_t da[] = {GQ_CL_ARG(x),     GQ_CL_ARG(cst), GQ_CL_ARG(y),      GQ_CL_ARG(n),
-                        GQ_CL_ARG(cg),    GQ_CL_ARG(md),  s_acc_arg(c, &ra), s_acc_arg(c, &rr)};
+    gq_cl_arg_t da[] = {GQ_CL_ARG(x),  GQ_CL_ARG(cst), GQ_CL_ARG(y),      GQ_CL_ARG(n),
+                        GQ_CL_ARG(cg), GQ_CL_ARG(md),  s_acc_arg(c, &ra), s_acc_arg(c, &rr)};
     return gq_cl_dsp_launch(c, GQ_DK_DB, f64, da, 8, 0, (size_t)n);
 }
 

@@ -73,9 +73,8 @@ static gq_status s_upload(const gq_cl_dsp_ctx_t *c, const gq_cl_table_src_t *src
         size_t nb = src->nbytes[i] ? src->nbytes[i] : 16;
         cl_int crc;
         m[i] = clCreateBuffer(gq_cl_context(c->cl), CL_MEM_READ_ONLY, nb, NULL, &crc);
-        gq_status rc = crc == CL_SUCCESS
-                           ? GQ_OK
-                           : gq_cl_fail(c->err, c->errlen, c->op, "clCreateBuffer", crc);
+        gq_status rc =
+            crc == CL_SUCCESS ? GQ_OK : gq_cl_fail(c->err, c->errlen, c->op, "clCreateBuffer", crc);
         if (!rc && src->nbytes[i])
             rc = gq_cl_write(c->cl, c->st, m[i], src->host[i], src->nbytes[i], c->op, c->err,
                              c->errlen);
@@ -172,8 +171,12 @@ typedef struct {
 static gq_status s_make_mel(const void *params, gq_cl_table_src_t *src)
 {
     const s_mel_key_t *k = params;
-    gq_dsp_mel_t mp = {.sr = k->sr, .fmin = k->fmin, .fmax = k->fmax, .n_mels = k->n_mels,
-                       .htk = k->htk, .slaney_norm = k->slaney};
+    gq_dsp_mel_t mp = {.sr = k->sr,
+                       .fmin = k->fmin,
+                       .fmax = k->fmax,
+                       .n_mels = k->n_mels,
+                       .htk = k->htk,
+                       .slaney_norm = k->slaney};
     gq_dsp_mel_bank_t b;
     if (gq_dsp_mel_bank_build(&b, &mp, k->n_fft))
         return GQ_ENOMEM;
