@@ -656,11 +656,9 @@ static int s_admit_by_cost(gq_broker_t *self, const gq_bjob_t *j, const uint8_t 
 {
     if (!self->cfg.admit_by_cost || !j->deadline_us)
         return 0;
-    gq_sched_stats_t st;
-    gq_sched_stats(self->sched, &st);
     size_t ahead = 0;
     for (int c = 0; c <= j->sj.cls; c++)
-        ahead += st.queued[c];
+        ahead += gq_sched_class_len(self->sched, c);
     uint64_t credits = 0, backlog = 0;
     for (const gq_bworker_t *w = self->workers; w; w = w->next) {
         credits += w->credits;

@@ -376,20 +376,36 @@ static int s_reserve(gq_sched_t *self, const gq_sched_job_t *j, int cls)
     return 0;
 }
 
+/* Adds j to q's heap, which has room (reserved, or j came out of it). */
+static void s_heap_add(s_class_t *q, gq_sched_job_t *j)
+{
+    q->heap[q->n++] = j;
+    s_heap_up(q, q->n - 1);
+}
+
+/* Where a linked job goes among the jobs of its deadline. */
+typedef enum {
+    S_FAIR,     /* its client's next fair-queueing turn */
+    S_FRONT,    /* a requeue: before every fair-queued job */
+    S_PROMOTED, /* aged into the class: before the fair-queued jobs waiting there */
+} s_place_t;
+
 /* Links j into class cls (reserved): heap, FIFO, its client's count and its batch group. */
-static void s_link(gq_sched_t *self, gq_sched_job_t *j, int cls, int front)
+static void s_link(gq_sched_t *self, gq_sched_job_t *j, int cls, s_place_t place)
 {
     s_class_t *q = &self->cls[cls];
     s_client_t *c = s_client_get(self, j->client, cls, 0);
+    int front = place == S_FRONT;
     j->cur_cls = cls;
     if (front) {
-        j->vtag = 0; /* a requeue goes before every fair-queued job of its deadline */
+        j->vtag = 0;
     } else {
         j->vtag = c->next_tag > q->vtime ? c->next_tag : q->vtime;
         c->next_tag = j->vtag + 1;
+        if (place == S_PROMOTED)
+            j->vtag = q->vtime;
     }
-    q->heap[q->n++] = j;
-    s_heap_up(q, q->n - 1);
+    s_heap_add(q, j);
     c->queued++;
     s_fifo_add(q, j, front);
     if (j->batch_key && j->batch.max > 1)
@@ -437,7 +453,7 @@ gq_sched_refusal_t gq_sched_push(gq_sched_t *self, gq_sched_job_t *j, uint64_t n
             *retry_after_ms = S_RETRY_UNKNOWN_MS;
         return GQ_SCHED_NOMEM;
     }
-    s_link(self, j, cls, front);
+    s_link(self, j, cls, front ? S_FRONT : S_FAIR);
     return GQ_SCHED_OK;
 }
 
@@ -457,14 +473,7 @@ static int s_promote(gq_sched_t *self, gq_sched_job_t *j, uint64_t now)
         return -1;
     s_unlink(self, j);
     j->class_since_us = now;
-    s_link(self, j, to, 0);
-    s_class_t *q = &self->cls[to];
-    if (j->vtag != q->vtime) {
-        s_heap_remove(q, j);
-        j->vtag = q->vtime;
-        q->heap[q->n++] = j;
-        s_heap_up(q, q->n - 1);
-    }
+    s_link(self, j, to, S_PROMOTED);
     self->promoted++;
     return 1;
 }
@@ -568,11 +577,8 @@ static int s_take_batch(gq_sched_t *self, gq_sched_job_t *j, size_t cut, gq_sche
 /* Puts back the jobs looked past; the heap has room, they came out of it. */
 static void s_restore(gq_sched_t *self, int cls, size_t n)
 {
-    s_class_t *q = &self->cls[cls];
-    for (size_t i = 0; i < n; i++) {
-        q->heap[q->n++] = self->aside[i];
-        s_heap_up(q, q->n - 1);
-    }
+    for (size_t i = 0; i < n; i++)
+        s_heap_add(&self->cls[cls], self->aside[i]);
 }
 
 static void s_hold(gq_sched_t *self, gq_sched_group_t *g, const gq_sched_job_t *j)
@@ -676,6 +682,11 @@ void gq_sched_stats(const gq_sched_t *self, gq_sched_stats_t *out)
 size_t gq_sched_len(const gq_sched_t *self)
 {
     return self->total;
+}
+
+size_t gq_sched_class_len(const gq_sched_t *self, int cls)
+{
+    return cls >= 0 && cls < GQ_SCHED_NCLASSES ? self->cls[cls].n : 0;
 }
 
 size_t gq_sched_client_len(const gq_sched_t *self, int cls, uint64_t client)

@@ -131,6 +131,8 @@ typedef struct {
 
 void gq_sched_stats(const gq_sched_t *self, gq_sched_stats_t *out);
 size_t gq_sched_len(const gq_sched_t *self);
+/* Jobs queued in class cls (O(1), unlike gq_sched_stats, which walks the queues). */
+size_t gq_sched_class_len(const gq_sched_t *self, int cls);
 /* Jobs of client queued in class cls. */
 size_t gq_sched_client_len(const gq_sched_t *self, int cls, uint64_t client);
 /* 1-based rank of a queued job within its class in dispatch order (O(n) walk); 0 if not
