@@ -128,7 +128,6 @@ gq_status gq_wmodels_add(gq_wmodels_t *self, const char *digest, const void *byt
     }
     if (!plan) {
         gq_onnx_model_destroy(&m);
-        gq_wmodels_drop(self, digest);
         return code ? code : GQ_EFORMAT;
     }
     pthread_mutex_lock(&self->mu);

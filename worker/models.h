@@ -26,7 +26,8 @@ gq_wmodel_state_t gq_wmodels_state(gq_wmodels_t *self, const char *digest);
 int gq_wmodels_fetching(gq_wmodels_t *self, const char *digest);
 
 /* Loads and plans the bytes the broker sent for digest (which must match them). On failure
- * the entry is dropped (a later job asks again) and err says why. */
+ * err says why and the entry stays fetching: the caller drops it (gq_wmodels_drop), so a
+ * later job asks again. */
 gq_status gq_wmodels_add(gq_wmodels_t *self, const char *digest, const void *bytes, size_t n,
                          char *err, size_t errlen);
 
