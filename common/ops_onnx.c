@@ -22,11 +22,7 @@ static gq_status s_shape_run(const gq_args_t *a, const gq_tdesc_t *in, int nin, 
     (void)nin;
     (void)out;
     const char *d = gq_args_str(a, "model");
-    size_t n = d ? strlen(d) : 0;
-    int ok = n == 32;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f');
-    if (!ok) {
+    if (!gq_is_digest(d)) {
         gq_errf(err, errlen,
                 "%s: param 'model' = '%s' is not a model digest (32 lowercase hex digits; "
                 "`gpuq model put FILE` prints it)",

@@ -99,6 +99,15 @@ void gq_log(gq_log_level_t level, const char *fmt, ...)
     fprintf(stderr, "%s\n", line);
 }
 
+int gq_is_digest(const char *s)
+{
+    size_t n = s ? strnlen(s, 33) : 0;
+    int ok = n == 32;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+    return ok;
+}
+
 int gq_parse_int(const char *s, long long min, long long max, long long *out)
 {
     if (!s || !*s)

@@ -44,6 +44,9 @@ void gq_on_stop_signals(void (*handler)(int));
 /* Parses a whole decimal integer in [min, max]; returns 0 on success, -1 otherwise. */
 int gq_parse_int(const char *s, long long min, long long max, long long *out);
 
+/* Whether s is a model digest: 32 lowercase hex digits (XXH3-128, gq_onnx_model_digest). */
+int gq_is_digest(const char *s);
+
 /* aligned_alloc rounded up to the alignment; NULL on failure or overflow. */
 void *gq_aligned_alloc(size_t align, size_t nbytes);
 

@@ -472,11 +472,7 @@ static gq_status s_check_none(const ProtobufCMessage *hdr, gq_wire_msg_t *m,
 /* A model digest: 32 lowercase hex digits (XXH3-128). */
 static gq_status s_digest(const char *d, char *err, size_t errlen)
 {
-    size_t n = d ? strnlen(d, 33) : 0;
-    int ok = n == 32;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'f');
-    if (!ok) {
+    if (!gq_is_digest(d)) {
         gq_errf(err, errlen, "model digest must be 32 lowercase hex digits");
         return GQ_EPROTO;
     }

@@ -83,7 +83,7 @@ gq_wmodel_state_t gq_wmodels_state(gq_wmodels_t *self, const char *digest)
 
 int gq_wmodels_fetching(gq_wmodels_t *self, const char *digest)
 {
-    if (strlen(digest) != 32)
+    if (!gq_is_digest(digest))
         return -1;
     s_entry_t *e = calloc(1, sizeof *e);
     if (!e)
