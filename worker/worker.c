@@ -448,19 +448,18 @@ static void s_free_shared(void *data, void *hint)
     }
 }
 
-/* Row m of a batch's outputs as DONE frames: descriptors without the leading axis, data
- * slices of the shared buffers (no copy). */
-static void s_batch_rows(const s_wjob_t *w, int n, s_shared_t **sh, size_t m,
-                         Gq__Wire__TensorDesc *tds, int64_t (*shapes)[GQ_MAX_DIMS],
-                         zmq_msg_t *payload)
+/* Row m of k of the outputs as DONE frames: with k == 1 the whole outputs; a batch's rows
+ * lose the leading axis (stacked) or a k-th of dim 0 (concatenated). The data are slices of
+ * the shared buffers (no copy). */
+static void s_rows(const s_wjob_t *w, int n, size_t k, s_shared_t **sh, size_t m,
+                   Gq__Wire__TensorDesc *tds, int64_t (*shapes)[GQ_MAX_DIMS], zmq_msg_t *payload)
 {
-    size_t k = w->job->n_batch_ids;
     for (int i = 0; i < n; i++) {
         gq_tdesc_t d = w->out.t[i].desc;
         size_t row = w->out.t[i].nbytes / k;
-        if (w->job->batch_concat) {
+        if (k > 1 && w->job->batch_concat) {
             d.shape[0] /= (int64_t)k;
-        } else {
+        } else if (k > 1) {
             d.ndim--;
             memmove(d.shape, d.shape + 1, (size_t)d.ndim * sizeof d.shape[0]);
         }
@@ -525,8 +524,10 @@ static void s_send_done(gq_worker_t *self, s_wjob_t *w)
         if (!sh[i]) {
             w->rc = GQ_ENOMEM;
             gq_errf(w->err, sizeof w->err, "worker out of memory sending results");
-            for (int q = 0; q < i; q++)
+            for (int q = 0; q < i; q++) { /* the outputs go back to w, which frees them */
+                w->out.t[q].data = sh[q]->data;
                 free(sh[q]);
+            }
             s_send_done(self, w);
             return;
         }
@@ -543,16 +544,7 @@ static void s_send_done(gq_worker_t *self, s_wjob_t *w)
     d.backends = backends;
     for (size_t m = 0; m < k; m++) {
         d.job_id = k > 1 ? w->job->batch_ids[m] : w->job->job_id;
-        if (k > 1) {
-            s_batch_rows(w, n, sh, m, tds, shapes, payload);
-        } else {
-            for (int i = 0; i < n; i++) {
-                gq_wire_desc_fill(&tds[i], shapes[i], &w->out.t[i].desc);
-                atomic_fetch_add(&sh[i]->refs, 1);
-                zmq_msg_init_data(&payload[i], sh[i]->data, w->out.t[i].nbytes, s_free_shared,
-                                  sh[i]);
-            }
-        }
+        s_rows(w, n, k, sh, m, tds, shapes, payload);
         s_send_one(self, &d, payload, n);
     }
     for (int i = 0; i < n; i++)
