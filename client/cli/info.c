@@ -13,27 +13,39 @@ static const char s_help[] =
     "in flight, and jobs done, failed and requeued (taken back from lost workers) since it\n"
     "started. --timeout is how long to wait for the answer (default 5000 ms).\n";
 
+/* --broker EP and --timeout MS at argv[*i]: 1 taken, 0 not these, -1 usage error (said). */
+static int s_server_opt(const gq_cli_t *cli, int argc, char **argv, int *i, const char **broker,
+                        long long *timeout)
+{
+    const char *v;
+    int r;
+    if ((r = gq_cli_opt(cli, argc, argv, i, "--broker", &v)) != 0) {
+        if (r < 0)
+            return -1;
+        if (cli->broker) {
+            gq_cli_usage(cli, "--broker %s: 'gpuq local' uses its own cluster", v);
+            return -1;
+        }
+        *broker = v;
+        return 1;
+    }
+    if ((r = gq_cli_opt(cli, argc, argv, i, "--timeout", &v)) != 0)
+        return r < 0 || gq_cli_int(cli, "--timeout", v, 1, 3600 * 1000, timeout) < 0 ? -1 : 1;
+    return 0;
+}
+
 int gq_cli_info(const gq_cli_t *cli, int argc, char **argv)
 {
     const char *broker = NULL;
     long long timeout = 5000;
     for (int i = 1; i < argc; i++) {
-        const char *v;
         int r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(s_help, stdout);
             return GQ_CLI_OK;
         }
-        if ((r = gq_cli_opt(cli, argc, argv, &i, "--broker", &v)) != 0) {
+        if ((r = s_server_opt(cli, argc, argv, &i, &broker, &timeout)) != 0) {
             if (r < 0)
-                return GQ_CLI_USAGE;
-            if (cli->broker)
-                return gq_cli_usage(cli, "--broker %s: 'gpuq local' uses its own cluster", v);
-            broker = v;
-            continue;
-        }
-        if ((r = gq_cli_opt(cli, argc, argv, &i, "--timeout", &v)) != 0) {
-            if (r < 0 || gq_cli_int(cli, "--timeout", v, 1, 3600 * 1000, &timeout) < 0)
                 return GQ_CLI_USAGE;
             continue;
         }
@@ -81,7 +93,7 @@ static const char s_status_help[] =
 
 int gq_cli_status(const gq_cli_t *cli, int argc, char **argv)
 {
-    const char *broker = NULL, *v;
+    const char *broker = NULL;
     long long timeout = 5000, id = 0;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -89,14 +101,8 @@ int gq_cli_status(const gq_cli_t *cli, int argc, char **argv)
             fputs(s_status_help, stdout);
             return GQ_CLI_OK;
         }
-        if ((r = gq_cli_opt(cli, argc, argv, &i, "--broker", &v)) != 0) {
+        if ((r = s_server_opt(cli, argc, argv, &i, &broker, &timeout)) != 0) {
             if (r < 0)
-                return GQ_CLI_USAGE;
-            broker = v;
-            continue;
-        }
-        if ((r = gq_cli_opt(cli, argc, argv, &i, "--timeout", &v)) != 0) {
-            if (r < 0 || gq_cli_int(cli, "--timeout", v, 1, 3600 * 1000, &timeout) < 0)
                 return GQ_CLI_USAGE;
             continue;
         }
