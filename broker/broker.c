@@ -625,9 +625,11 @@ static void s_sched_fill(gq_broker_t *self, gq_bjob_t *j, const gq_args_t *args,
     if (gq_cache_key(args, nstages, NULL, 0, NULL, 0, &k) == GQ_OK)
         j->sig = gq_cost_sig(k.lo ^ k.hi, j->in_bytes);
     gq_sched_batch_t rule = s_batch_rule(self, args[0].op->name);
+    if (rule.max < 2)
+        return; /* batching off for this op: no shape rules run twice for nothing */
     int stack = gq_batch_ok(args, nstages, m->desc, m->npayload);
     j->batch_concat = !stack && s_model_batches(self, args, nstages, m->desc, m->npayload);
-    if (rule.max < 2 || !(stack || j->batch_concat) ||
+    if (!(stack || j->batch_concat) ||
         gq_cache_key(args, nstages, NULL, 0, in, m->npayload, &k) != GQ_OK)
         return;
     uint64_t cap = j->in_bytes ? self->cfg.batch_bytes / j->in_bytes : rule.max;
