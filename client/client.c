@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "client_int.h"
+#include "onnx_sig.h"
 #include "map.h"
 #include "util.h"
 #include "wire.h"
@@ -403,18 +404,12 @@ static void s_on_model_reply(gq_client_t *c, gq_wire_msg_t *m)
     size_t off = 0;
     for (size_t i = 0; i < r->n_inputs && off < sizeof o->inputs; i++) {
         const Gq__Wire__ModelInput *in = r->inputs[i];
-        int n = snprintf(o->inputs + off, sizeof o->inputs - off, "%s%s: %s[", i ? "; " : "",
-                         in->name, gq_dtype_name((int)in->dtype));
+        gq_onnx_input_t sig = {.dtype = (gq_dtype_t)in->dtype, .ndim = (int)in->n_shape};
+        memcpy(sig.shape, in->shape, in->n_shape * sizeof in->shape[0]); /* <= 8: checked */
+        char text[128];
+        int n = snprintf(o->inputs + off, sizeof o->inputs - off, "%s%s: %s", i ? "; " : "",
+                         in->name, gq_onnx_input_str(&sig, text, sizeof text));
         off += n > 0 ? (size_t)n : 0;
-        for (size_t k = 0; k < in->n_shape && off < sizeof o->inputs; k++) {
-            n = in->shape[k] < 0
-                    ? snprintf(o->inputs + off, sizeof o->inputs - off, "%s?", k ? "," : "")
-                    : snprintf(o->inputs + off, sizeof o->inputs - off, "%s%lld", k ? "," : "",
-                               (long long)in->shape[k]);
-            off += n > 0 ? (size_t)n : 0;
-        }
-        if (off < sizeof o->inputs)
-            off += (size_t)snprintf(o->inputs + off, sizeof o->inputs - off, "]");
     }
     c->model_ready = 1;
 }
