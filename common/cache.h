@@ -115,8 +115,8 @@ gq_status gq_cache_decode(const uint8_t *buf, size_t len, const gq_cache_key_t *
 
 /* Byte-shuffle of n elements of width w (bytes 0 of every element, then bytes 1 ...) and
  * its inverse; src and dst do not overlap. */
-void gq_cache_shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w);
-void gq_cache_unshuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w);
+void gq_cache_shuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w);
+void gq_cache_unshuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w);
 
 /* ---- stats ---- */
 

@@ -742,7 +742,7 @@ gq_status gq_wire_recv(void *sock, int flags, zmq_msg_t *rid, gq_wire_msg_t *m,
             zmq_msg_close(&part);
             for (int i = 0; i < n; i++)
                 zmq_msg_close(&frames[i]);
-            if (first && e == EAGAIN)
+            if (first && (e == EAGAIN || e == EINTR)) /* nothing yet: the caller waits on */
                 return GQ_EAGAIN;
             gq_errf(err, errlen, "receive failed: %s", zmq_strerror(e));
             return e == ETERM ? GQ_ECLOSED : GQ_EIO;

@@ -26,6 +26,7 @@
 #include "benchlib.h"
 #include "cache.h"
 #include "gpuq.h"
+#include "onnx.pb-c.h"
 
 #define S_ALARM_S 300
 
@@ -108,7 +109,15 @@ static pid_t s_echo_start(int port)
     return pid;
 }
 
-static double s_raw_rt_us(int port, size_t n)
+typedef struct {
+    double raw_us, hit_us;
+} s_pair_t;
+
+/* Median round trips of a raw ZeroMQ echo of n bytes (DEALER to the echo process's
+ * ROUTER, blocking send and receive) and of a cache hit answering tensor.scale of an n-byte
+ * input (gq_client_run against the broker's memory tier), interleaved one of each per
+ * iteration so that both see the same load on a shared machine. */
+static s_pair_t s_rt_pair(int port, const char *front, size_t n)
 {
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, ZMQ_DEALER);
@@ -120,28 +129,7 @@ static double s_raw_rt_us(int port, size_t n)
         gqb_die("connect %s", ep);
     char *buf = malloc(n), *back = malloc(n);
     memset(buf, 0x5a, n);
-    long iters = n > 100000 ? s_rt / 4 : s_rt;
-    uint64_t *ns = malloc((size_t)iters * sizeof *ns);
-    for (long i = -iters / 10; i < iters; i++) {
-        uint64_t t0 = gqb_now_ns();
-        zmq_send(s, buf, n, 0);
-        int r = zmq_recv(s, back, n, 0);
-        if (r != (int)n || memcmp(buf, back, n))
-            gqb_die("raw echo of %zu bytes came back wrong", n);
-        if (i >= 0)
-            ns[i] = gqb_now_ns() - t0;
-    }
-    gqb_lat_t l = gqb_lat_of(ns, iters);
-    free(ns);
-    free(buf);
-    free(back);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    return l.med_us;
-}
 
-static double s_hit_rt_us(const char *front, size_t n)
-{
     char err[256];
     gq_client_t *c = gq_client_new(front, NULL, err, sizeof err);
     if (!c)
@@ -156,27 +144,40 @@ static double s_hit_rt_us(const char *front, size_t n)
     gq_job_input(j, x);
     if (gq_client_run(c, j) != GQ_OK)
         gqb_die("tensor.scale: %s", gq_job_error(j));
+
     long iters = n > 100000 ? s_rt / 4 : s_rt;
-    uint64_t *ns = malloc((size_t)iters * sizeof *ns);
+    uint64_t *raw = malloc((size_t)iters * sizeof *raw), *hit = malloc((size_t)iters * sizeof *hit);
     for (long i = -iters / 10; i < iters; i++) {
         uint64_t t0 = gqb_now_ns();
+        zmq_send(s, buf, n, 0);
+        int r = zmq_recv(s, back, n, 0);
+        uint64_t t1 = gqb_now_ns();
+        if (r != (int)n || memcmp(buf, back, n))
+            gqb_die("raw echo of %zu bytes came back wrong", n);
         int rc = gq_client_run(c, j);
-        uint64_t dt = gqb_now_ns() - t0;
+        uint64_t t2 = gqb_now_ns();
         if (rc != GQ_OK || gq_job_cache_source(j) != GQ_CACHE_MEMORY)
             gqb_die("hit %ld: %s from %s", i, gq_job_error(j),
                     gq_cache_source_name(gq_job_cache_source(j)));
         const float *o = gq_tensor_data(gq_job_output(j, 0));
         if (o[shape[0] - 1] != d[shape[0] - 1] * 2.0f)
             gqb_die("hit %ld: wrong value", i);
-        if (i >= 0)
-            ns[i] = dt;
+        if (i >= 0) {
+            raw[i] = t1 - t0;
+            hit[i] = t2 - t1;
+        }
     }
-    gqb_lat_t l = gqb_lat_of(ns, iters);
-    free(ns);
+    s_pair_t out = {gqb_lat_of(raw, iters).med_us, gqb_lat_of(hit, iters).med_us};
+    free(raw);
+    free(hit);
+    free(buf);
+    free(back);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
     gq_job_destroy(&j);
     gq_tensor_destroy(&x);
     gq_client_destroy(&c);
-    return l.med_us;
+    return out;
 }
 
 /* ---- (b) miss vs hit of a ~1 ms job ---- */
@@ -208,22 +209,126 @@ static gq_job_t *s_logmel_job(gq_tensor_t *x)
     return j;
 }
 
-static gq_job_t *s_fallback_job(gq_tensor_t *x)
+/* An MLP as ONNX: y = Relu(Relu(x W1) W2) W3 with x f32[64,64], W1 f32[64,h], W2 f32[h,h],
+ * W3 f32[h,64]: about 2 * 64 * h * (h + 128) flops on 16 KiB in and 16 KiB out, so its
+ * compute time is set by h while what travels stays small. */
+static uint8_t *s_mlp_model(int64_t h, size_t *len)
 {
-    gq_job_t *j = gq_job_new("tensor.scale");
-    gq_job_param_float(j, "factor", 1.5);
-    for (int k = 0; k < 7; k++) {
-        gq_job_then(j, "tensor.scale");
-        gq_job_param_float(j, "factor", 1.0 + k * 0.01);
+    Onnx__ModelProto m;
+    Onnx__GraphProto g;
+    Onnx__OperatorSetIdProto op, *ops[1] = {&op};
+    onnx__model_proto__init(&m);
+    onnx__graph_proto__init(&g);
+    onnx__operator_set_id_proto__init(&op);
+    op.domain = "";
+    op.has_version = 1, op.version = 17;
+    m.has_ir_version = 1, m.ir_version = 8;
+    m.n_opset_import = 1, m.opset_import = ops;
+    m.graph = &g;
+    g.name = "bench_mlp";
+
+    static char *names[][2] = {{"x", "W1"},  {"a1", NULL}, {"r1", "W2"},
+                               {"a2", NULL}, {"r2", "W3"}, {"y", NULL}};
+    static const char *types[] = {"MatMul", "Relu", "MatMul", "Relu", "MatMul"};
+    Onnx__NodeProto n[5], *np[5];
+    for (int i = 0; i < 5; i++) {
+        onnx__node_proto__init(&n[i]);
+        n[i].op_type = (char *)types[i];
+        n[i].n_input = names[i][1] ? 2 : 1, n[i].input = names[i];
+        n[i].n_output = 1, n[i].output = names[i + 1];
+        np[i] = &n[i];
     }
+    g.n_node = 5, g.node = np;
+
+    Onnx__TensorShapeProto__Dimension dim[2], *dimp[2] = {&dim[0], &dim[1]};
+    for (int i = 0; i < 2; i++) {
+        onnx__tensor_shape_proto__dimension__init(&dim[i]);
+        dim[i].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        dim[i].dim_value = 64;
+    }
+    Onnx__TensorShapeProto shp;
+    onnx__tensor_shape_proto__init(&shp);
+    shp.n_dim = 2, shp.dim = dimp;
+    Onnx__TypeProto__Tensor tt;
+    onnx__type_proto__tensor__init(&tt);
+    tt.has_elem_type = 1, tt.elem_type = 1, tt.shape = &shp;
+    Onnx__TypeProto ty;
+    onnx__type_proto__init(&ty);
+    ty.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, ty.tensor_type = &tt;
+    Onnx__ValueInfoProto vin, vout, *in[1] = {&vin}, *out[1] = {&vout};
+    onnx__value_info_proto__init(&vin);
+    onnx__value_info_proto__init(&vout);
+    vin.name = "x", vin.type = &ty;
+    vout.name = "y";
+    g.n_input = 1, g.input = in;
+    g.n_output = 1, g.output = out;
+
+    int64_t dims[3][2] = {{64, h}, {h, h}, {h, 64}};
+    static char *wname[3] = {"W1", "W2", "W3"};
+    Onnx__TensorProto w[3], *wp[3];
+    float *wd[3];
+    uint32_t r = 12345;
+    for (int i = 0; i < 3; i++) {
+        int64_t k = dims[i][0] * dims[i][1];
+        wd[i] = malloc((size_t)k * sizeof(float));
+        for (int64_t e = 0; e < k; e++) {
+            r = r * 1664525u + 1013904223u;
+            wd[i][e] = ((float)(r >> 8) / 16777216.0f - 0.5f) / 8.0f;
+        }
+        onnx__tensor_proto__init(&w[i]);
+        w[i].name = wname[i];
+        w[i].has_data_type = 1, w[i].data_type = 1;
+        w[i].n_dims = 2, w[i].dims = dims[i];
+        w[i].has_raw_data = 1;
+        w[i].raw_data.data = (uint8_t *)wd[i];
+        w[i].raw_data.len = (size_t)k * sizeof(float);
+        wp[i] = &w[i];
+    }
+    g.n_initializer = 3, g.initializer = wp;
+    *len = onnx__model_proto__get_packed_size(&m);
+    uint8_t *buf = malloc(*len);
+    onnx__model_proto__pack(&m, buf);
+    for (int i = 0; i < 3; i++)
+        free(wd[i]);
+    return buf;
+}
+
+/* An onnx.run job of the MLP of hidden size h on a fixed x; NULL when the broker refuses
+ * the model or the job fails (err says why). */
+static gq_job_t *s_mlp_job(gq_client_t *c, int64_t h, char *err, size_t errlen)
+{
+    size_t len;
+    uint8_t *bytes = s_mlp_model(h, &len);
+    gq_model_info_t info;
+    int rc = gq_client_model_put_bytes(c, bytes, len, "bench_mlp", &info, 10000);
+    free(bytes);
+    if (rc != GQ_OK) {
+        snprintf(err, errlen, "model put: %s %.160s", gq_strerror(rc), info.error);
+        return NULL;
+    }
+    int64_t shape[2] = {64, 64};
+    gq_tensor_t *x = gq_tensor_new(GQ_F32, shape, 2);
+    float *d = gq_tensor_data(x);
+    for (int64_t i = 0; i < 64 * 64; i++)
+        d[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    gq_job_t *j = gq_job_new("onnx.run");
+    gq_job_param_str(j, "model", info.digest);
     gq_job_input(j, x);
+    gq_tensor_destroy(&x);
+    gq_job_cache(j, GQ_CACHE_BYPASS, 0);
+    if (gq_client_run(c, j) != GQ_OK) {
+        snprintf(err, errlen, "onnx.run: %s", gq_job_error(j));
+        gq_job_destroy(&j);
+    }
     return j;
 }
 
+/* Median latency of iters runs of j under policy pol (each must come from want), in us;
+ * *compute_us (when given) the median of the worker's compute time over those runs. */
 static double s_median_run(gq_client_t *c, gq_job_t *j, gq_cache_policy_t pol, long iters,
-                           gq_cache_source_t want)
+                           gq_cache_source_t want, double *compute_us)
 {
-    uint64_t *ns = malloc((size_t)iters * sizeof *ns);
+    uint64_t *ns = malloc((size_t)iters * sizeof *ns), *cns = malloc((size_t)iters * sizeof *cns);
     gq_job_cache(j, pol, 0);
     for (long i = -iters / 10; i < iters; i++) {
         uint64_t t0 = gqb_now_ns();
@@ -232,11 +337,18 @@ static double s_median_run(gq_client_t *c, gq_job_t *j, gq_cache_policy_t pol, l
         if (rc != GQ_OK || gq_job_cache_source(j) != want)
             gqb_die("%s: %s, from %s", gq_job_error(j), gq_strerror(rc),
                     gq_cache_source_name(gq_job_cache_source(j)));
-        if (i >= 0)
+        if (i >= 0) {
+            gq_job_timing_t tm;
+            gq_job_timing(j, &tm);
             ns[i] = dt;
+            cns[i] = tm.compute_us * 1000u;
+        }
     }
     gqb_lat_t l = gqb_lat_of(ns, iters);
+    if (compute_us)
+        *compute_us = gqb_lat_of(cns, iters).med_us;
     free(ns);
+    free(cns);
     return l.med_us;
 }
 
@@ -569,14 +681,14 @@ int main(int argc, char **argv)
     usleep(100000);
 
     gqb_phase = "(a) hit round trip";
-    printf("(a) cache-hit round trip vs raw zmq echo of the same bytes (medians, %ld round "
-           "trips)\n",
+    printf("(a) cache-hit round trip vs raw zmq echo of the same bytes (medians of %ld round "
+           "trips each, interleaved)\n",
            s_rt);
     printf("  %-8s %10s %10s %12s %8s\n", "value", "raw us", "hit us", "raw+size/4G", "ratio");
     const size_t sizes[] = {64, 64 << 10, 1 << 20};
     for (int i = 0; i < 3; i++) {
-        double raw = s_raw_rt_us(eport, sizes[i]);
-        double hit = s_hit_rt_us(c.front, sizes[i]);
+        s_pair_t p = s_rt_pair(eport, c.front, sizes[i]);
+        double raw = p.raw_us, hit = p.hit_us;
         double peer = raw + (double)sizes[i] / 4e9 * 1e6;
         printf("  %-8zu %10.1f %10.1f %12.1f %8.2f  %s\n", sizes[i], raw, hit, peer, hit / peer,
                hit / peer <= 1.2 ? "(target <= 1.2 met)" : "(target <= 1.2 MISSED)");
@@ -585,35 +697,54 @@ int main(int argc, char **argv)
     gqb_phase = "(b) miss vs hit";
     char err[256];
     gq_client_t *cl = gq_client_new(c.front, NULL, err, sizeof err);
-    gq_tensor_t *audio = s_audio(1.0, 1);
-    gq_job_t *j = s_logmel_job(audio);
-    const char *what = "dsp.logmel, 1 s of 16 kHz audio, 80 mels";
-    if (gq_client_run(cl, j) != GQ_OK) {
-        printf("  dsp.logmel unavailable (%s): using 8 x tensor.scale on f32[64Ki]\n",
-               gq_job_error(j));
-        gq_job_destroy(&j);
-        int64_t n = 65536;
-        gq_tensor_t *x = gq_tensor_new(GQ_F32, &n, 1);
-        memset(gq_tensor_data(x), 0, gq_tensor_nbytes(x));
-        j = s_fallback_job(x);
-        gq_tensor_destroy(&x);
-        what = "8 x tensor.scale on f32[64Ki]";
-    }
     long it = quick ? 100 : 500;
-    double miss = s_median_run(cl, j, GQ_CACHE_REFRESH, it, GQ_CACHE_COMPUTED);
-    double bypass = s_median_run(cl, j, GQ_CACHE_BYPASS, it, GQ_CACHE_COMPUTED);
-    double hit = s_median_run(cl, j, GQ_CACHE_USE, it * 4, GQ_CACHE_MEMORY);
-    gq_job_timing_t tm;
-    gq_job_cache(j, GQ_CACHE_BYPASS, 0);
-    gq_client_run(cl, j);
-    gq_job_timing(j, &tm);
-    printf("\n(b) miss / hit of a ~1 ms job (%s; worker compute %llu us)\n", what,
-           (unsigned long long)tm.compute_us);
-    printf("  miss (refresh: compute + store) %.1f us, miss (bypass) %.1f us, hit %.1f us\n", miss,
-           bypass, hit);
-    printf("  ratio miss/hit %.1f  %s\n", miss / hit,
-           miss / hit >= 10 ? "(target >= 10 met)" : "(target >= 10 MISSED)");
-
+    printf("\n(b) miss / hit latency (medians; miss: refresh = compute + store, and bypass)\n");
+    printf("  %-44s %9s %9s %9s %9s %7s\n", "job", "compute", "refresh", "bypass", "hit", "ratio");
+    /* The target's job: about 1 ms of compute on 16 KiB in and out (an MLP whose hidden
+     * size is doubled until the worker's compute time reaches 0.8 ms). */
+    gq_job_t *jobs[2] = {NULL, NULL};
+    char what[2][64];
+    int64_t h = 128;
+    for (; h <= 4096; h *= 2) {
+        gq_job_t *j = s_mlp_job(cl, h, err, sizeof err);
+        if (!j) {
+            printf("  onnx.run unavailable (%s)\n", err);
+            break;
+        }
+        double compute;
+        s_median_run(cl, j, GQ_CACHE_BYPASS, 20, GQ_CACHE_COMPUTED, &compute);
+        if (compute >= 800 || h == 4096) {
+            jobs[0] = j;
+            snprintf(what[0], sizeof what[0], "onnx.run MLP h=%lld, f32[64,64] in/out",
+                     (long long)h);
+            break;
+        }
+        gq_job_destroy(&j);
+    }
+    /* A DSP job for comparison: 64 KiB in, 320 KiB out. */
+    gq_tensor_t *audio = s_audio(1.0, 1);
+    jobs[1] = s_logmel_job(audio);
+    snprintf(what[1], sizeof what[1], "dsp.logmel, 1 s of 16 kHz audio, 80 mels");
+    if (gq_client_run(cl, jobs[1]) != GQ_OK) {
+        printf("  dsp.logmel unavailable (%s)\n", gq_job_error(jobs[1]));
+        gq_job_destroy(&jobs[1]);
+    }
+    for (int k = 0; k < 2; k++) {
+        gq_job_t *j = jobs[k];
+        if (!j)
+            continue;
+        double compute;
+        double miss = s_median_run(cl, j, GQ_CACHE_REFRESH, it, GQ_CACHE_COMPUTED, NULL);
+        double bypass = s_median_run(cl, j, GQ_CACHE_BYPASS, it, GQ_CACHE_COMPUTED, &compute);
+        double hit = s_median_run(cl, j, GQ_CACHE_USE, it * 4, GQ_CACHE_MEMORY, NULL);
+        printf("  %-44s %7.0f us %6.0f us %6.0f us %6.1f us %7.1f  %s\n", what[k], compute, miss,
+               bypass, hit, miss / hit,
+               k                  ? ""
+               : miss / hit >= 10 ? "(target >= 10 met)"
+                                  : "(target >= 10 MISSED)");
+        gq_job_destroy(&jobs[k]);
+    }
+    gq_tensor_destroy(&audio);
     gqb_phase = "(c) LZ4";
     /* Real outputs: log-mel spectrograms of 10 s of audio from the worker. */
     gq_tensor_t *long_audio = s_audio(10.0, 2);
@@ -649,8 +780,6 @@ int main(int argc, char **argv)
     s_zipf(reqs, 20000, 1.0, 0.2, 0.05);
     s_zipf(reqs, 20000, 1.2, 0.2, 0.02);
 
-    gq_job_destroy(&j);
-    gq_tensor_destroy(&audio);
     gq_tensor_destroy(&long_audio);
     gq_client_destroy(&cl);
     gqb_stop_child(c.worker);
