@@ -497,8 +497,10 @@ static void s_expire(gq_client_t *c)
     }
 }
 
-/* Waits up to timeout_ms (-1: forever) for messages and handles all that are there. */
-static int s_pump(gq_client_t *c, int timeout_ms)
+/* Waits up to timeout_ms (-1: forever) for a message and handles it, then, with drain,
+ * every other one already there. Without drain nothing is lost (later calls read the
+ * rest), and a lone answer costs no extra receive to find the queue empty. */
+static int s_pump(gq_client_t *c, int timeout_ms, bool drain)
 {
     uint64_t now = gq_now_us();
     if (c->timed_jobs) {
@@ -514,10 +516,11 @@ static int s_pump(gq_client_t *c, int timeout_ms)
     }
     /* The first receive blocks (up to timeout_ms), the rest drain what is there. A
      * blocking receive sleeps on the socket's mailbox alone: zmq_poll before a receive
-     * costs several more system calls per message, a tenth of a small job's round trip. */
+     * costs several more system calls per message, a tenth of a small job's round trip;
+     * so does a receive that finds the queue empty. */
     if (zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms))
         return errno == ETERM ? GQ_ECLOSED : GQ_EIO;
-    for (int n = 0; n < 1024; n++) {
+    for (int n = 0; n < (drain ? 1024 : 1); n++) {
         gq_wire_msg_t m;
         char err[GQ_ERRLEN];
         gq_status st =
@@ -662,7 +665,7 @@ GQ_EXPORT int gq_client_run(gq_client_t *c, gq_job_t *job)
     if (rc)
         return rc;
     while (job->state == GQ_JOB_INFLIGHT) {
-        if ((rc = s_pump(c, -1))) {
+        if ((rc = s_pump(c, -1, false))) {
             gq_client_forget(c, job);
             job->state = GQ_JOB_DONE;
             job->status = rc;
@@ -676,7 +679,7 @@ GQ_EXPORT int gq_client_run(gq_client_t *c, gq_job_t *job)
 GQ_EXPORT int gq_client_submit(gq_client_t *c, gq_job_t *job)
 {
     while (c->async_inflight >= c->window) {
-        int rc = s_pump(c, -1);
+        int rc = s_pump(c, -1, true);
         if (rc)
             return rc;
     }
@@ -696,7 +699,7 @@ GQ_EXPORT int gq_client_collect(gq_client_t *c, int timeout_ms, gq_job_t **done)
             wait = now >= until ? 0 : (int)((until - now + 999u) / 1000u);
         }
         /* Always read once, so a zero timeout still picks up answers already here. */
-        int rc = s_pump(c, wait);
+        int rc = s_pump(c, wait, true);
         if (rc)
             return rc;
         if (!c->done_head && timeout_ms >= 0 && gq_now_us() >= until)
@@ -735,7 +738,7 @@ static int s_wait_for(gq_client_t *c, const int *flag, int timeout_ms)
         uint64_t now = gq_now_us();
         if (timeout_ms >= 0 && now >= until)
             return GQ_ETIMEDOUT;
-        int rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u));
+        int rc = s_pump(c, timeout_ms < 0 ? -1 : (int)((until - now + 999u) / 1000u), false);
         if (rc)
             return rc;
     }
