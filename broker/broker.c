@@ -590,19 +590,30 @@ static gq_sched_batch_t s_batch_rule(const gq_broker_t *self, const char *op)
 
 /* Scheduler fields of an admitted job: class, deadline, client, cost signature and, when its
  * ops stack (GQ_OPF_BATCHABLE, checked through the shape rules), its batch key and rule. */
-/* A job that is only onnx.run of a model whose every input has a symbolic dim 0 (a batch
- * dim): such jobs batch by concatenating along it, and the model's outputs split back. */
+/* A job that ends in onnx.run of a model whose every input has a symbolic dim 0 (a batch
+ * dim), after stages that all stack (GQ_OPF_BATCHABLE, or none): such jobs batch by
+ * concatenating their inputs along dim 0. The worker runs the stages before the model on
+ * the inputs seen as stacked ([k * d0, ...] is [k, d0, ...]), gives the model their
+ * outputs with the two leading dims merged (the concatenation of the jobs' own), and
+ * splits the model's outputs back along dim 0. */
 static int s_model_batches(gq_broker_t *self, const gq_args_t *args, int nstages,
                            const gq_tdesc_t *in, int nin)
 {
-    if (nstages != 1 || !(args[0].op->flags & GQ_OPF_HOSTED))
+    if (!(args[nstages - 1].op->flags & GQ_OPF_HOSTED))
         return 0;
-    const gq_model_entry_t *e = gq_models_get(self->models, gq_args_str(&args[0], "model"));
-    if (!e || e->sig.ninputs != nin ||
-        gq_map_get(self->no_concat, gq_hash_bytes(e->digest, strlen(e->digest), 0)))
+    const gq_model_entry_t *e =
+        gq_models_get(self->models, gq_args_str(&args[nstages - 1], "model"));
+    gq_tdesc_t mid[GQ_MAX_OUTPUTS];
+    int nmid = 0;
+    if (!e || gq_map_get(self->no_concat, gq_hash_bytes(e->digest, strlen(e->digest), 0)))
         return 0;
     for (int i = 0; i < nin; i++)
-        if (e->sig.in[i].ndim < 1 || e->sig.in[i].shape[0] != -1 || in[i].ndim < 1)
+        if (in[i].ndim < 1)
+            return 0;
+    if (!gq_batch_prefix(args, nstages - 1, in, nin, mid, &nmid) || e->sig.ninputs != nmid)
+        return 0;
+    for (int i = 0; i < nmid; i++)
+        if (e->sig.in[i].ndim < 1 || e->sig.in[i].shape[0] != -1 || mid[i].ndim < 1)
             return 0;
     return 1;
 }

@@ -22,7 +22,8 @@ static int s_same_with_lead(const gq_tdesc_t *stacked, const gq_tdesc_t *single)
            !memcmp(stacked->shape, want.shape, (size_t)want.ndim * sizeof want.shape[0]);
 }
 
-int gq_batch_ok(const gq_args_t *stages, int nstages, const gq_tdesc_t *in, int nin)
+int gq_batch_prefix(const gq_args_t *stages, int nstages, const gq_tdesc_t *in, int nin,
+                    gq_tdesc_t *out, int *nout)
 {
     gq_tdesc_t one[2][GQ_MAX_OUTPUTS], two[2][GQ_MAX_OUTPUTS];
     const gq_tdesc_t *a = in;
@@ -49,5 +50,14 @@ int gq_batch_ok(const gq_args_t *stages, int nstages, const gq_tdesc_t *in, int 
         b = ob;
         na = nout_a;
     }
+    if (out) {
+        memcpy(out, a, (size_t)na * sizeof *out);
+        *nout = na;
+    }
     return 1;
+}
+
+int gq_batch_ok(const gq_args_t *stages, int nstages, const gq_tdesc_t *in, int nin)
+{
+    return gq_batch_prefix(stages, nstages, in, nin, NULL, NULL);
 }

@@ -16,6 +16,11 @@
  * so an op whose rule would mix rows refuses here even if flagged). */
 int gq_batch_ok(const gq_args_t *stages, int nstages, const gq_tdesc_t *in, int nin);
 
+/* gq_batch_ok, and on success the single job's outputs after those stages in out[0..*nout)
+ * (GQ_MAX_OUTPUTS room; the inputs when nstages is 0) when out is not NULL. */
+int gq_batch_prefix(const gq_args_t *stages, int nstages, const gq_tdesc_t *in, int nin,
+                    gq_tdesc_t *out, int *nout);
+
 /* d with a leading axis of size k; GQ_ESHAPE when it already has GQ_MAX_DIMS dims. */
 gq_status gq_batch_stack_desc(const gq_tdesc_t *d, int64_t k, gq_tdesc_t *out);
 

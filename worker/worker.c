@@ -86,6 +86,69 @@ static void s_wjob_free(s_wjob_t *w)
 
 /* ---- compute threads ---- */
 
+/* d with its dim 0 split into k rows ([k * d0, ...] as [k, d0, ...]: the same bytes), or,
+ * with k == 0, its two leading dims merged ([k, e0, ...] as [k * e0, ...]). */
+static gq_status s_regroup(gq_tdesc_t *d, size_t k, char *err, size_t errlen)
+{
+    if (k && (d->ndim < 1 || d->ndim >= GQ_MAX_DIMS || d->shape[0] % (int64_t)k)) {
+        gq_errf(err, errlen, "batch of %zu: input of %d dims does not split into its jobs", k,
+                d->ndim);
+        return GQ_ESHAPE;
+    }
+    if (!k && d->ndim < 2) {
+        gq_errf(err, errlen, "batch: a stage before the model gave %d dims, no rows to merge",
+                d->ndim);
+        return GQ_ESHAPE;
+    }
+    if (k) {
+        memmove(d->shape + 1, d->shape, (size_t)d->ndim * sizeof d->shape[0]);
+        d->shape[0] = (int64_t)k;
+        d->shape[1] /= (int64_t)k;
+        d->ndim++;
+    } else {
+        d->shape[1] *= d->shape[0];
+        d->ndim--;
+        memmove(d->shape, d->shape + 1, (size_t)d->ndim * sizeof d->shape[0]);
+        d->shape[d->ndim] = 0;
+    }
+    return GQ_OK;
+}
+
+/* A concatenated batch of k jobs of a pipeline ending in a model (the broker's
+ * s_model_batches): the stages before the model run on the inputs seen as stacked, the
+ * model on their outputs with the two leading dims merged, so its outputs split along dim 0
+ * like those of a model-only batch. */
+static gq_status s_run_model_batch(gq_worker_t *self, s_wjob_t *w, const gq_view_t *in, size_t k)
+{
+    size_t n = w->job->n_stages;
+    gq_view_t st[GQ_WIRE_MAX_PAYLOAD], mid[GQ_MAX_OUTPUTS];
+    gq_exec_out_t pre;
+    gq_status rc = GQ_OK;
+    for (int i = 0; i < w->nin && !rc; i++) {
+        st[i] = in[i];
+        rc = s_regroup(&st[i].desc, k, w->err, sizeof w->err);
+    }
+    if (rc)
+        return rc;
+    rc = gq_exec_run(&self->exec, w->job->stages, n - 1, st, w->nin, &pre, w->err, sizeof w->err);
+    if (rc)
+        return rc;
+    for (int i = 0; i < pre.n && !rc; i++) {
+        mid[i] = pre.t[i];
+        rc = s_regroup(&mid[i].desc, 0, w->err, sizeof w->err);
+    }
+    if (!rc)
+        rc = gq_exec_run(&self->exec, w->job->stages + n - 1, 1, mid, pre.n, &w->out, w->err,
+                         sizeof w->err);
+    if (!rc) {
+        w->out.backend[n - 1] = w->out.backend[0];
+        for (size_t s = 0; s + 1 < n; s++)
+            w->out.backend[s] = pre.backend[s];
+    }
+    gq_exec_out_free(&pre);
+    return rc;
+}
+
 static void s_compute(gq_worker_t *self, s_wjob_t *w)
 {
     uint64_t t0 = gq_now_us();
@@ -100,8 +163,12 @@ static void s_compute(gq_worker_t *self, s_wjob_t *w)
         in[i].data = zmq_msg_data(&w->in[i]);
         in[i].nbytes = zmq_msg_size(&w->in[i]);
     }
-    w->rc = gq_exec_run(&self->exec, w->job->stages, w->job->n_stages, in, w->nin, &w->out, w->err,
-                        sizeof w->err);
+    size_t k = w->job->n_batch_ids, n = w->job->n_stages;
+    if (k > 1 && w->job->batch_concat && n > 1)
+        w->rc = s_run_model_batch(self, w, in, k);
+    else
+        w->rc =
+            gq_exec_run(&self->exec, w->job->stages, n, in, w->nin, &w->out, w->err, sizeof w->err);
     w->compute_us = gq_now_us() - t0;
 }
 

@@ -1,6 +1,7 @@
 /* Models through real processes: put a model in the broker's store, run onnx.run jobs (a
  * worker fetches the model once), pipelines ending in a model, the errors a user meets
- * (bad file, unknown digest, wrong input shape, model not last), and a store that survives
+ * (bad file, unknown digest, wrong input shape, model not last), batches of a model with a
+ * symbolic batch dim alone and after another op, and a store that survives
  * a broker restart with --model-dir. The model is built here: y = Relu(x + W), x f32[2,2]. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,8 +176,10 @@ static void s_errors(gq_client_t *c, const char *digest, const uint8_t *model, s
 }
 
 /* A model with a symbolic batch dim: concurrent jobs are concatenated along it and split
- * back, each answer equal to its own Relu(x + W). */
-static void s_batches(gq_client_t *cl)
+ * back, each answer equal to its own Relu(x + W); with pipeline, jobs are tensor.scale 2
+ * then the model (the scale runs on the stacked inputs, the model on its rows merged), each
+ * answer Relu(2x + W). */
+static void s_batches(gq_client_t *cl, int pipeline)
 {
     size_t len;
     uint8_t *bytes = s_build(&len, 0.0f, 1);
@@ -187,12 +190,19 @@ static void s_batches(gq_client_t *cl)
     GQT_CHECK(!strcmp(mi.inputs, "x: f32[?,2]"), "batch model inputs '%s'", mi.inputs);
     enum { N = 200 };
     gq_job_t *jobs[N];
+    float f = pipeline ? 2.0f : 1.0f;
     for (int i = 0; i < N; i++) {
         int64_t shape[2] = {3, 2};
         gq_tensor_t *x = gq_tensor_new(GQ_F32, shape, 2);
         for (int e = 0; e < 6; e++)
             ((float *)gq_tensor_data(x))[e] = (float)(i % 7) - (float)e;
-        jobs[i] = gq_job_new("onnx.run");
+        if (pipeline) {
+            jobs[i] = gq_job_new("tensor.scale");
+            gq_job_param_float(jobs[i], "factor", f);
+            gq_job_then(jobs[i], "onnx.run");
+        } else {
+            jobs[i] = gq_job_new("onnx.run");
+        }
         gq_job_param_str(jobs[i], "model", mi.digest);
         gq_job_input(jobs[i], x);
         gq_job_cache(jobs[i], GQ_CACHE_BYPASS, 0);
@@ -214,14 +224,18 @@ static void s_batches(gq_client_t *cl)
                       gq_tensor_shape(y)[1] == 2,
                   "job %d: output is not f32[3,2]", i);
         for (int e = 0; e < 6; e++) {
-            float want = (float)(i % 7) - (float)e + ((float)(e % 2) - 1.5f);
+            float want = f * ((float)(i % 7) - (float)e) + ((float)(e % 2) - 1.5f);
             want = want > 0 ? want : 0;
             GQT_CHECK(((const float *)gq_tensor_data(y))[e] == want, "job %d y[%d] = %g, want %g",
                       i, e, ((const float *)gq_tensor_data(y))[e], want);
         }
+        if (pipeline)
+            GQT_CHECK(!strcmp(gq_job_backend(jobs[i], 1), "cpu"), "job %d: model stage on %s", i,
+                      gq_job_backend(jobs[i], 1));
         gq_job_destroy(&jobs[i]);
     }
-    printf("symbolic-batch model: %d of %d answers came from concatenated batches\n", batched, N);
+    printf("symbolic-batch model%s: %d of %d answers came from concatenated batches\n",
+           pipeline ? " after tensor.scale" : "", batched, N);
     GQT_CHECK(batched > 0, "no job was batched");
 }
 
@@ -297,7 +311,8 @@ int main(void)
     printf("%s", list);
     free(list);
     s_errors(cl, mi.digest, model, len);
-    s_batches(cl);
+    s_batches(cl, 0);
+    s_batches(cl, 1);
     gq_client_destroy(&cl);
     gqt_cluster_stop(&c);
 
