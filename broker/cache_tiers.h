@@ -2,8 +2,10 @@
  * memory tier: memory -> disk -> Redis. Part of the broker library, which links liblmdb and
  * hiredis. Keys, values, the codec and the memory tier: common/cache.h.
  *
- * Threads: a gq_cache_t is used by one thread (the broker's loop); the Redis tier runs its
- * own I/O thread behind it and reports through gq_cache_fd / gq_cache_drain. */
+ * Threads: a gq_cache_t is used by one thread (the broker's loop). Behind it a writer
+ * thread encodes stored values and writes them to the disk and Redis tiers (the LMDB tier
+ * under a lock both threads take), and the Redis tier runs its own I/O thread, reporting
+ * through gq_cache_fd / gq_cache_drain. A gq_cache_lmdb_t alone is single-threaded. */
 #ifndef GQ_CACHE_TIERS_H
 #define GQ_CACHE_TIERS_H
 
@@ -117,8 +119,12 @@ int gq_cache_drain(gq_cache_t *self,
                    void (*fn)(void *arg, const gq_cache_key_t *key, gq_cache_val_t *val, int tier),
                    void *arg);
 
-/* Empties every tier. */
+/* Empties every tier (values not yet written to disk and Redis are dropped). */
 void gq_cache_clear(gq_cache_t *self);
+
+/* Waits until every value stored so far is written to the disk and Redis tiers (handed to
+ * Redis's thread, for that tier): for tests and shutdown. */
+void gq_cache_flush(gq_cache_t *self);
 
 /* The admission counters (dedup_joined, bypassed ...) the broker keeps with the cache's;
  * the caller may increment them. */

@@ -149,11 +149,12 @@ typedef struct {
     int enabled;
     gq_tier_stats_t tier[GQ_TIER_COUNT]; /* indexed by gq_tier_t; NONE and SHARED unused */
     uint64_t lookups, hits, misses;
-    uint64_t dedup_joined;                      /* jobs answered by an identical job's execution */
-    uint64_t uncacheable;                       /* jobs with a nondeterministic op */
-    uint64_t bypassed;                          /* jobs with policy bypass */
-    uint64_t refreshed;                         /* jobs with policy refresh */
-    uint64_t too_big;                           /* results over the value limit, not stored */
+    uint64_t dedup_joined;  /* jobs answered by an identical job's execution */
+    uint64_t uncacheable;   /* jobs with a nondeterministic op */
+    uint64_t bypassed;      /* jobs with policy bypass */
+    uint64_t refreshed;     /* jobs with policy refresh */
+    uint64_t too_big;       /* results over the value limit, not stored */
+    uint64_t write_dropped; /* not written to disk and Redis: the writer was 256 MiB behind */
     uint64_t enc_raw, enc_stored, enc_shuffled; /* encoder totals (disk and Redis) */
 } gq_cache_stats_t;
 

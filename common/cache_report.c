@@ -119,6 +119,9 @@ size_t gq_cache_prom(const gq_cache_stats_t *st, char *buf, size_t len, size_t o
         {"gpuq_cache_encoded_stored_bytes_total", "Bytes the value encoder produced.",
          st->enc_stored},
         {"gpuq_cache_encoded_shuffled_total", "Values byte-shuffled before LZ4.", st->enc_shuffled},
+        {"gpuq_cache_write_dropped_total",
+         "Values not written to disk and Redis: the writer thread was 256 MiB behind.",
+         st->write_dropped},
     };
     for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
         s_cat(buf, len, &off, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", top[i].name,

@@ -64,8 +64,17 @@ int main(void)
     GQT_CHECK(gqt_cache_scale(cl, x, 2.0) == GQ_CACHE_COMPUTED, "first run not computed");
     GQT_CHECK(gqt_cache_scale(cl, x, 2.0) == GQ_CACHE_MEMORY, "second run not from memory");
     GQT_CHECK(gqt_cache_scale(cl, y, 3.0) == GQ_CACHE_COMPUTED, "y not computed");
-    gq_cache_info_t ci = gqt_cache_info(cl);
-    const gq_cache_tier_info_t *disk = gqt_tier(&ci, GQ_CACHE_DISK);
+    /* The disk tier is written behind the answers, by the cache's writer thread: wait for
+     * both stores (a SIGKILL may lose the values not yet written; a cache may forget). */
+    gq_cache_info_t ci;
+    const gq_cache_tier_info_t *disk;
+    for (int t = 0; t < 500; t++) {
+        ci = gqt_cache_info(cl);
+        disk = gqt_tier(&ci, GQ_CACHE_DISK);
+        if (disk->stores >= 2)
+            break;
+        usleep(10000);
+    }
     printf("disk tier: %llu entries, %llu raw -> %llu stored bytes\n",
            (unsigned long long)disk->entries, (unsigned long long)disk->bytes_raw,
            (unsigned long long)disk->bytes_stored);
