@@ -10,12 +10,13 @@
 
 /* Starts gpuq-broker on fresh ports with extra args (NULL-terminated list, at most 16), and
  * n workers of one thread and `credits` credits; waits until they registered.
- * c->heartbeat_ms is 200. */
+ * c->heartbeat_ms is 500: a worker is dropped after 1.5 s of silence, which a starved
+ * process under ASan on a loaded 2-core machine has reached at 200 ms (0.6 s). */
 static inline void gqt_cache_cluster(gqt_cluster_t *c, int nworkers, int credits,
                                      const char *const *extra)
 {
     memset(c, 0, sizeof *c);
-    c->heartbeat_ms = 200;
+    c->heartbeat_ms = 500;
     c->front_port = gqt_free_port();
     do
         c->back_port = gqt_free_port();
@@ -28,7 +29,7 @@ static inline void gqt_cache_cluster(gqt_cluster_t *c, int nworkers, int credits
                       "--backend",
                       c->back,
                       "--heartbeat-ms",
-                      "200",
+                      "500",
                       "--drain-ms",
                       "2000"};
     int n = 9;
