@@ -202,7 +202,7 @@ static bool s_retryable(gq_status rc)
 
 /* A hosted stage: its inputs brought to the host, the hook's outputs owned by next. */
 static gq_status s_run_hosted(gq_exec_t *ex, const gq_args_t *a, s_set_t *cur, s_set_t *next,
-                              char *err, size_t errlen)
+                              const char **ran_on, char *err, size_t errlen)
 {
     gq_view_t in[GQ_MAX_INPUTS], out[GQ_MAX_OUTPUTS];
     int nout = 0;
@@ -217,9 +217,11 @@ static gq_status s_run_hosted(gq_exec_t *ex, const gq_args_t *a, s_set_t *cur, s
             return rc;
         in[i] = (gq_view_t){cur->t[i].desc, cur->t[i].host, cur->t[i].nbytes};
     }
-    gq_status rc = ex->hosted(ex->hosted_ctx, a, in, cur->n, out, &nout, err, errlen);
+    const char *backend = NULL;
+    gq_status rc = ex->hosted(ex->hosted_ctx, ex, a, in, cur->n, out, &nout, &backend, err, errlen);
     if (rc)
         return rc;
+    *ran_on = backend ? backend : "cpu";
     next->n = nout;
     for (int i = 0; i < nout; i++) {
         next->t[i].desc = out[i].desc;
@@ -265,9 +267,8 @@ gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nsta
             (rc = gq_op_infer(&args, in_desc, cur.n, out_desc, &nout, err, errlen)))
             break;
         if (op->flags & GQ_OPF_HOSTED) {
-            if ((rc = s_run_hosted(ex, &args, &cur, &next, err, errlen)))
+            if ((rc = s_run_hosted(ex, &args, &cur, &next, &out->backend[k], err, errlen)))
                 break;
-            out->backend[k] = "cpu";
             s_set_free(&cur);
             cur = next;
             continue;
@@ -345,9 +346,56 @@ void gq_exec_out_free(gq_exec_out_t *out)
     out->n = 0;
 }
 
+/* The slot of a named op, added when absent (the last slot takes every name past it). */
+static gq_exec_named_t *s_named(gq_exec_t *ex, const char *op, bool add)
+{
+    int n = atomic_load(&ex->nnamed);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ex->named[i].op, op))
+            return &ex->named[i];
+    if (!add)
+        return NULL;
+    while (atomic_flag_test_and_set(&ex->named_lock))
+        ;
+    n = atomic_load(&ex->nnamed);
+    int i = 0;
+    while (i < n && strcmp(ex->named[i].op, op))
+        i++;
+    if (i == n && n < GQ_EXEC_MAX_NAMED) {
+        snprintf(ex->named[n].op, sizeof ex->named[n].op, "%s",
+                 n == GQ_EXEC_MAX_NAMED - 1 ? "other" : op);
+        atomic_store(&ex->nnamed, n + 1);
+    }
+    atomic_flag_clear(&ex->named_lock);
+    return &ex->named[i < GQ_EXEC_MAX_NAMED ? i : GQ_EXEC_MAX_NAMED - 1];
+}
+
+void gq_exec_count_fallback(gq_exec_t *ex, const char *op, const char *backend)
+{
+    int b = 0;
+    while (b < ex->nbackends && strcmp(ex->backends[b]->ops->name, backend))
+        b++;
+    if (b == ex->nbackends)
+        return;
+    const gq_op_spec_t *spec = gq_op_find(op);
+    if (spec) {
+        atomic_fetch_add(&ex->fallbacks, 1);
+        atomic_fetch_add(&ex->fallback_by[s_op_index(spec)][b], 1);
+    } else {
+        atomic_fetch_add(&s_named(ex, op, true)->by[b], 1);
+    }
+}
+
 uint64_t gq_exec_fallbacks(gq_exec_t *ex, const char *op, const char *backend)
 {
     const gq_op_spec_t *spec = gq_op_find(op);
+    if (!spec && op && backend) {
+        const gq_exec_named_t *nm = s_named(ex, op, false);
+        for (int b = 0; nm && b < ex->nbackends; b++)
+            if (!strcmp(ex->backends[b]->ops->name, backend))
+                return atomic_load(&nm->by[b]);
+        return 0;
+    }
     if (!spec || !backend)
         return 0;
     for (int b = 0; b < ex->nbackends; b++)
@@ -370,6 +418,23 @@ int gq_exec_fallbacks_text(gq_exec_t *ex, char *buf, size_t len)
             int w = snprintf(buf + off, len - off,
                              "gpuq_worker_fallbacks_total{op=\"%s\",backend=\"%s\"} %llu\n",
                              gq_op_at(o)->name, ex->backends[b]->ops->name, (unsigned long long)n);
+            if (w < 0 || (size_t)w >= len - off) {
+                if (len > off)
+                    buf[off] = '\0';
+                return lines;
+            }
+            off += (size_t)w;
+            lines++;
+        }
+    int nn = atomic_load(&ex->nnamed);
+    for (int o = 0; o < nn; o++)
+        for (int b = 0; b < ex->nbackends; b++) {
+            uint64_t n = atomic_load(&ex->named[o].by[b]);
+            if (!n)
+                continue;
+            int w = snprintf(buf + off, len - off,
+                             "gpuq_worker_fallbacks_total{op=\"%s\",backend=\"%s\"} %llu\n",
+                             ex->named[o].op, ex->backends[b]->ops->name, (unsigned long long)n);
             if (w < 0 || (size_t)w >= len - off) {
                 if (len > off)
                     buf[off] = '\0';

@@ -16,9 +16,19 @@
 #include "wire.h"
 
 #define GQ_EXEC_MAX_BACKENDS 4
-#define GQ_EXEC_MAX_OPS 128 /* op table entries counted per op; more share the last slot */
+#define GQ_EXEC_MAX_OPS 128  /* op table entries counted per op; more share the last slot */
+#define GQ_EXEC_MAX_NAMED 96 /* fallbacks of ops outside the op table ("onnx.Conv") */
 
+/* Fallbacks of an op outside the op table: an ONNX step ("onnx.<OpType>") that the
+ * worker's accelerator declined inside an onnx.run stage. */
 typedef struct {
+    char op[48];
+    atomic_uint_least64_t by[GQ_EXEC_MAX_BACKENDS];
+} gq_exec_named_t;
+
+typedef struct gq_exec gq_exec_t;
+
+struct gq_exec {
     gq_backend_t *backends[GQ_EXEC_MAX_BACKENDS]; /* priority order, cpu last */
     int nbackends;
     int strict;
@@ -29,11 +39,18 @@ typedef struct {
      * ran. Zero-initialised with the struct. */
     atomic_uint_least64_t fallback_by[GQ_EXEC_MAX_OPS][GQ_EXEC_MAX_BACKENDS];
     /* Runs GQ_OPF_HOSTED ops (onnx.run) on host memory: in[] readable, out[0..*nout) fresh
-     * 64-byte-aligned buffers the executor frees. NULL: such stages fail as unsupported. */
-    gq_status (*hosted)(void *ctx, const gq_args_t *a, const gq_view_t *in, int nin, gq_view_t *out,
-                        int *nout, char *err, size_t errlen);
+     * 64-byte-aligned buffers the executor frees; ex: this executor (its backends, strict,
+     * the fallback counters); *backend: the backend that ran the stage's work (a static
+     * string; left NULL: "cpu"). NULL hook: such stages fail as unsupported. */
+    gq_status (*hosted)(void *ctx, gq_exec_t *ex, const gq_args_t *a, const gq_view_t *in, int nin,
+                        gq_view_t *out, int *nout, const char **backend, char *err, size_t errlen);
     void *hosted_ctx;
-} gq_exec_t;
+    /* Fallbacks of named ops (gq_exec_count_fallback), nnamed in use; named_lock guards
+     * adding a name (counts are atomic). Zero-initialised with the struct. */
+    gq_exec_named_t named[GQ_EXEC_MAX_NAMED];
+    atomic_int nnamed;
+    atomic_flag named_lock;
+};
 
 /* Output of a job: host buffers, 64-byte aligned, owned by the caller (free()). */
 typedef struct {
@@ -50,6 +67,12 @@ gq_status gq_exec_run(gq_exec_t *ex, Gq__Wire__Stage *const *stages, size_t nsta
                       const gq_view_t *in, int nin, gq_exec_out_t *out, char *err, size_t errlen);
 
 void gq_exec_out_free(gq_exec_out_t *out);
+
+/* Counts one fallback of op away from the backend named backend: an op of the op table
+ * (also counted in fallbacks, as a stage), or any other name, such as "onnx.Conv" for an
+ * ONNX step the accelerator declined (at most GQ_EXEC_MAX_NAMED names; later ones count
+ * under "other"). Names of backends this executor does not have are ignored. */
+void gq_exec_count_fallback(gq_exec_t *ex, const char *op, const char *backend);
 
 /* Fallbacks of op away from the backend named backend (fallbacks_total{op,backend}); 0
  * for names this executor does not have. */

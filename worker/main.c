@@ -29,11 +29,13 @@ static void s_usage(FILE *f)
                "  --heartbeat-ms N   heartbeat interval (default 1000)\n"
                "  --liveness N       silent broker intervals before reconnecting (default 3)\n"
                "  --strict           fail a stage instead of falling back to a lower backend\n"
-               "  --backends LIST    backends in priority order, e.g. opencl,cpu (env\n"
-               "                     GQ_BACKENDS; default: opencl if a GPU is found, then cpu)\n"
+               "  --backends LIST    backends in priority order: opencl, vulkan, cpu, e.g.\n"
+               "                     vulkan,cpu (env GQ_BACKENDS; default: opencl if a GPU\n"
+               "                     is found, then cpu)\n"
                "  --cl-device D      OpenCL device: index (over all platforms, as logged at\n"
                "                     start) or name substring\n"
                "  --cl-platform P    OpenCL platform: index or name substring\n"
+               "                     (Vulkan's device: env GQ_VK_DEVICE, index or name)\n"
                "  --log LEVEL        error|warn|info|debug (default info; env GQ_LOG)\n");
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "map.h"
+#include "onnx_accel.h"
 #include "onnx_exec.h"
 #include "util.h"
 
@@ -13,13 +14,26 @@ typedef struct {
     gq_wmodel_state_t state;
     gq_onnx_model_t *model;
     gq_onnx_plan_t *plan;
+    gq_onnx_accel_t *accel; /* the accelerator the plan was given (NULL: none yet) */
     pthread_mutex_t run_mu;
 } s_entry_t;
 
 struct gq_wmodels {
     pthread_mutex_t mu; /* the map: the main thread adds, compute threads look up */
     gq_map_t *map;
+    /* The accelerator on the worker's first backend when that is OpenCL: made on the first
+     * run that can use it (under mu), dropped for good when it cannot start or its device
+     * is lost; plans get it on their next run. */
+    gq_onnx_accel_t *accel;
+    const gq_backend_t *accel_be;
+    bool accel_off;
 };
+
+/* What a run's fallback hook needs: the executor to count in, and its backend's name. */
+typedef struct {
+    gq_exec_t *ex;
+    const char *backend;
+} s_fallback_ctx_t;
 
 static uint64_t s_key(const char *digest)
 {
@@ -29,6 +43,10 @@ static uint64_t s_key(const char *digest)
 
 static void s_entry_free(s_entry_t *e)
 {
+    if (e->plan) {
+        char err[GQ_ERRLEN];
+        gq_onnx_plan_set_accel(e->plan, NULL, err, sizeof err);
+    }
     gq_onnx_plan_destroy(&e->plan);
     gq_onnx_model_destroy(&e->model);
     pthread_mutex_destroy(&e->run_mu);
@@ -60,6 +78,7 @@ void gq_wmodels_destroy(gq_wmodels_t **self_p)
         return;
     gq_map_each(self->map, s_free_cb, NULL);
     gq_map_destroy(&self->map);
+    gq_onnx_accel_destroy(&self->accel); /* after every plan that used it */
     pthread_mutex_destroy(&self->mu);
     free(self);
     *self_p = NULL;
@@ -145,8 +164,89 @@ gq_status gq_wmodels_add(gq_wmodels_t *self, const char *digest, const void *byt
     return GQ_OK;
 }
 
-gq_status gq_wmodels_run(void *ctx, const gq_args_t *a, const gq_view_t *in, int nin,
-                         gq_view_t *out, int *nout, char *err, size_t errlen)
+/* The accelerator for runs on ex: OpenCL's when it is ex's first backend (the worker's
+ * choice of device: an OpenCL backend that is there but below the CPU is not used); NULL
+ * when there is none or it cannot start (logged once). */
+static gq_onnx_accel_t *s_accel(gq_wmodels_t *self, gq_exec_t *ex)
+{
+    if (!ex || ex->nbackends < 2 || strcmp(ex->backends[0]->ops->name, "opencl"))
+        return NULL;
+    gq_onnx_accel_t *ax = NULL;
+    pthread_mutex_lock(&self->mu);
+    if (!self->accel_off && !self->accel) {
+#ifdef GQ_HAVE_OPENCL
+        char err[GQ_ERRLEN];
+        self->accel = gq_onnx_accel_opencl_new(ex->backends[0], err, sizeof err);
+        self->accel_be = ex->backends[0];
+        if (self->accel)
+            GQ_INFO("onnx: models run on opencl, step by step; declined steps on the cpu");
+        else
+            GQ_WARN("onnx: no OpenCL accelerator (%s): models run on the cpu", err);
+#endif
+        self->accel_off = !self->accel;
+    }
+    if (self->accel && !self->accel_off && self->accel_be == ex->backends[0])
+        ax = self->accel;
+    pthread_mutex_unlock(&self->mu);
+    return ax;
+}
+
+/* The plan's fallback hook: a step the accelerator declined counts as a fallback of
+ * "onnx.<OpType>" from its backend; strict mode refuses it. */
+static bool s_on_fallback(void *ctx, const char *op_type)
+{
+    s_fallback_ctx_t *f = ctx;
+    if (f->ex->strict)
+        return false;
+    char op[64];
+    snprintf(op, sizeof op, "onnx.%s", op_type);
+    gq_exec_count_fallback(f->ex, op, f->backend);
+    return true;
+}
+
+/* Runs entry e's plan (under its run_mu) with accelerator ax when it has one: a run that
+ * fails with the device out of memory or lost is run again on the CPU (counted as a
+ * fallback of onnx.run), unless strict; a lost device stops the accelerator for good. */
+static gq_status s_run_plan(gq_wmodels_t *self, s_entry_t *e, gq_onnx_accel_t *ax, gq_exec_t *ex,
+                            const gq_view_t *in, int nin, gq_view_t *out, int n,
+                            const char **backend, char *err, size_t errlen)
+{
+    if (e->accel != ax) {
+        char aerr[GQ_ERRLEN];
+        if (gq_onnx_plan_set_accel(e->plan, ax, aerr, sizeof aerr)) {
+            GQ_WARN("onnx: model %s runs on the cpu: %s", e->digest, aerr);
+            gq_onnx_plan_set_accel(e->plan, NULL, aerr, sizeof aerr);
+            ax = NULL;
+        }
+        e->accel = ax;
+    }
+    if (!e->accel)
+        return gq_onnx_plan_run(e->plan, in, nin, out, n, err, errlen);
+    s_fallback_ctx_t fctx = {ex, e->accel->ops->name};
+    gq_onnx_plan_on_fallback(e->plan, s_on_fallback, &fctx);
+    gq_status rc = gq_onnx_plan_run(e->plan, in, nin, out, n, err, errlen);
+    if ((rc == GQ_EDEVICE_OOM || rc == GQ_EDEVICE_LOST) && !ex->strict) {
+        GQ_WARN("onnx: model %s: %s; running it on the cpu", e->digest, err);
+        gq_exec_count_fallback(ex, "onnx.run", e->accel->ops->name);
+        if (rc == GQ_EDEVICE_LOST) {
+            pthread_mutex_lock(&self->mu);
+            self->accel_off = true; /* every plan leaves it on its next run */
+            pthread_mutex_unlock(&self->mu);
+        }
+        gq_onnx_plan_accel_enable(e->plan, false);
+        rc = gq_onnx_plan_run(e->plan, in, nin, out, n, err, errlen);
+        gq_onnx_plan_accel_enable(e->plan, true);
+    }
+    gq_onnx_plan_on_fallback(e->plan, NULL, NULL);
+    int on_dev = 0;
+    gq_onnx_plan_last_run(e->plan, &on_dev, NULL);
+    if (rc == GQ_OK && on_dev > 0)
+        *backend = e->accel->ops->name;
+    return rc;
+}
+
+gq_status gq_wmodels_run(void *ctx, gq_exec_t *ex, const gq_args_t *a, const gq_view_t *in, int nin,
+                         gq_view_t *out, int *nout, const char **backend, char *err, size_t errlen)
 {
     gq_wmodels_t *self = ctx;
     const char *digest = gq_args_str(a, "model");
@@ -166,8 +266,9 @@ gq_status gq_wmodels_run(void *ctx, const gq_args_t *a, const gq_view_t *in, int
         return GQ_ESHAPE;
     }
     /* Entries are never removed once ready, so e outlives the lookup. */
+    gq_onnx_accel_t *ax = s_accel(self, ex);
     pthread_mutex_lock(&e->run_mu);
-    gq_status rc = gq_onnx_plan_run(e->plan, in, nin, out, n, err, errlen);
+    gq_status rc = s_run_plan(self, e, ax, ex, in, nin, out, n, backend, err, errlen);
     pthread_mutex_unlock(&e->run_mu);
     if (rc == GQ_OK)
         *nout = n;

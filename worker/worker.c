@@ -14,6 +14,9 @@
 #include "models.h"
 #include "util.h"
 #include "wire.h"
+#ifdef GQ_HAVE_VULKAN
+#include "vulkan.h"
+#endif
 
 #define S_INLINE_BYTES (64u << 10) /* inputs of a job the main thread may run itself */
 #define S_NPRIO 4                  /* realtime .. background: threads take the most urgent */
@@ -730,8 +733,31 @@ static int s_open_backends(gq_worker_t *self, const char *list, char *err, size_
                 GQ_INFO("no OpenCL backend: %s; running on the CPU", why);
                 continue;
             }
+        } else if (!strcmp(name, "vulkan")) {
+#ifdef GQ_HAVE_VULKAN
+            /* Vulkan picks its own device: GQ_VK_DEVICE, an index or a name substring
+             * (--cl-device names OpenCL's). A CPU device (lavapipe) only when named, as
+             * for OpenCL. */
+            const char *vd = getenv("GQ_VK_DEVICE");
+            long long vi;
+            bc.device_index = -1;
+            bc.device_match = NULL;
+            if (vd && *vd && !gq_parse_int(vd, 0, 1 << 20, &vi))
+                bc.device_index = (int)vi;
+            else if (vd && *vd)
+                bc.device_match = vd;
+            bc.gpu_only = by_default && bc.device_index < 0 && !bc.device_match;
+            be = gq_backend_vulkan_new(&bc, why, sizeof why);
+            if (!be && by_default) {
+                GQ_INFO("no Vulkan backend: %s", why);
+                continue;
+            }
+#else
+            gq_errf(why, sizeof why, "not built (no Vulkan SDK or glslc at build time)");
+#endif
         } else {
-            gq_errf(err, errlen, "--backends: unknown backend '%s' (known: opencl, cpu)", name);
+            gq_errf(err, errlen, "--backends: unknown backend '%s' (known: opencl, vulkan, cpu)",
+                    name);
             return -1;
         }
         if (!be) {
@@ -868,6 +894,19 @@ static void s_send_heartbeat(gq_worker_t *self)
                 continue;
             gq__wire__fallback__init(&fb[n]);
             fb[n].op = (char *)gq_op_at(o)->name;
+            fb[n].backend = (char *)self->exec.backends[b]->ops->name;
+            fb[n].count = c;
+            fbp[n] = &fb[n];
+            n++;
+        }
+    int nnamed = atomic_load(&self->exec.nnamed); /* ONNX steps: "onnx.<OpType>" */
+    for (int o = 0; o < nnamed; o++)
+        for (int b = 0; b < self->exec.nbackends && n < GQ_WIRE_MAX_FALLBACKS; b++) {
+            uint64_t c = atomic_load(&self->exec.named[o].by[b]);
+            if (!c)
+                continue;
+            gq__wire__fallback__init(&fb[n]);
+            fb[n].op = self->exec.named[o].op;
             fb[n].backend = (char *)self->exec.backends[b]->ops->name;
             fb[n].count = c;
             fbp[n] = &fb[n];

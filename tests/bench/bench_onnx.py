@@ -8,6 +8,11 @@ times; the median wall time of one run is compared. gq is timed inside gq-onnx-r
 loading, planning and .npy I/O excluded), onnxruntime around InferenceSession.run.
 
     venv/bin/python tests/bench/bench_onnx.py [--quick] [--threads N] [--repeat N]
+                                               [--backend opencl]
+
+--backend opencl also times gq with the OpenCL accelerator (gq-onnx-run --backend opencl,
+the first OpenCL device: PoCL on a machine without a GPU) and prints its time over gq's
+CPU executor's ("cl/cpu", lower is better for OpenCL) and their geometric mean.
 
 Needs the tests' venv (scripts/pyenv.sh) and gq-onnx-run in $GQ_BIN_DIR. Prints a ratio per
 model and batch (lower is better for gq) and their geometric mean."""
@@ -45,14 +50,14 @@ def time_ort(path, feeds, threads, repeat):
     return float(np.median(ms))
 
 
-def time_gq(path, feeds, names, threads, repeat, tmp):
+def time_gq(path, feeds, names, threads, repeat, tmp, backend="cpu"):
     paths = []
     for nm in names:
         p = os.path.join(tmp, f"in_{nm}.npy")
         np.save(p, feeds[nm])
         paths.append(p)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
-    r = subprocess.run([models.BIN, path, tmp, "--repeat", str(repeat)] + paths,
+    r = subprocess.run([models.BIN, path, tmp, "--backend", backend, "--repeat", str(repeat)] + paths,
                        capture_output=True, text=True, env=env, timeout=600)
     if r.returncode:
         raise RuntimeError(f"gq-onnx-run: {r.stderr.strip()}")
@@ -65,15 +70,18 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=0)
+    ap.add_argument("--backend", choices=["cpu", "opencl"], default="cpu")
     a = ap.parse_args()
+    cl = a.backend == "opencl"
     if not os.access(models.BIN, os.X_OK):
         print(f"bench_onnx: {models.BIN} is not built: not measured")
         return 0
     tmp = tempfile.mkdtemp(prefix="gq-bench-onnx-")
     print(f"bench_onnx: gq / onnxruntime {ort.__version__} (CPU EP), {a.threads} thread(s), "
           "median wall time per run")
-    print(f"{'model':18s} {'batch':>5s} {'gq ms':>9s} {'ort ms':>9s} {'ratio':>7s}")
-    ratios = []
+    print(f"{'model':18s} {'batch':>5s} {'gq ms':>9s} {'ort ms':>9s} {'ratio':>7s}"
+          + (f" {'cl ms':>9s} {'cl/cpu':>7s}" if cl else ""))
+    ratios, cl_ratios = [], []
     for name, make in models.MODELS.items():
         model, feed = make()
         path = os.path.join(tmp, f"{name}.onnx")
@@ -85,8 +93,15 @@ def main():
             t_ort = time_ort(path, feeds, a.threads, repeat)
             t_gq = time_gq(path, feeds, names, a.threads, repeat, tmp)
             ratios.append(t_gq / t_ort)
-            print(f"{name:18s} {batch:5d} {t_gq:9.3f} {t_ort:9.3f} {t_gq / t_ort:7.2f}")
+            extra = ""
+            if cl:
+                t_cl = time_gq(path, feeds, names, a.threads, repeat, tmp, "opencl")
+                cl_ratios.append(t_cl / t_gq)
+                extra = f" {t_cl:9.3f} {t_cl / t_gq:7.2f}"
+            print(f"{name:18s} {batch:5d} {t_gq:9.3f} {t_ort:9.3f} {t_gq / t_ort:7.2f}{extra}")
     print(f"geometric mean gq/ort: {float(np.exp(np.mean(np.log(ratios)))):.2f}")
+    if cl:
+        print(f"geometric mean opencl/cpu: {float(np.exp(np.mean(np.log(cl_ratios)))):.2f}")
     return 0
 
 

@@ -22,7 +22,9 @@
  * imaginary part at 0 where a chirp-z smears the NaN).
  *
  * usage: test_backend_ops [--device NAME|INDEX] [--platform NAME|INDEX] [--op PREFIX]
- *                         [--seed N] [-v]      (env GQ_CL_DEVICE, GQ_CL_PLATFORM too)
+ *                         [--vk-device NAME|INDEX] [--backend NAME] [--seed N] [-v]
+ *        (env GQ_CL_DEVICE, GQ_CL_PLATFORM, GQ_VK_DEVICE, GQ_TEST_BACKEND too; --backend
+ *        tests one backend, else every one that starts)
  * Exits 77 (skipped) when no backend other than the CPU can start. */
 #include <math.h>
 #include <stdint.h>
@@ -35,6 +37,9 @@
 #include "util.h"
 #ifdef GQ_HAVE_OPENCL
 #include "opencl.h"
+#endif
+#ifdef GQ_HAVE_VULKAN
+#include "vulkan.h"
 #endif
 
 #define S_MAX_CASES 160
@@ -1074,9 +1079,13 @@ static bool s_setup(gq_backend_t *be)
         s_fp64 = cst.fp64;
         rows = cst.fft_rows;
     }
-#else
-    (void)be;
 #endif
+#ifdef GQ_HAVE_VULKAN
+    gq_vk_stats_t vst;
+    if (gq_backend_vulkan_stats(be, &vst) == GQ_OK)
+        s_fp64 = vst.fp64;
+#endif
+    (void)be;
     return rows;
 }
 
@@ -1136,6 +1145,7 @@ static void s_test_ops(gq_backend_t *cpu, gq_backend_t *be, const char *label, c
 int main(int argc, char **argv)
 {
     const char *device = getenv("GQ_CL_DEVICE"), *platform = getenv("GQ_CL_PLATFORM");
+    const char *vk_device = getenv("GQ_VK_DEVICE"), *backend = getenv("GQ_TEST_BACKEND");
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc)
@@ -1144,13 +1154,18 @@ int main(int argc, char **argv)
             platform = argv[++i];
         else if (!strcmp(argv[i], "--op") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--vk-device") && i + 1 < argc)
+            vk_device = argv[++i];
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc)
+            backend = argv[++i];
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             s_seed = strtoull(argv[++i], NULL, 0) | 1;
         else if (!strcmp(argv[i], "-v"))
             s_verbose = 1;
         else {
             fprintf(stderr, "usage: test_backend_ops [--device NAME|INDEX] [--platform P] "
-                            "[--op PREFIX] [--seed N] [-v]\n");
+                            "[--op PREFIX] [--vk-device NAME|INDEX] [--backend NAME] "
+                            "[--seed N] [-v]\n");
             return 2;
         }
     }
@@ -1173,10 +1188,31 @@ int main(int argc, char **argv)
     gq_backend_t *bes[S_MAX_BACKENDS];
     int nbe = 0;
     uint64_t t0 = gq_now_us();
-    if ((bes[nbe] = gq_backend_opencl_new(&cfg, err, sizeof err)))
-        nbe++;
+    if (!backend || !strcmp(backend, "opencl")) {
+        if ((bes[nbe] = gq_backend_opencl_new(&cfg, err, sizeof err)))
+            nbe++;
+        else
+            printf("opencl: not tested: %s\n", err);
+    }
+#ifdef GQ_HAVE_VULKAN
+    /* Vulkan picks its own device (--vk-device, GQ_VK_DEVICE): --device names OpenCL's. A
+     * CPU device (lavapipe) is taken, as PoCL is for OpenCL. */
+    gq_backend_config_t vcfg = {.device_index = -1, .threads = 1};
+    if (vk_device && !gq_parse_int(vk_device, 0, 1 << 20, &idx))
+        vcfg.device_index = (int)idx;
     else
-        printf("opencl: not tested: %s\n", err);
+        vcfg.device_match = vk_device;
+    if (!backend || !strcmp(backend, "vulkan")) {
+        if ((bes[nbe] = gq_backend_vulkan_new(&vcfg, err, sizeof err)))
+            nbe++;
+        else
+            printf("vulkan: not tested: %s\n", err);
+    }
+#else
+    (void)vk_device;
+    if (!backend || !strcmp(backend, "vulkan"))
+        printf("vulkan: not tested: not built (no Vulkan SDK or glslc at build time)\n");
+#endif
     if (!nbe) {
         printf("SKIP: no backend other than the CPU could start\n");
         gq_backend_destroy(&cpu);
@@ -1213,6 +1249,8 @@ int main(int argc, char **argv)
         s_test_ops(cpu, alt, fft_rows ? "cl/wg" : "cl/rows", only, s_fft_ops, &failures,
                    &ops_tested);
         gq_backend_destroy(&alt);
+#else
+        (void)fft_rows, (void)is_cl;
 #endif
     }
     gq_backend_destroy(&cpu);

@@ -218,6 +218,33 @@ def if_branches():
     return m, feed
 
 
+def fused():
+    """The pairs gq's plan fuses into one step: MatMul + Add (the bias on either side) with
+    and without Relu/Tanh after, Gemm + Sigmoid and + LeakyRelu, MatMul + Clip (constant
+    bounds), a batched MatMul, and Conv + Add of a per-channel constant + HardSigmoid.
+    FUSED_STEPS says how many steps gq must run it in."""
+    b = Builder(9)
+    bias = lambda n: b.const((b.rng.standard_normal(n) * 0.1).astype(np.float32), "b")
+    h = b.op("Relu", [b.op("Add", [b.op("MatMul", ["x", b.weight([40, 64], 40)]), bias(64)])])
+    h = b.op("Sigmoid", [b.op("Gemm", [h, b.weight([32, 64], 64), bias(32)], transB=1)])
+    h = b.op("Add", [bias(24), b.op("MatMul", [h, b.weight([32, 24], 32)])])
+    h = b.op("LeakyRelu", [b.op("Gemm", [h, b.weight([24, 16], 24), bias(16)])], alpha=0.1)
+    h = b.op("Clip", [b.op("MatMul", [h, b.weight([16, 16], 16)]),
+                      b.const(np.float32(-0.5)), b.const(np.float32(0.5))])
+    t = b.op("Reshape", [h, b.const(np.array([0, 4, 4], np.int64), "shape")])
+    t = b.op("Tanh", [b.op("Add", [b.op("MatMul", [t, b.weight([4, 8], 4)]), bias(8)])])
+    c = b.op("Conv", [t, b.weight([6, 4, 3], 12)], kernel_shape=[3], pads=[1, 1])
+    c = b.op("HardSigmoid", [b.op("Add", [c, b.const((b.rng.standard_normal((6, 1)) * 0.1)
+                                                     .astype(np.float32), "b")])],
+             alpha=0.3, beta=0.4)
+    m = b.model("fused", [fin("x", ["N", 40])], [c, h])
+    return m, lambda n, r: {"x": r.standard_normal((n, 40)).astype(np.float32)}
+
+
+# Models whose pairs gq fuses: how many steps it runs them in (--profile lists them).
+FUSED_STEPS = {"fused": 8}
+
+
 MODELS = {
     "kws_conv1d": kws_conv1d,
     "kws_conv2d": kws_conv2d,
@@ -227,25 +254,52 @@ MODELS = {
     "gru_lbr1_forward": lambda: gru(1, "forward"),
     "gru_lbr0_reverse": lambda: gru(0, "reverse"),
     "if_branches": if_branches,
+    "fused": fused,
 }
 
 
-def run_gq(model_path, feeds, names, outdir):
+class NoDevice(Exception):
+    """gq-onnx-run --backend opencl found no OpenCL device (exit 77)."""
+
+
+# The models' steps the OpenCL accelerator must run (the rest fall back to the CPU): half
+# of them for the conv nets, the point of offloading them.
+MIN_ON_DEVICE = {"kws_conv1d": 0.5, "kws_conv2d": 0.5, "cnn2d": 0.5}
+
+
+def run_gq(model_path, feeds, names, outdir, backend="cpu", steps=None):
+    """steps: a list that gets (steps on the device, steps) with --backend opencl."""
     paths = []
     for nm in names:
         p = os.path.join(outdir, f"in_{nm}.npy")
         np.save(p, feeds[nm])
         paths.append(p)
-    r = subprocess.run([BIN, model_path, outdir] + paths, capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([BIN, model_path, outdir, "--backend", backend] + paths,
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode == 77 and backend != "cpu":
+        raise NoDevice(r.stderr.strip())
     if r.returncode:
         raise RuntimeError(f"gq-onnx-run exit {r.returncode}: {r.stderr.strip()}")
+    for line in r.stderr.splitlines():
+        if steps is not None and line.startswith(f"gq-onnx-run: {backend} ran "):
+            w = line.split()
+            steps.extend([int(w[3]), int(w[5])])
     k = 0
     outs = []
     while os.path.exists(os.path.join(outdir, f"output_{k}.npy")):
         outs.append(np.load(os.path.join(outdir, f"output_{k}.npy")))
         k += 1
     return outs
+
+
+def gq_steps(model_path, names, outdir):
+    """The steps gq runs the model in (its --profile lines), over inputs run_gq left."""
+    paths = [os.path.join(outdir, f"in_{nm}.npy") for nm in names]
+    r = subprocess.run([BIN, model_path, outdir, "--repeat", "1", "--profile"] + paths,
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode:
+        raise RuntimeError(f"gq-onnx-run --profile exit {r.returncode}: {r.stderr.strip()}")
+    return sum(1 for line in r.stderr.splitlines() if line.rstrip().endswith("%"))
 
 
 def bound(want):
@@ -267,7 +321,7 @@ def compare(got, want):
     return None
 
 
-def main():
+def main(backend="cpu"):
     if not os.access(BIN, os.X_OK):
         print(f"{BIN} is not built: skipped")
         return 77
@@ -288,8 +342,12 @@ def main():
             want = sess.run(None, feeds)
             outdir = os.path.join(tmp, f"{name}_b{batch}")
             os.makedirs(outdir, exist_ok=True)
+            steps = []
             try:
-                got = run_gq(path, feeds, names, outdir)
+                got = run_gq(path, feeds, names, outdir, backend, steps)
+            except NoDevice as e:
+                print(f"no OpenCL device ({e}): the {backend} pass is skipped")
+                return 77
             except RuntimeError as e:
                 failures.append(f"{name} batch {batch}: {e}")
                 continue
@@ -304,14 +362,27 @@ def main():
                     failures.append(f"{name} batch {batch} output {k}: {why}")
                 elif g.size:
                     worst = max(worst, float(np.max(np.abs(g.astype(np.float64) - w) / bound(w))))
+            if name in FUSED_STEPS and backend == "cpu" and batch == 1:
+                n = gq_steps(path, names, outdir)
+                if n != FUSED_STEPS[name]:
+                    failures.append(f"{name}: {n} steps, want {FUSED_STEPS[name]} (pairs not "
+                                    "fused)")
+            dev = f", {steps[0]} of {steps[1]} steps on {backend}" if steps else ""
+            if steps and steps[0] < MIN_ON_DEVICE.get(name, 0) * steps[1]:
+                failures.append(f"{name} batch {batch}: {steps[0]} of {steps[1]} steps on "
+                                f"{backend}, want {MIN_ON_DEVICE[name]:.0%}")
             print(f"{name:18s} batch {batch:2d}: {len(got)} outputs, worst error / tolerance "
-                  f"= {worst:.3f}")
+                  f"= {worst:.3f}{dev}")
     for f in failures:
         print("FAIL", f)
-    print(f"{checked} outputs compared, {len(failures)} failures "
+    print(f"{backend}: {checked} outputs compared, {len(failures)} failures "
           f"(onnx {onnx.__version__}, onnxruntime {ort.__version__})")
     return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    if rc != 77:  # the same models with the OpenCL accelerator, when a device is there
+        rc_cl = main("opencl")
+        rc = rc or (rc_cl if rc_cl != 77 else 0)
+    sys.exit(rc)

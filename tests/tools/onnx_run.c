@@ -1,21 +1,31 @@
 /* gq-onnx-run: runs an .onnx model on gq's CPU ONNX executor over .npy inputs and writes
  * its outputs as .npy files — how the Python checks and benchmarks drive the executor.
  *
- *   gq-onnx-run MODEL OUTDIR [--repeat N [--profile]] IN0.npy [IN1.npy ...]
+ *   gq-onnx-run MODEL OUTDIR [--backend cpu|opencl] [--repeat N [--profile]] IN0.npy ...
  *
  * Inputs are given in the graph's input order (initializers excluded). Outputs go to
  * OUTDIR/output_<i>.npy in graph order. With --repeat N the model runs N more times after
  * the first (warm-up) run and the median and minimum wall time of those runs are printed
  * as "run_ms median=<x> min=<y>" on stdout; loading and planning are not timed. --profile
- * adds the time per node over those runs, on stderr. Exit
- * status: 0 on success, 1 with the cause on stderr otherwise. */
+ * adds the time per node over those runs, on stderr. --backend opencl runs the steps the
+ * OpenCL accelerator claims on the first OpenCL device (PoCL counts) and prints
+ * "gq-onnx-run: opencl ran A of S steps (declined: Op ...)" (the first run) on stderr. Exit
+ * status: 0 on success, 77 when --backend opencl finds no OpenCL device, 1 with the cause
+ * on stderr otherwise. Every run's output types are checked against shape inference's.
+ *
+ *   gq-onnx-run MODEL --plan
+ *
+ * prints the plan (each step with its inferred output types, symbolic dims as declared)
+ * and its memory at batch 1 and 32 (peak bytes live at once, a greedy arena). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "backend.h"
 #include "npy.h"
+#include "onnx_accel.h"
 #include "onnx_exec.h"
 
 #define S_MAX_IO 64
@@ -40,6 +50,16 @@ static void s_free_views(gq_view_t *v, int n)
         free(v[i].data);
         v[i].data = NULL;
     }
+}
+
+/* The op types of the steps the accelerator declined in the first run, space-separated. */
+static bool s_declined(void *ctx, const char *op)
+{
+    char *buf = ctx;
+    size_t used = strlen(buf);
+    if (used + strlen(op) + 2 < 512)
+        snprintf(buf + used, 512 - used, " %s", op);
+    return true;
 }
 
 /* Runs the plan repeat times and prints the median and minimum. */
@@ -68,21 +88,61 @@ static int s_bench(gq_onnx_plan_t *plan, const gq_view_t *in, int nin, int nout,
     return 0;
 }
 
+/* --plan: the plan and its memory at batch 1 and 32. */
+static int s_plan_report(const char *path)
+{
+    char err[S_ERRLEN];
+    gq_status rc;
+    gq_onnx_model_t *model = gq_onnx_model_load(path, NULL, &rc, err, sizeof err);
+    gq_onnx_plan_t *plan = model ? gq_onnx_plan_new(model, &rc, err, sizeof err) : NULL;
+    int status = plan ? 0 : 1;
+    if (!plan)
+        fprintf(stderr, "gq-onnx-run: %s\n", err);
+    else
+        gq_onnx_plan_print(plan, stdout);
+    for (int64_t batch = 1; plan && batch <= 32; batch *= 32) {
+        gq_onnx_mem_t m;
+        if (gq_onnx_plan_memory(plan, batch, &m, err, sizeof err) != GQ_OK) {
+            fprintf(stderr, "gq-onnx-run: %s\n", err);
+            status = 1;
+            break;
+        }
+        printf("memory batch %lld: peak %zu bytes (step %d), arena %zu bytes, %d values, "
+               "%d of unknown size\n",
+               (long long)batch, m.peak_bytes, m.peak_step, m.arena_bytes, m.nvalues, m.nunknown);
+    }
+    gq_onnx_plan_destroy(&plan);
+    gq_onnx_model_destroy(&model);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[2], "--plan"))
+        return s_plan_report(argv[1]);
     if (argc < 3) {
         fprintf(stderr, "usage: gq-onnx-run MODEL OUTDIR [--repeat N] IN0.npy [IN1.npy ...]\n");
         return 1;
     }
     int first = 3, repeat = 0;
     bool profile = false;
-    if (argc > 4 && !strcmp(argv[3], "--repeat")) {
-        repeat = atoi(argv[4]);
-        first = 5;
-        if (argc > 5 && !strcmp(argv[5], "--profile"))
-            profile = true, first = 6;
+    const char *backend = "cpu";
+    if (argc > first + 1 && !strcmp(argv[first], "--backend")) {
+        backend = argv[first + 1];
+        first += 2;
+        if (strcmp(backend, "cpu") && strcmp(backend, "opencl")) {
+            fprintf(stderr, "gq-onnx-run: --backend %s is not cpu or opencl\n", backend);
+            return 1;
+        }
+    }
+    if (argc > first + 1 && !strcmp(argv[first], "--repeat")) {
+        const char *rs = argv[first + 1];
+        repeat = atoi(rs);
+        first += 2;
+        if (argc > first && !strcmp(argv[first], "--profile"))
+            profile = true, first++;
         if (repeat < 1 || repeat > 100000) {
-            fprintf(stderr, "gq-onnx-run: --repeat %s is not in 1..100000\n", argv[4]);
+            fprintf(stderr, "gq-onnx-run: --repeat %s is not in 1..100000\n", rs);
             return 1;
         }
     }
@@ -94,9 +154,26 @@ int main(int argc, char **argv)
     memset(out, 0, sizeof out);
     gq_onnx_model_t *model = gq_onnx_model_load(argv[1], NULL, &rc, err, sizeof err);
     gq_onnx_plan_t *plan = model ? gq_onnx_plan_new(model, &rc, err, sizeof err) : NULL;
+    gq_backend_t *be = NULL;
+    gq_onnx_accel_t *ax = NULL;
+    char declined[512] = "";
     if (!plan) {
         fprintf(stderr, "gq-onnx-run: %s\n", err);
         goto done;
+    }
+    if (!strcmp(backend, "opencl")) {
+        gq_backend_config_t cfg = {.device_index = -1};
+        if (!(be = gq_backend_opencl_new(&cfg, err, sizeof err))) {
+            fprintf(stderr, "gq-onnx-run: no OpenCL device: %s\n", err);
+            status = 77;
+            goto done;
+        }
+        if (!(ax = gq_onnx_accel_opencl_new(be, err, sizeof err)) ||
+            gq_onnx_plan_set_accel(plan, ax, err, sizeof err)) {
+            fprintf(stderr, "gq-onnx-run: --backend opencl: %s\n", err);
+            goto done;
+        }
+        gq_onnx_plan_on_fallback(plan, s_declined, declined);
     }
     nout = gq_onnx_plan_output_count(plan);
     if (nin > S_MAX_IO || nout > S_MAX_IO) {
@@ -109,9 +186,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "gq-onnx-run: %s\n", err);
             goto done;
         }
-    if (gq_onnx_plan_run(plan, in, nin, out, nout, err, sizeof err) != GQ_OK) {
+    if (gq_onnx_plan_run(plan, in, nin, out, nout, err, sizeof err) != GQ_OK ||
+        gq_onnx_plan_check_outputs(plan, in, nin, out, nout, err, sizeof err) != GQ_OK) {
         fprintf(stderr, "gq-onnx-run: %s\n", err);
         goto done;
+    }
+    if (ax) {
+        int acc = 0, steps = 0;
+        gq_onnx_plan_last_run(plan, &acc, &steps);
+        fprintf(stderr, "gq-onnx-run: opencl ran %d of %d steps (declined:%s)\n", acc, steps,
+                *declined ? declined : " none");
+        gq_onnx_plan_on_fallback(plan, NULL, NULL);
     }
     for (int o = 0; o < nout; o++) {
         char path[4096];
@@ -128,6 +213,10 @@ int main(int argc, char **argv)
 done:
     s_free_views(in, nin);
     s_free_views(out, nout);
+    if (plan)
+        gq_onnx_plan_set_accel(plan, NULL, err, sizeof err);
+    gq_onnx_accel_destroy(&ax);
+    gq_backend_destroy(&be);
     gq_onnx_plan_destroy(&plan);
     gq_onnx_model_destroy(&model);
     return status;

@@ -4,7 +4,14 @@
  * rtol 1e-3, atol 1e-5, NaN where NaN is expected; integers exactly). Tests with an op gq has
  * no kernel for, or a dtype its kernel refuses, are skipped and listed with the reason.
  * Without the suite installed the test is skipped (77). Writes the full list of
- * run/skipped tests to onnx_node_tests.txt in the working directory. */
+ * run/skipped tests to onnx_node_tests.txt in the working directory.
+ *
+ * --opencl (ctest unit.test_onnx_node_opencl): the same with the OpenCL accelerator
+ * (onnx_accel.h) on the first OpenCL device (PoCL in CI), the steps it declines on the CPU;
+ * prints how many tests ran steps on the device and the declined steps per op, and lists to
+ * onnx_node_tests_opencl.txt (or the file named after --opencl, for the variants ctest runs
+ * side by side). Skipped (77) without an OpenCL device. */
+#include "onnx_accel.h"
 #include "onnx_exec.h"
 
 #include <dirent.h>
@@ -14,7 +21,45 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
+
 #define S_TESTDATA "/usr/include/onnx/backend/test/data/node"
+
+/* Steps the accelerator declined, by op type. */
+typedef struct {
+    char op[160][40];
+    int n[160], nops;
+} s_fallbacks_t;
+
+static bool s_count_fallback(void *ctx, const char *op)
+{
+    s_fallbacks_t *f = ctx;
+    int i = 0;
+    while (i < f->nops && strcmp(f->op[i], op))
+        i++;
+    if (i == f->nops && f->nops < 160)
+        snprintf(f->op[f->nops++], sizeof f->op[0], "%s", op);
+    if (i < f->nops)
+        f->n[i]++;
+    return true;
+}
+
+/* The OpenCL accelerator on the first OpenCL device (PoCL counts); NULL when there is none
+ * (*be NULL too) or it cannot start. */
+static gq_onnx_accel_t *s_accel(gq_backend_t **be)
+{
+    char err[512];
+    gq_backend_config_t cfg = {.device_index = -1};
+    *be = gq_backend_opencl_new(&cfg, err, sizeof err);
+    if (!*be) {
+        printf("no OpenCL device (%s): skipped\n", err);
+        return NULL;
+    }
+    gq_onnx_accel_t *ax = gq_onnx_accel_opencl_new(*be, err, sizeof err);
+    if (!ax)
+        fprintf(stderr, "FAIL: the OpenCL accelerator does not start: %s\n", err);
+    return ax;
+}
 
 static int s_cmp(const void *a, const void *b)
 {
@@ -56,13 +101,24 @@ static int s_compare(const gq_view_t *got, const gq_tdesc_t *wd, const void *wan
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const char *root = getenv("GQ_ONNX_TESTDATA") ? getenv("GQ_ONNX_TESTDATA") : S_TESTDATA;
+    bool opencl = argc > 1 && !strcmp(argv[1], "--opencl");
     DIR *d = opendir(root);
     if (!d) {
         printf("no ONNX node tests at %s (package libonnx-testdata): skipped\n", root);
         return 77;
+    }
+    gq_backend_t *be = NULL;
+    gq_onnx_accel_t *ax = opencl ? s_accel(&be) : NULL;
+    s_fallbacks_t fb = {.nops = 0};
+    int on_device = 0;
+    if (opencl && !ax) {
+        int rc = be ? 1 : 77; /* a device whose accelerator does not start is a failure */
+        closedir(d);
+        gq_backend_destroy(&be);
+        return rc;
     }
     char **names = NULL;
     size_t nn = 0;
@@ -73,7 +129,10 @@ int main(void)
         }
     closedir(d);
     qsort(names, nn, sizeof *names, s_cmp);
-    FILE *list = fopen("onnx_node_tests.txt", "w");
+    const char *list_name = !opencl    ? "onnx_node_tests.txt"
+                            : argc > 2 ? argv[2]
+                                       : "onnx_node_tests_opencl.txt";
+    FILE *list = fopen(list_name, "w");
     int passed = 0, failed = 0, skipped = 0;
     for (size_t t = 0; t < nn; t++) {
         char path[1024], err[512] = "", why[512] = "";
@@ -82,6 +141,7 @@ int main(void)
         gq_onnx_model_t *m = gq_onnx_model_load(path, NULL, &rc, err, sizeof err);
         gq_onnx_plan_t *p = m ? gq_onnx_plan_new(m, &rc, err, sizeof err) : NULL;
         const char *verdict = "skip";
+        int test_dev = 0; /* steps run on the device, over the test's data sets */
         if (!p) {
             const char *e = strstr(err, ": ");
             snprintf(why, sizeof why, "%s", rc == GQ_EUNSUPPORTED && e ? e + 2 : err);
@@ -90,8 +150,13 @@ int main(void)
                 failed++;
             } else
                 skipped++;
+        } else if (ax && gq_onnx_plan_set_accel(p, ax, err, sizeof err)) {
+            verdict = "FAIL";
+            failed++;
+            snprintf(why, sizeof why, "the accelerator refuses the plan: %s", err);
         } else {
-            int sets = 0, bad = 0, dtype_gap = 0;
+            int sets = 0, bad = 0, dtype_gap = 0, dev_steps = 0;
+            gq_onnx_plan_on_fallback(p, ax ? s_count_fallback : NULL, &fb);
             for (int s = 0; s < 8 && !bad && !dtype_gap; s++) {
                 gq_view_t in[16], out[16], want[16];
                 int nin = 0, nw = 0;
@@ -128,6 +193,9 @@ int main(void)
                 }
                 sets++;
                 rc = gq_onnx_plan_run(p, in, nin, out, 16, err, sizeof err);
+                int acc = 0;
+                gq_onnx_plan_last_run(p, &acc, NULL);
+                dev_steps += acc;
                 if (rc == GQ_EDTYPE || rc == GQ_EUNSUPPORTED) {
                     dtype_gap = 1;
                     snprintf(why, sizeof why, "%s", err);
@@ -156,12 +224,17 @@ int main(void)
             } else {
                 verdict = "pass";
                 passed++;
+                on_device += dev_steps > 0;
             }
+            test_dev = dev_steps;
         }
         if (list)
-            fprintf(list, "%s %s%s%s\n", verdict, names[t], *why ? "  # " : "", why);
+            fprintf(list, "%s %s%s%s%s\n", verdict, names[t], *why ? "  # " : "", why,
+                    test_dev ? "  [opencl]" : "");
         if (!strcmp(verdict, "FAIL"))
             fprintf(stderr, "FAIL %s: %s\n", names[t], why);
+        if (p)
+            gq_onnx_plan_set_accel(p, NULL, err, sizeof err);
         gq_onnx_plan_destroy(&p);
         gq_onnx_model_destroy(&m);
         free(names[t]);
@@ -169,8 +242,17 @@ int main(void)
     free(names);
     if (list)
         fclose(list);
-    printf("onnx node tests: %d passed, %d failed, %d skipped (op or dtype not supported yet); "
-           "list in onnx_node_tests.txt\n",
-           passed, failed, skipped);
+    printf("onnx node tests%s: %d passed, %d failed, %d skipped (op or dtype not supported yet); "
+           "list in %s\n",
+           opencl ? " (opencl accelerator)" : "", passed, failed, skipped, list_name);
+    if (ax) {
+        printf("%d of the %d passed tests ran steps on opencl; steps declined (CPU) by op:",
+               on_device, passed);
+        for (int i = 0; i < fb.nops; i++)
+            printf(" %s %d", fb.op[i], fb.n[i]);
+        printf("\n");
+    }
+    gq_onnx_accel_destroy(&ax);
+    gq_backend_destroy(&be);
     return failed ? 1 : 0;
 }

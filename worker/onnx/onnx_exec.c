@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "map.h"
+#include "onnx_accel.h"
+#include "onnx_infer.h"
 #include "onnx_plan.h"
 #include "optable.h"
 #include "util.h"
@@ -106,8 +108,8 @@ static int s_resolve(gq_onnx_plan_t *p, const char *name)
 }
 
 static gq_onnx_plan_t *s_plan_graph(const gq_onnx_model_t *model, const Onnx__GraphProto *g,
-                                    const gq_onnx_plan_t *parent, gq_status *code, char *err,
-                                    size_t errlen);
+                                    const gq_onnx_plan_t *parent, const gq_onnx_plan_opts_t *opts,
+                                    gq_status *code, char *err, size_t errlen);
 
 const char *gq_onnx_node_name(const Onnx__NodeProto *nd)
 {
@@ -141,14 +143,20 @@ static gq_status s_plan_inits(gq_onnx_plan_t *p, const Onnx__GraphProto *g, char
 }
 
 /* Graph inputs that are not initializers (an initializer listed as an input, IR < 4, is a
- * default, not required). */
-static gq_status s_plan_inputs(gq_onnx_plan_t *p, const Onnx__GraphProto *g)
+ * default, not required). The loader lets an input go unnamed (nothing can read it); a run
+ * could not be given it by name either. */
+static gq_status s_plan_inputs(gq_onnx_plan_t *p, const Onnx__GraphProto *g, char *err,
+                               size_t errlen)
 {
     p->inputs = calloc(g->n_input + 1, sizeof *p->inputs);
     p->input_info = calloc(g->n_input + 1, sizeof *p->input_info);
     if (!p->inputs || !p->input_info)
         return GQ_ENOMEM;
     for (size_t i = 0; i < g->n_input; i++) {
+        if (!g->input[i]->name || !*g->input[i]->name) {
+            gq_errf(err, errlen, "graph input %zu has no name", i);
+            return GQ_EFORMAT;
+        }
         if (gq_onnx_plan_slot(p, g->input[i]->name, false) >= 0)
             continue;
         int s = gq_onnx_plan_slot(p, g->input[i]->name, true);
@@ -161,7 +169,8 @@ static gq_status s_plan_inputs(gq_onnx_plan_t *p, const Onnx__GraphProto *g)
 }
 
 /* Plans both branches of If step st and adds the outer values they read to its inputs. */
-static gq_status s_plan_if(gq_onnx_plan_t *p, gq_onnx_step_t *st, char *err, size_t errlen)
+static gq_status s_plan_if(gq_onnx_plan_t *p, gq_onnx_step_t *st, const gq_onnx_plan_opts_t *opts,
+                           char *err, size_t errlen)
 {
     static const char *attr[2] = {"then_branch", "else_branch"};
     gq_status rc = GQ_OK;
@@ -173,7 +182,7 @@ static gq_status s_plan_if(gq_onnx_plan_t *p, gq_onnx_step_t *st, char *err, siz
                     attr[b]);
             return GQ_EFORMAT;
         }
-        if (!(st->branch[b] = s_plan_graph(p->model, a->g, p, &rc, serr, sizeof serr))) {
+        if (!(st->branch[b] = s_plan_graph(p->model, a->g, p, opts, &rc, serr, sizeof serr))) {
             gq_errf(err, errlen, "node '%s' (If) %s: %s", gq_onnx_node_name(st->node), attr[b],
                     serr);
             return rc;
@@ -198,7 +207,7 @@ static gq_status s_plan_if(gq_onnx_plan_t *p, gq_onnx_step_t *st, char *err, siz
 
 /* Each node's kernel, output slots, then input slots (and If branches). */
 static gq_status s_plan_nodes(gq_onnx_plan_t *p, const Onnx__GraphProto *g, gq_onnx_step_t *nodes,
-                              char *err, size_t errlen)
+                              const gq_onnx_plan_opts_t *opts, char *err, size_t errlen)
 {
     size_t n = g->n_node;
     for (size_t k = 0; k < n; k++) { /* outputs first: inputs may name later nodes' outputs */
@@ -230,7 +239,8 @@ static gq_status s_plan_nodes(gq_onnx_plan_t *p, const Onnx__GraphProto *g, gq_o
             if ((st->in[i] = *name ? s_resolve(p, name) : -1) == -2)
                 return GQ_ENOMEM;
         }
-        gq_status rc = strcmp(st->node->op_type, "If") ? GQ_OK : s_plan_if(p, st, err, errlen);
+        gq_status rc =
+            strcmp(st->node->op_type, "If") ? GQ_OK : s_plan_if(p, st, opts, err, errlen);
         if (rc)
             return rc;
     }
@@ -332,25 +342,29 @@ static gq_status s_plan_last_use(gq_onnx_plan_t *p)
     return GQ_OK;
 }
 
+/* Order, then inference and folding (each needs the other's results, so they share one
+ * walk), then fusion (over the folded constants too), then liveness. */
 static gq_onnx_plan_t *s_plan_graph(const gq_onnx_model_t *model, const Onnx__GraphProto *g,
-                                    const gq_onnx_plan_t *parent, gq_status *code, char *err,
-                                    size_t errlen)
+                                    const gq_onnx_plan_t *parent, const gq_onnx_plan_opts_t *opts,
+                                    gq_status *code, char *err, size_t errlen)
 {
     gq_status rc = GQ_ENOMEM;
     size_t n = g->n_node;
     gq_onnx_step_t *nodes = calloc(n + 1, sizeof *nodes);
     gq_onnx_plan_t *p = calloc(1, sizeof *p);
+    if (err && errlen)
+        err[0] = '\0';
     if (p && nodes && (p->index = gq_map_new())) {
         p->model = model;
         p->parent = parent;
         p->opset = gq_onnx_model_opset(model);
-        if (!(rc = s_plan_inits(p, g, err, errlen)) && !(rc = s_plan_inputs(p, g)) &&
-            !(rc = s_plan_nodes(p, g, nodes, err, errlen)) &&
+        if (!(rc = s_plan_inits(p, g, err, errlen)) && !(rc = s_plan_inputs(p, g, err, errlen)) &&
+            !(rc = s_plan_nodes(p, g, nodes, opts, err, errlen)) &&
             !(rc = s_plan_order(p, nodes, n, err, errlen)) && !(rc = s_plan_outputs(p, g)) &&
-            !(rc = gq_onnx_plan_fuse(p)))
+            !(rc = gq_onnx_plan_infer_fold(p, opts, err, errlen)) && !(rc = gq_onnx_plan_fuse(p)))
             rc = s_plan_last_use(p);
     }
-    if (rc == GQ_ENOMEM)
+    if (rc == GQ_ENOMEM && !(err && errlen && *err))
         gq_errf(err, errlen, "out of memory planning the graph");
     for (size_t k = 0; nodes && k < n; k++) { /* what the steps did not take over */
         free(nodes[k].in);
@@ -366,10 +380,18 @@ static gq_onnx_plan_t *s_plan_graph(const gq_onnx_model_t *model, const Onnx__Gr
     return p;
 }
 
+gq_onnx_plan_t *gq_onnx_plan_new_opts(const gq_onnx_model_t *model, const gq_onnx_plan_opts_t *opts,
+                                      gq_status *code, char *err, size_t errlen)
+{
+    gq_onnx_plan_opts_t def = {0};
+    return s_plan_graph(model, gq_onnx_model_proto(model)->graph, NULL, opts ? opts : &def, code,
+                        err, errlen);
+}
+
 gq_onnx_plan_t *gq_onnx_plan_new(const gq_onnx_model_t *model, gq_status *code, char *err,
                                  size_t errlen)
 {
-    return s_plan_graph(model, gq_onnx_model_proto(model)->graph, NULL, code, err, errlen);
+    return gq_onnx_plan_new_opts(model, NULL, code, err, errlen);
 }
 
 void gq_onnx_plan_destroy(gq_onnx_plan_t **self_p)
@@ -377,6 +399,8 @@ void gq_onnx_plan_destroy(gq_onnx_plan_t **self_p)
     gq_onnx_plan_t *p = *self_p;
     if (!p)
         return;
+    if (p->accel && p->accel_plan) /* the accelerator's state for this plan (onnx_accel.h) */
+        p->accel->ops->plan_free(p->accel, p->accel_plan);
     for (int i = 0; i < p->nsteps; i++) {
         free(p->steps[i].in);
         free(p->steps[i].out);
@@ -416,6 +440,16 @@ const char *gq_onnx_plan_input_name(const gq_onnx_plan_t *self, int i)
 int gq_onnx_plan_output_count(const gq_onnx_plan_t *self)
 {
     return self->noutputs;
+}
+
+int gq_onnx_plan_step_count(const gq_onnx_plan_t *self)
+{
+    return self->nsteps;
+}
+
+int gq_onnx_plan_folded_count(const gq_onnx_plan_t *self)
+{
+    return self->nfolded;
 }
 
 void gq_onnx_plan_profile(gq_onnx_plan_t *self, bool on)

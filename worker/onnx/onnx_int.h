@@ -13,6 +13,10 @@ typedef struct {
     size_t nbytes;
     bool owned;
     size_t cap; /* bytes behind data when it came from gq_onnx_val_alloc; 0: plain free() */
+    /* Its copy on the plan's accelerator (onnx_accel.h), NULL: none; dev_only: only dev
+     * holds the bytes, data is not valid (read back before a CPU kernel uses it). */
+    void *dev;
+    bool dev_only;
 } gq_onnx_val_t;
 
 /* A kernel: reads in[0..nin) (NULL entries are omitted optional inputs), fills out[0..nout)
@@ -49,6 +53,69 @@ GQ_ONNX_FAMILY(resize);
 
 /* Conv with a Relu fused after it (the plan's fusion pass, onnx_exec.c, puts it in). */
 extern const gq_onnx_kernel_t gq_onnx_kernel_conv_relu;
+
+/* Hot loops built twice, for x86-64-v3 (AVX2, FMA) and the baseline ISA; the loader picks
+ * one by the CPU (GCC's target_clones, an ifunc). In them a * b + c may become one FMA
+ * (-std=c11 turns contraction off), and comparisons may run speculatively (no-trapping-math:
+ * without it GCC keeps the branches of clamps and max, and such loops do not vectorize).
+ * Elsewhere: the baseline alone. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12
+#define GQ_ONNX_SIMD                                                                               \
+    __attribute__((target_clones("arch=x86-64-v3", "default"),                                     \
+                   optimize("fp-contract=fast", "no-trapping-math")))
+#else
+#define GQ_ONNX_SIMD
+#endif
+
+/* An activation applied in a kernel's epilogue (fused by onnx_fuse.c) or to an RNN gate. */
+typedef enum {
+    GQ_ONNX_ACT_NONE,
+    GQ_ONNX_ACT_RELU,
+    GQ_ONNX_ACT_LEAKYRELU, /* a: alpha */
+    GQ_ONNX_ACT_CLIP,      /* a, b: min, max */
+    GQ_ONNX_ACT_SIGMOID,
+    GQ_ONNX_ACT_TANH,
+    GQ_ONNX_ACT_HARDSIGMOID, /* a, b: alpha, beta */
+    GQ_ONNX_ACT_COUNT
+} gq_onnx_actk_t;
+
+typedef struct {
+    gq_onnx_actk_t k;
+    float a, b;
+} gq_onnx_act_t;
+
+/* Fused steps (onnx_fuse.c): the node's own inputs, then the epilogue as a constant
+ * f32[3] = {kind, a, b} (gq_onnx_act_decode). Conv+Act: X, W, B (or absent), epilogue;
+ * Gemm+Act: A, B, C (or absent), epilogue; MatMul+Add: A, B, bias [N] (the Add's constant,
+ * along the last dim), epilogue. */
+extern const gq_onnx_kernel_t gq_onnx_kernel_conv_act;
+extern const gq_onnx_kernel_t gq_onnx_kernel_gemm_act;
+extern const gq_onnx_kernel_t gq_onnx_kernel_matmul_add;
+
+/* The epilogue of a fused step from its constant (NULL: none); GQ_EPARAM when malformed. */
+gq_status gq_onnx_act_decode(const gq_onnx_val_t *v, gq_onnx_act_t *f, char *err, size_t errlen);
+
+/* v[0..n) = f(v), in place (vectorized; sigmoid/tanh within 4e-7 of libm). */
+void gq_onnx_act_apply(const gq_onnx_act_t *f, float *v, int64_t n);
+
+/* y[r, c] = f(y[r, c] + rowb[r] + colb[c]) over a rows x cols matrix (ld = cols); rowb or
+ * colb NULL: no such bias. */
+void gq_onnx_bias_act(const gq_onnx_act_t *f, const float *rowb, const float *colb, float *y,
+                      int64_t rows, int64_t cols);
+
+/* Geometry of a 1-D or 2-D convolution (1-D: ih = kh = oh = sh = dh = 1, ph = 0). */
+typedef struct {
+    int64_t N, C, M, group;
+    int64_t ih, iw, kh, kw, oh, ow;
+    int64_t sh, sw, dh, dw, ph, pw; /* strides, dilations, leading pads */
+} gq_onnx_conv2d_t;
+
+/* Direct convolution (onnx_ops_dconv.c): y [N, M, oh, ow] = act(conv(x, w) + bias), without
+ * im2col: output channels in blocks of 4 against strided-phase copies of the input rows.
+ * bias may be NULL. GQ_ENOMEM when its scratch cannot be had. */
+gq_status gq_onnx_conv2d_direct(const gq_onnx_conv2d_t *g, const float *x, const float *w,
+                                const float *bias, const gq_onnx_act_t *act, float *y, char *err,
+                                size_t errlen);
 
 /* The kernel for op_type at opset; NULL when none. */
 const gq_onnx_kernel_t *gq_onnx_kernel_find(const char *op_type, int opset);

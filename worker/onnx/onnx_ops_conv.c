@@ -224,9 +224,12 @@ static gq_status s_bias(gq_onnx_val_t *const *in, int nin, int64_t M, const floa
     return GQ_OK;
 }
 
-/* Conv; relu: a Relu the plan fused into it (applied per image while it is in cache). */
-static gq_status s_conv_any(bool relu, const Onnx__NodeProto *n, gq_onnx_val_t *const *in, int nin,
-                            gq_onnx_val_t *out, char *err, size_t errlen)
+/* Conv; act: the activation the plan fused into it (NULL: none). 1-D and 2-D kernels
+ * other than 1x1 run the direct convolution (onnx_ops_dconv.c); 1x1 kernels without stride
+ * or padding are one GEMM per image and group; 3-D ones im2col + GEMM. */
+static gq_status s_conv_any(const gq_onnx_act_t *act, const Onnx__NodeProto *n,
+                            gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out, char *err,
+                            size_t errlen)
 {
     gq_status rc = s_f32_inputs(in, nin, 2, err, errlen);
     if (rc)
@@ -255,6 +258,28 @@ static gq_status s_conv_any(bool relu, const Onnx__NodeProto *n, gq_onnx_val_t *
     bool direct = true; /* a 1x1 kernel without stride or padding needs no im2col */
     for (int d = 0; d < g.k; d++)
         direct = direct && g.kern[d] == 1 && g.stride[d] == 1 && g.pb[d] == 0 && g.pe[d] == 0;
+    const float *X = in[0]->data, *W = in[1]->data;
+    float *Y = out->data;
+    if (!direct && g.k <= 2 && gq_tdesc_numel(&od) > 0) {
+        int l = g.k - 1; /* the last (contiguous) dim; 1-D convs are 2-D ones of one row */
+        gq_onnx_conv2d_t cg = {.N = N,
+                               .C = C,
+                               .M = M,
+                               .group = group,
+                               .ih = l ? g.in[0] : 1,
+                               .iw = g.in[l],
+                               .kh = l ? g.kern[0] : 1,
+                               .kw = g.kern[l],
+                               .oh = l ? g.out[0] : 1,
+                               .ow = g.out[l],
+                               .sh = l ? g.stride[0] : 1,
+                               .sw = g.stride[l],
+                               .dh = l ? g.dil[0] : 1,
+                               .dw = g.dil[l],
+                               .ph = l ? g.pb[0] : 0,
+                               .pw = g.pb[l]};
+        return gq_onnx_conv2d_direct(&cg, X, W, bias, act, Y, err, errlen);
+    }
     float *col = NULL;
     size_t colbytes = 0, colcap = 0;
     if (!direct && (!gq_onnx_size3(kdim, g.osz, sizeof *col, &colbytes) ||
@@ -263,8 +288,6 @@ static gq_status s_conv_any(bool relu, const Onnx__NodeProto *n, gq_onnx_val_t *
                 (long long)g.osz);
         return GQ_ENOMEM;
     }
-    const float *X = in[0]->data, *W = in[1]->data;
-    float *Y = out->data;
     for (int64_t b = 0; b < N; b++)
         for (int64_t gi = 0; gi < group; gi++) {
             const float *xg = X + (b * C + gi * Cg) * g.isz;
@@ -273,11 +296,8 @@ static gq_status s_conv_any(bool relu, const Onnx__NodeProto *n, gq_onnx_val_t *
                 s_im2col(&g, xg, Cg, col);
             gq_onnx_sgemm(false, false, Mg, g.osz, kdim, 1.0f, W + gi * Mg * kdim, kdim,
                           direct ? xg : col, g.osz, 0.0f, yg, g.osz);
-            for (int64_t m = 0; bias && m < Mg; m++)
-                for (int64_t p = 0; p < g.osz; p++)
-                    yg[m * g.osz + p] += bias[gi * Mg + m];
-            for (int64_t i = 0; relu && i < Mg * g.osz; i++)
-                yg[i] = yg[i] > 0 ? yg[i] : 0.0f;
+            if (bias || act)
+                gq_onnx_bias_act(act, bias ? bias + gi * Mg : NULL, NULL, yg, Mg, g.osz);
         }
     gq_onnx_scratch_free(col, colcap);
     return GQ_OK;
@@ -287,16 +307,28 @@ static gq_status s_conv(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
                         gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
     (void)opset, (void)nout;
-    return s_conv_any(false, n, in, nin, out, err, errlen);
+    return s_conv_any(NULL, n, in, nin, out, err, errlen);
 }
 
 static gq_status s_conv_relu(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                              gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
     (void)opset, (void)nout;
-    return s_conv_any(true, n, in, nin, out, err, errlen);
+    const gq_onnx_act_t relu = {GQ_ONNX_ACT_RELU, 0, 0};
+    return s_conv_any(&relu, n, in, nin, out, err, errlen);
 }
 
+/* Conv+Act: in[3] is the epilogue (gq_onnx_act_decode). */
+static gq_status s_conv_act(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                            gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)opset, (void)nout;
+    gq_onnx_act_t act;
+    gq_status rc = gq_onnx_act_decode(nin > 3 ? in[3] : NULL, &act, err, errlen);
+    return rc ? rc : s_conv_any(&act, n, in, nin < 3 ? nin : 3, out, err, errlen);
+}
+
+const gq_onnx_kernel_t gq_onnx_kernel_conv_act = {"Conv+Act", 1, s_conv_act};
 const gq_onnx_kernel_t gq_onnx_kernel_conv_relu = {"Conv+Relu", 1, s_conv_relu};
 
 /* ConvTranspose's geometry: pads from output_shape or auto_pad, and the output dims. The
@@ -532,13 +564,66 @@ static void s_pool_plane3(const s_geom_t *h, int64_t *const taps[3], s_pool_t ki
     }
 }
 
+/* Max and average pools of one plane, a row of outputs at a time: for each tap along the
+ * contiguous dim the outputs whose tap falls inside the input are one range, so the
+ * innermost loop is a plain strided max (or sum) over outputs that vectorizes. div: per
+ * output along the last dim, 1 / (its window's in-input taps) before the other dims'
+ * counts (the average's divisor); NULL for MaxPool. range[2 j, 2 j + 1): the outputs
+ * whose tap j along the last dim is inside the input. */
+GQ_ONNX_SIMD static void s_pool_plane_fast(const s_geom_t *h, int64_t *const taps[3],
+                                           const int64_t *range, bool avg, bool include_pad,
+                                           const float *div, const float *x, float *y)
+{
+    int64_t W = h->out[2], s2 = h->stride[2], d2 = h->dil[2], p2 = h->pb[2];
+    for (int64_t o0 = 0; o0 < h->out[0]; o0++) {
+        const int64_t *t0 = taps[0] + 3 * o0, s0 = o0 * h->stride[0] - h->pb[0];
+        for (int64_t o1 = 0; o1 < h->out[1]; o1++) {
+            const int64_t *t1 = taps[1] + 3 * o1, s1 = o1 * h->stride[1] - h->pb[1];
+            float *yr = y + (o0 * h->out[1] + o1) * W;
+            for (int64_t q = 0; q < W; q++)
+                yr[q] = avg ? 0.0f : -INFINITY;
+            for (int64_t j0 = t0[0]; j0 < t0[1]; j0++)
+                for (int64_t j1 = t1[0]; j1 < t1[1]; j1++) {
+                    const float *row =
+                        x + ((s0 + j0 * h->dil[0]) * h->in[1] + s1 + j1 * h->dil[1]) * h->in[2];
+                    for (int64_t j2 = 0; j2 < h->kern[2]; j2++) {
+                        int64_t lo = range[2 * j2], hi = range[2 * j2 + 1];
+                        if (lo >= hi)
+                            continue;
+                        const float *restrict src = row + lo * s2 + j2 * d2 - p2;
+                        float *restrict yq = yr + lo; /* input and output never overlap */
+                        int64_t n = hi - lo;
+                        if (avg)
+                            for (int64_t q = 0; q < n; q++)
+                                yq[q] += src[q * s2];
+                        else if (s2 == 1)
+                            for (int64_t q = 0; q < n; q++)
+                                yq[q] = src[q] > yq[q] ? src[q] : yq[q];
+                        else if (s2 == 2)
+                            for (int64_t q = 0; q < n; q++)
+                                yq[q] = src[2 * q] > yq[q] ? src[2 * q] : yq[q];
+                        else
+                            for (int64_t q = 0; q < n; q++)
+                                yq[q] = src[q * s2] > yq[q] ? src[q * s2] : yq[q];
+                    }
+                }
+            if (avg) {
+                int64_t c01 = include_pad ? t0[2] * t1[2] : (t0[1] - t0[0]) * (t1[1] - t1[0]);
+                float rest = c01 ? 1.0f / (float)c01 : 1.0f;
+                for (int64_t q = 0; q < W; q++)
+                    yr[q] *= div[q] * rest;
+            }
+        }
+    }
+}
+
 /* The 3-D pool over every plane, with its tap table. */
 static gq_status s_pool3(const s_geom_t *g, s_pool_t kind, bool include_pad, double p,
                          const float *X, float *Y, int64_t planes, char *err, size_t errlen)
 {
     s_geom_t h;
     s_geom3(g, &h);
-    size_t cap;
+    size_t cap, rcap = 0;
     int64_t *buf =
         gq_onnx_scratch((size_t)(3 * (h.out[0] + h.out[1] + h.out[2])) * sizeof *buf, &cap);
     if (!buf) {
@@ -549,8 +634,34 @@ static gq_status s_pool3(const s_geom_t *g, s_pool_t kind, bool include_pad, dou
     for (int d = 0; d < 3; d++)
         for (int64_t o = 0; o < h.out[d]; o++)
             s_taps(&h, d, o, &taps[d][3 * o], &taps[d][3 * o + 1], &taps[d][3 * o + 2]);
+    size_t dcap = 0;
+    float *div = gq_onnx_scratch((size_t)(h.out[2] + 2 * h.kern[2]) * sizeof *div, &dcap);
+    int64_t *range = gq_onnx_scratch((size_t)(2 * h.kern[2]) * sizeof *range, &rcap);
+    if (!div || !range) {
+        gq_onnx_scratch_free(div, dcap);
+        gq_onnx_scratch_free(range, rcap);
+        gq_onnx_scratch_free(buf, cap);
+        gq_errf(err, errlen, "out of memory");
+        return GQ_ENOMEM;
+    }
+    for (int64_t j = 0; j < h.kern[2]; j++)
+        s_valid_range(h.out[2], h.stride[2], j * h.dil[2] - h.pb[2], h.in[2], &range[2 * j],
+                      &range[2 * j + 1]);
+    if (kind == S_POOL_AVG) {
+        for (int64_t o = 0; o < h.out[2]; o++) {
+            const int64_t *t = taps[2] + 3 * o;
+            int64_t cnt = include_pad ? t[2] : t[1] - t[0];
+            div[o] = cnt ? 1.0f / (float)cnt : 1.0f;
+        }
+    }
     for (int64_t pl = 0; pl < planes; pl++)
-        s_pool_plane3(&h, taps, kind, include_pad, p, X + pl * g->isz, Y + pl * g->osz);
+        if (kind == S_POOL_LP)
+            s_pool_plane3(&h, taps, kind, include_pad, p, X + pl * g->isz, Y + pl * g->osz);
+        else
+            s_pool_plane_fast(&h, taps, range, kind == S_POOL_AVG, include_pad, div,
+                              X + pl * g->isz, Y + pl * g->osz);
+    gq_onnx_scratch_free(div, dcap);
+    gq_onnx_scratch_free(range, rcap);
     gq_onnx_scratch_free(buf, cap);
     return GQ_OK;
 }
@@ -614,6 +725,29 @@ S_POOL_KERNEL(s_maxpool, S_POOL_MAX)
 S_POOL_KERNEL(s_avgpool, S_POOL_AVG)
 S_POOL_KERNEL(s_lppool, S_POOL_LP)
 
+/* The mean (or max) of each plane of sz floats: eight partial sums (maxima) a plane, so the
+ * loop vectorizes (a single running sum is a chain of dependent adds), added in double. */
+GQ_ONNX_SIMD static void s_global_fast(bool max, const float *X, int64_t planes, int64_t sz,
+                                       float *y)
+{
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = X + pl * sz;
+        float part[8];
+        for (int j = 0; j < 8; j++)
+            part[j] = max ? -INFINITY : 0.0f;
+        int64_t i = 0;
+        for (; i + 8 <= sz; i += 8)
+            for (int j = 0; j < 8; j++)
+                part[j] = max ? (xp[i + j] > part[j] ? xp[i + j] : part[j]) : part[j] + xp[i + j];
+        double acc = max ? -INFINITY : 0;
+        for (int j = 0; j < 8; j++)
+            acc = max ? (part[j] > acc ? part[j] : acc) : acc + part[j];
+        for (; i < sz; i++)
+            acc = max ? (xp[i] > acc ? xp[i] : acc) : acc + xp[i];
+        y[pl] = (float)(max ? acc : acc / (double)sz);
+    }
+}
+
 /* GlobalAveragePool / GlobalMaxPool / GlobalLpPool: one value per [n, c], spatial dims 1. */
 static gq_status s_global(s_pool_t kind, const Onnx__NodeProto *n, gq_onnx_val_t *const *in,
                           int nin, gq_onnx_val_t *out, char *err, size_t errlen)
@@ -635,6 +769,10 @@ static gq_status s_global(s_pool_t kind, const Onnx__NodeProto *n, gq_onnx_val_t
     double p = (double)gq_onnx_attr_int(n, "p", 2);
     int64_t planes = x->shape[0] * x->shape[1];
     const float *X = in[0]->data;
+    if (kind != S_POOL_LP) {
+        s_global_fast(kind == S_POOL_MAX, X, planes, sz, out->data);
+        return GQ_OK;
+    }
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *xp = X + pl * sz;
         double acc = kind == S_POOL_MAX ? -INFINITY : 0;

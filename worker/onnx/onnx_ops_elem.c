@@ -398,11 +398,16 @@ static gq_status s_unary(s_unop_t op, double p0, double p1, gq_onnx_val_t *const
     if (rc)
         return rc;
     int64_t n = GQ_ONNX_ELEMS(a);
-    if (dt == GQ_F32 && op == S_RELU) { /* the hot one in conv nets: no trip through double */
-        const float *x = a->data;
-        float *y = out->data;
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] > 0 ? x[i] : 0.0f;
+    static const gq_onnx_actk_t fast[] = {[S_RELU] = GQ_ONNX_ACT_RELU,
+                                          [S_SIGMOID] = GQ_ONNX_ACT_SIGMOID,
+                                          [S_TANH] = GQ_ONNX_ACT_TANH,
+                                          [S_LEAKY] = GQ_ONNX_ACT_LEAKYRELU,
+                                          [S_HARDSIGMOID] = GQ_ONNX_ACT_HARDSIGMOID};
+    gq_onnx_actk_t fk = (size_t)op < sizeof fast / sizeof fast[0] ? fast[op] : GQ_ONNX_ACT_NONE;
+    if (dt == GQ_F32 && fk != GQ_ONNX_ACT_NONE) { /* vectorized f32, no trip through double */
+        gq_onnx_act_t f = {fk, (float)p0, (float)p1};
+        GQ_ONNX_COPY(out->data, a->data, a->nbytes);
+        gq_onnx_act_apply(&f, out->data, n);
     } else if (dt == GQ_F32) {
         const float *x = a->data;
         float *y = out->data;

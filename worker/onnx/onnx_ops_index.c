@@ -85,10 +85,13 @@ static gq_status s_slice(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *con
         int64_t e = v[1][i] < 0 ? v[1][i] + dim : v[1][i];
         b = s > 0 ? s_clampi(b, 0, dim) : s_clampi(b, 0, dim - 1);
         e = s > 0 ? s_clampi(e, 0, dim) : s_clampi(e, -1, dim - 1);
-        int64_t len = s > 0 ? (e - b + s - 1) / s : (b - e + (-s) - 1) / (-s);
-        od.shape[ax] = len < 0 ? 0 : len;
-        base += (od.shape[ax] ? b : 0) * xs[ax];
-        st[ax] = xs[ax] * s;
+        /* In unsigned arithmetic: a model may give any step, INT64_MIN included. */
+        uint64_t as = s > 0 ? (uint64_t)s : -(uint64_t)s;
+        int64_t span = s > 0 ? e - b : b - e;
+        int64_t len = span > 0 ? (int64_t)(((uint64_t)span - 1) / as + 1) : 0;
+        od.shape[ax] = len;
+        base += (len ? b : 0) * xs[ax];
+        st[ax] = len > 1 ? xs[ax] * s : 0; /* |s| < dim when two elements are taken */
     }
     if ((rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
@@ -332,8 +335,11 @@ static gq_status s_pad(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
     }
     gq_tdesc_t od = *x;
     for (int d = 0; d < x->ndim; d++) {
-        od.shape[d] += pads[d] + pads[d + x->ndim];
-        if (od.shape[d] < 0 || (mode != S_PAD_CONSTANT && x->shape[d] == 0 && od.shape[d])) {
+        int64_t grow;
+        bool over = __builtin_add_overflow(pads[d], pads[d + x->ndim], &grow) ||
+                    __builtin_add_overflow(od.shape[d], grow, &od.shape[d]);
+        if (over || od.shape[d] < 0 ||
+            (mode != S_PAD_CONSTANT && x->shape[d] == 0 && od.shape[d])) {
             gq_errf(err, errlen, "dim %d: pads %lld/%lld do not fit size %lld", d,
                     (long long)pads[d], (long long)pads[d + x->ndim], (long long)x->shape[d]);
             return GQ_EPARAM;

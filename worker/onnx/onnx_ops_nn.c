@@ -68,7 +68,7 @@ static gq_status s_matmul(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *co
                           gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
     (void)n, (void)opset, (void)nout;
-    gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);
+    gq_status rc = gq_onnx_need(in, nin < 2 ? nin : 2, 2, err, errlen);
     if (rc)
         return rc;
     gq_tdesc_t a = in[0]->desc, b = in[1]->desc, ba, bb, bo, od;
@@ -102,10 +102,12 @@ static gq_status s_matmul(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *co
     return GQ_OK;
 }
 
-static gq_status s_gemm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
-                        gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+/* Gemm; act: an activation the plan fused into it (NULL: none), applied to the output in
+ * row blocks right after the product. */
+static gq_status s_gemm_act_any(const gq_onnx_act_t *act, const Onnx__NodeProto *n,
+                                gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out, char *err,
+                                size_t errlen)
 {
-    (void)opset, (void)nout;
     gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);
     if (rc)
         return rc;
@@ -146,8 +148,56 @@ static gq_status s_gemm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
     }
     gq_onnx_sgemm(ta, tb, m, nn, k, alpha, in[0]->data, ta ? m : k, in[1]->data, tb ? k : nn,
                   bias ? 1.0f : 0.0f, C, nn);
+    if (act && act->k != GQ_ONNX_ACT_NONE)
+        gq_onnx_act_apply(act, C, m * nn);
     return GQ_OK;
 }
+
+static gq_status s_gemm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                        gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)opset, (void)nout;
+    return s_gemm_act_any(NULL, n, in, nin, out, err, errlen);
+}
+
+/* Gemm+Act (onnx_fuse.c): in[3] is the epilogue. */
+static gq_status s_gemm_act(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                            gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)opset, (void)nout;
+    gq_onnx_act_t act;
+    gq_status rc = gq_onnx_act_decode(nin > 3 ? in[3] : NULL, &act, err, errlen);
+    return rc ? rc : s_gemm_act_any(&act, n, in, nin < 3 ? nin : 3, out, err, errlen);
+}
+
+const gq_onnx_kernel_t gq_onnx_kernel_gemm_act = {"Gemm+Act", 7, s_gemm_act};
+
+/* MatMul+Add (onnx_fuse.c): the product, then bias [N] (in[2], may be absent) along the
+ * last dim and the epilogue (in[3]) in one pass over each row while it is in cache. */
+static gq_status s_matmul_add(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
+                              int nin, gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    gq_onnx_act_t act;
+    const gq_onnx_val_t *bias = nin > 2 ? in[2] : NULL;
+    gq_status rc = gq_onnx_act_decode(nin > 3 ? in[3] : NULL, &act, err, errlen);
+    if (rc || (rc = s_matmul(n, opset, in, 2, out, nout, err, errlen)))
+        return rc;
+    int64_t cols = out->desc.ndim ? out->desc.shape[out->desc.ndim - 1] : 1;
+    if (out->desc.dtype != GQ_F32 ||
+        (bias && (bias->desc.dtype != GQ_F32 || GQ_ONNX_ELEMS(bias) != cols))) {
+        char a[96], b[96];
+        gq_errf(err, errlen, "the fused bias %s does not fit the product %s",
+                bias ? gq_tdesc_str(&bias->desc, a, sizeof a) : "(none)",
+                gq_tdesc_str(&out->desc, b, sizeof b));
+        return GQ_ESHAPE;
+    }
+    int64_t rows = cols ? gq_tdesc_numel(&out->desc) / cols : 0;
+    gq_onnx_bias_act(act.k == GQ_ONNX_ACT_NONE ? NULL : &act, NULL, bias ? bias->data : NULL,
+                     out->data, rows, cols);
+    return GQ_OK;
+}
+
+const gq_onnx_kernel_t gq_onnx_kernel_matmul_add = {"MatMul+Add", 1, s_matmul_add};
 
 /* ---- softmax ---- */
 

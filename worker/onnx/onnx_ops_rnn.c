@@ -47,35 +47,13 @@ static const struct {
     {"ThresholdedRelu", S_THRESHRELU, 1, 1, 0},
 };
 
-/* tanh as Eigen's rational approximation (float; at most 3.5e-7 off, absolute and
- * relative): branch-free, so the loops over gates vectorize where tanhf/expf calls do not.
- * Sigmoid is 0.5 + 0.5 tanh(x / 2) (at most 2e-7 off). */
-static inline float s_tanh_fast(float x)
-{
-    const float c = 7.90531110763549805f;
-    x = x < -c ? -c : x > c ? c : x;
-    float x2 = x * x;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return x * p / q;
-}
-
 static inline float s_act(const s_act_t *f, float x)
 {
     switch (f->k) {
     case S_SIGMOID:
-        return 0.5f + 0.5f * s_tanh_fast(0.5f * x);
+        return 1.0f / (1.0f + expf(-x));
     case S_TANH:
-        return s_tanh_fast(x);
+        return tanhf(x);
     case S_RELU:
         return x > 0 ? x : 0;
     case S_HARDSIGMOID: {
@@ -100,21 +78,27 @@ static inline float s_act(const s_act_t *f, float x)
     return x;
 }
 
-/* v[0..n) = f(clip(v)), in place; the default activations as plain loops that vectorize. */
+/* v[0..n) = f(clip(v)), in place: the activations an epilogue has on the vectorized
+ * gq_onnx_act_apply (sigmoid and tanh within 4e-7), the others one at a time. */
 static void s_act_vec(const s_act_t *f, float clip, float *v, int64_t n)
 {
-    if (clip > 0)
-        for (int64_t i = 0; i < n; i++)
-            v[i] = v[i] < -clip ? -clip : v[i] > clip ? clip : v[i];
-    if (f->k == S_SIGMOID)
-        for (int64_t i = 0; i < n; i++)
-            v[i] = 0.5f + 0.5f * s_tanh_fast(0.5f * v[i]);
-    else if (f->k == S_TANH)
-        for (int64_t i = 0; i < n; i++)
-            v[i] = s_tanh_fast(v[i]);
-    else
+    if (clip > 0) {
+        gq_onnx_act_t c = {GQ_ONNX_ACT_CLIP, -clip, clip};
+        gq_onnx_act_apply(&c, v, n);
+    }
+    static const gq_onnx_actk_t map[] = {[S_SIGMOID] = GQ_ONNX_ACT_SIGMOID,
+                                         [S_TANH] = GQ_ONNX_ACT_TANH,
+                                         [S_RELU] = GQ_ONNX_ACT_RELU,
+                                         [S_HARDSIGMOID] = GQ_ONNX_ACT_HARDSIGMOID,
+                                         [S_LEAKYRELU] = GQ_ONNX_ACT_LEAKYRELU};
+    gq_onnx_actk_t k = (size_t)f->k < sizeof map / sizeof map[0] ? map[f->k] : GQ_ONNX_ACT_NONE;
+    if (k != GQ_ONNX_ACT_NONE) {
+        gq_onnx_act_t a = {k, f->a, f->b};
+        gq_onnx_act_apply(&a, v, n);
+    } else {
         for (int64_t i = 0; i < n; i++)
             v[i] = s_act(f, v[i]);
+    }
 }
 
 /* What every recurrent op shares: dims, direction, activations, clip, inputs. */
@@ -125,6 +109,7 @@ typedef struct {
     s_act_t act[2][3];
     const float *X, *W, *R, *Bias, *h0, *c0, *P;
     int64_t *lens;    /* per batch, owned */
+    int64_t maxlen;   /* the longest of lens */
     bool batch_first; /* layout 1: X, states and outputs batch-major; run on copies */
     float *own[3];    /* layout 1: X, initial_h, initial_c in layout 0 */
 } s_rnn_t;
@@ -319,6 +304,8 @@ static gq_status s_setup(const Onnx__NodeProto *n, gq_onnx_val_t *const *in, int
             return GQ_EPARAM;
         }
     }
+    for (int64_t b = 0; b < r->B; b++)
+        r->maxlen = r->lens[b] > r->maxlen ? r->lens[b] : r->maxlen;
     return GQ_OK;
 }
 
@@ -337,8 +324,8 @@ static gq_status s_outputs(const s_rnn_t *r, gq_onnx_val_t *out, int nout, int n
     return rc;
 }
 
-/* xw[T * B, G * H] = X W_d^T + bias (Wb, and Rb where add_rb). */
-static void s_project(const s_rnn_t *r, int64_t d, const bool *add_rb, float *xw)
+/* xw[T * B, G * H] = X W_d^T + bias (Wb, and Rb where add_rb); bsum: room for G * H. */
+static void s_project(const s_rnn_t *r, int64_t d, const bool *add_rb, float *xw, float *bsum)
 {
     int64_t GH = r->G * r->H;
     gq_onnx_sgemm(false, true, r->T * r->B, GH, r->I, 1.0f, r->X, r->I, r->W + d * GH * r->I, r->I,
@@ -346,9 +333,9 @@ static void s_project(const s_rnn_t *r, int64_t d, const bool *add_rb, float *xw
     if (!r->Bias)
         return;
     const float *wb = r->Bias + d * 2 * GH, *rb = wb + GH;
-    for (int64_t row = 0; row < r->T * r->B; row++)
-        for (int64_t j = 0; j < GH; j++)
-            xw[row * GH + j] += wb[j] + (add_rb[j / r->H] ? rb[j] : 0.0f);
+    for (int64_t j = 0; j < GH; j++) /* the summed bias, in the state row (free until the steps) */
+        bsum[j] = wb[j] + (add_rb[j / r->H] ? rb[j] : 0.0f);
+    gq_onnx_bias_act(NULL, NULL, bsum, xw, r->T * r->B, GH);
 }
 
 /* Time index of step s for batch entry b, or -1 when s is past its length. */
@@ -366,35 +353,37 @@ static void s_init_state(const s_rnn_t *r, const float *init, int64_t d, float *
         memset(h, 0, (size_t)(r->B * r->H) * sizeof *h);
 }
 
-/* Work buffers of one run: xw [T*B, GH], hr [B, GH], h/c/tmp [B, H]. */
+/* Work buffers of one run: xw [T*B, GH], hr [B, GH], h/c/tmp [B, H]; from the plan's
+ * pool, so a warm plan does not fault in xw's pages each run. */
 typedef struct {
     float *xw, *hr, *h, *c, *tmp;
+    size_t cap[5];
 } s_work_t;
 
 static gq_status s_work_new(const s_rnn_t *r, s_work_t *w, char *err, size_t errlen)
 {
-    size_t xw, hr, bh;
-    if (!gq_onnx_size3(r->T * r->B, r->G * r->H, sizeof(float), &xw) ||
-        !gq_onnx_size3(r->B, r->G * r->H, sizeof(float), &hr) ||
-        !gq_onnx_size3(r->B, r->H, sizeof(float), &bh)) {
+    size_t sz[5];
+    if (!gq_onnx_size3(r->T * r->B, r->G * r->H, sizeof(float), &sz[0]) ||
+        !gq_onnx_size3(r->B, r->G * r->H, sizeof(float), &sz[1]) ||
+        !gq_onnx_size3(r->B, r->H, sizeof(float), &sz[2])) {
         gq_errf(err, errlen, "the recurrent state's size overflows");
         return GQ_ETOOBIG;
     }
-    w->xw = malloc(xw + sizeof(float));
-    w->hr = malloc(hr + sizeof(float));
-    w->h = malloc(bh + sizeof(float));
-    w->c = malloc(bh + sizeof(float));
-    w->tmp = malloc(bh + sizeof(float));
-    if (!w->xw || !w->hr || !w->h || !w->c || !w->tmp) {
-        gq_errf(err, errlen, "out of memory for the recurrent state");
-        return GQ_ENOMEM;
-    }
+    sz[3] = sz[4] = sz[2];
+    float **p[5] = {&w->xw, &w->hr, &w->h, &w->c, &w->tmp};
+    for (int i = 0; i < 5; i++)
+        if (!(*p[i] = gq_onnx_scratch(sz[i] + sizeof(float), &w->cap[i]))) {
+            gq_errf(err, errlen, "out of memory for the recurrent state");
+            return GQ_ENOMEM;
+        }
     return GQ_OK;
 }
 
 static void s_work_free(s_work_t *w, s_rnn_t *r)
 {
-    free(w->xw), free(w->hr), free(w->h), free(w->c), free(w->tmp);
+    float *p[5] = {w->xw, w->hr, w->h, w->c, w->tmp};
+    for (int i = 0; i < 5; i++)
+        gq_onnx_scratch_free(p[i], w->cap[i]);
     free(r->lens);
     free(r->own[0]), free(r->own[1]), free(r->own[2]);
 }
@@ -417,37 +406,46 @@ static void s_finals(const s_rnn_t *r, int64_t d, const s_work_t *w, gq_onnx_val
 
 /* One LSTM direction. Gates in ONNX order i, o, f, c; per batch row the pre-activations
  * are summed into hr's row, then activated a gate at a time. */
-static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
+GQ_ONNX_SIMD static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
 {
     int64_t H = r->H, GH = 4 * H;
     const bool add_rb[4] = {true, true, true, true};
     const float *P = r->P ? r->P + d * 3 * H : NULL;
     const s_act_t *f = &r->act[d][0], *g = &r->act[d][1], *hh = &r->act[d][2];
-    s_project(r, d, add_rb, w->xw);
+    bool full = true; /* every sequence T long: step s reads one block of xw */
+    for (int64_t b = 0; b < r->B; b++)
+        full = full && r->lens[b] == r->T;
+    s_project(r, d, add_rb, w->xw, w->hr);
     s_init_state(r, r->h0, d, w->h);
     s_init_state(r, r->c0, d, w->c);
-    for (int64_t s = 0; s < r->T; s++) {
-        gq_onnx_sgemm(false, true, r->B, GH, H, 1.0f, w->h, H, r->R + d * GH * H, H, 0.0f, w->hr,
-                      GH);
+    for (int64_t s = 0; s < r->maxlen; s++) { /* no step past the longest sequence */
+        /* full: the product adds into xw's block of the step (no zeroing pass, no sum) */
+        float *blk = full ? w->xw + (rev ? r->T - 1 - s : s) * r->B * GH : w->hr;
+        gq_onnx_sgemm(false, true, r->B, GH, H, 1.0f, w->h, H, r->R + d * GH * H, H,
+                      full ? 1.0f : 0.0f, blk, GH);
         for (int64_t b = 0; b < r->B; b++) {
             int64_t t = s_time(r, rev, s, b);
             if (t < 0)
                 continue;
             const float *xg = w->xw + (t * r->B + b) * GH;
-            float *gt = w->hr + b * GH, *hb = w->h + b * H, *cb = w->c + b * H,
-                  *tmp = w->tmp + b * H;
-            for (int64_t j = 0; j < GH; j++)
+            float *gt = blk + b * GH, *hb = w->h + b * H, *cb = w->c + b * H, *tmp = w->tmp + b * H;
+            for (int64_t j = 0; !full && j < GH; j++)
                 gt[j] += xg[j];
             for (int64_t j = 0; P && j < H; j++)
                 gt[j] += P[j] * cb[j], gt[2 * H + j] += P[2 * H + j] * cb[j];
-            s_act_vec(f, r->clip, gt, H);         /* i */
-            s_act_vec(f, r->clip, gt + 2 * H, H); /* f */
+            if (!P && f->k == S_SIGMOID && !(r->clip > 0)) {
+                s_act_vec(f, 0, gt, 3 * H); /* i, o, f at once: o needs no peephole here */
+            } else {
+                s_act_vec(f, r->clip, gt, H);         /* i */
+                s_act_vec(f, r->clip, gt + 2 * H, H); /* f */
+            }
             s_act_vec(g, r->clip, gt + 3 * H, H); /* c~ */
             for (int64_t j = 0; j < H; j++)
                 cb[j] = gt[2 * H + j] * cb[j] + gt[j] * gt[3 * H + j];
             for (int64_t j = 0; P && j < H; j++)
                 gt[H + j] += P[H + j] * cb[j];
-            s_act_vec(f, r->clip, gt + H, H); /* o */
+            if (P || f->k != S_SIGMOID || r->clip > 0)
+                s_act_vec(f, r->clip, gt + H, H); /* o */
             for (int64_t j = 0; j < H; j++)
                 tmp[j] = cb[j];
             s_act_vec(hh, 0, tmp, H);
@@ -483,15 +481,16 @@ static gq_status s_lstm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
 }
 
 /* One GRU direction. Gates in ONNX order z, r, h. */
-static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool lbr, s_work_t *w, float *Y)
+GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool lbr, s_work_t *w,
+                                   float *Y)
 {
     int64_t H = r->H, GH = 3 * H;
     const bool add_rb[3] = {true, true, false}; /* Rbh goes inside the reset product */
     const float *Rd = r->R + d * GH * H, *rbh = r->Bias ? r->Bias + d * 2 * GH + GH + 2 * H : NULL;
     const s_act_t *f = &r->act[d][0], *g = &r->act[d][1];
-    s_project(r, d, add_rb, w->xw);
+    s_project(r, d, add_rb, w->xw, w->hr);
     s_init_state(r, r->h0, d, w->h);
-    for (int64_t s = 0; s < r->T; s++) {
+    for (int64_t s = 0; s < r->maxlen; s++) { /* no step past the longest sequence */
         /* lbr: all three products from H; else z and r from H, h from (r . H) below. */
         gq_onnx_sgemm(false, true, r->B, lbr ? GH : 2 * H, H, 1.0f, w->h, H, Rd, H, 0.0f, w->hr,
                       GH);
@@ -548,13 +547,13 @@ static gq_status s_gru(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
 }
 
 /* One plain RNN direction: H = f(X Wi^T + H Ri^T + Wb + Rb). */
-static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
+GQ_ONNX_SIMD static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
 {
     int64_t H = r->H;
     const bool add_rb[1] = {true};
-    s_project(r, d, add_rb, w->xw);
+    s_project(r, d, add_rb, w->xw, w->hr);
     s_init_state(r, r->h0, d, w->h);
-    for (int64_t s = 0; s < r->T; s++) {
+    for (int64_t s = 0; s < r->maxlen; s++) { /* no step past the longest sequence */
         gq_onnx_sgemm(false, true, r->B, H, H, 1.0f, w->h, H, r->R + d * H * H, H, 0.0f, w->hr, H);
         for (int64_t b = 0; b < r->B; b++) {
             int64_t t = s_time(r, rev, s, b);

@@ -37,8 +37,16 @@ struct gq_onnx_plan {
     int *fold_slot, nfold;
     char **fold_name;
     int *last_use; /* per slot: the last step reading it; nsteps for graph outputs */
+    int nfolded;   /* steps constant folding took out (onnx_fold.c) */
     gq_onnx_pool_t pool;
     bool profile;
+    /* The accelerator (onnx_accel.h, onnx_run.c): runs the steps it claims. */
+    struct gq_onnx_accel *accel;
+    void *accel_plan; /* its state for this plan */
+    bool accel_off;   /* runs stay on the CPU */
+    bool (*on_fallback)(void *ctx, const char *op_type);
+    void *on_fallback_ctx;
+    int accel_ran, ran; /* steps of the last run on the accelerator, and all of them */
 };
 
 /* The slot of name, created when create is set; -1 when absent (or out of memory). */

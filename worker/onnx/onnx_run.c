@@ -1,10 +1,13 @@
 /* Runs of a plan: values per slot, freed to the plan's buffer pool after their last
- * reader; If steps run the branch their condition picks as a sub-plan reading outer values. */
+ * reader; If steps run the branch their condition picks as a sub-plan reading outer values.
+ * With an accelerator (onnx_accel.h) the steps it claims run on its device and their values
+ * stay there until a CPU kernel (or the caller) reads them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "onnx_accel.h"
 #include "onnx_plan.h"
 #include "optable.h"
 #include "util.h"
@@ -48,13 +51,48 @@ static gq_status s_check_input(const Onnx__ValueInfoProto *vi, const gq_tdesc_t 
     return GQ_OK;
 }
 
-/* Gives an owned value's buffer back (to the pool when it came from one). */
-static void s_release(gq_onnx_val_t *v)
+/* Whether runs of p use its accelerator. */
+static bool s_accel_on(const gq_onnx_plan_t *p)
 {
+    return p->accel && p->accel_plan && !p->accel_off;
+}
+
+/* Gives an owned value's buffer back (to the pool when it came from one), and its device
+ * copy to the accelerator. */
+static void s_release(const gq_onnx_plan_t *p, gq_onnx_val_t *v)
+{
+    if (v->dev && p->accel)
+        p->accel->ops->release(p->accel_plan, v->dev);
     if (v->owned)
         gq_onnx_scratch_free(v->data, v->cap);
     v->data = NULL;
     v->owned = false;
+    v->dev = NULL;
+    v->dev_only = false;
+}
+
+/* Makes a device-only value readable on the host (its device copy stays valid). */
+static gq_status s_to_host(const gq_onnx_plan_t *p, gq_onnx_val_t *v, char *err, size_t errlen)
+{
+    if (!v->dev_only)
+        return GQ_OK;
+    size_t cap = 0;
+    void *d = gq_onnx_scratch(v->nbytes, &cap);
+    if (!d) {
+        gq_errf(err, errlen, "out of memory reading back %zu bytes from %s", v->nbytes,
+                p->accel->ops->name);
+        return GQ_ENOMEM;
+    }
+    gq_status rc = p->accel->ops->download(p->accel_plan, v, d, err, errlen);
+    if (rc) {
+        gq_onnx_scratch_free(d, cap);
+        return rc;
+    }
+    v->data = d;
+    v->cap = cap;
+    v->owned = true;
+    v->dev_only = false;
+    return GQ_OK;
 }
 
 gq_status gq_onnx_val_alloc(gq_onnx_val_t *v, char *err, size_t errlen)
@@ -78,6 +116,7 @@ gq_status gq_onnx_val_alloc(gq_onnx_val_t *v, char *err, size_t errlen)
 typedef struct {
     gq_onnx_val_t *vals;
     bool *set;
+    bool *konst; /* the slot holds an initializer or a folded constant */
 } s_env_t;
 
 /* Makes the slots of a run of p, initializers filled in (borrowed, not owned). */
@@ -85,8 +124,9 @@ static gq_status s_env_new(const gq_onnx_plan_t *p, s_env_t *e, char *err, size_
 {
     e->vals = calloc((size_t)p->nslots + 1, sizeof *e->vals);
     e->set = calloc((size_t)p->nslots + 1, sizeof *e->set);
-    if (!e->vals || !e->set) {
-        free(e->vals), free(e->set);
+    e->konst = calloc((size_t)p->nslots + 1, sizeof *e->konst);
+    if (!e->vals || !e->set || !e->konst) {
+        free(e->vals), free(e->set), free(e->konst);
         gq_errf(err, errlen, "out of memory");
         return GQ_ENOMEM;
     }
@@ -99,12 +139,14 @@ static gq_status s_env_new(const gq_onnx_plan_t *p, s_env_t *e, char *err, size_
             v->desc = t->desc, v->data = (void *)t->data, v->nbytes = t->nbytes;
         }
         v->owned = false;
-        e->set[p->init_slot[i]] = true;
+        e->set[p->init_slot[i]] = e->konst[p->init_slot[i]] = true;
     }
     for (int i = 0; i < p->nfold; i++) {
         e->vals[p->fold_slot[i]] = p->fold[i];
         e->vals[p->fold_slot[i]].owned = false;
-        e->set[p->fold_slot[i]] = true;
+        e->vals[p->fold_slot[i]].dev = NULL;
+        e->vals[p->fold_slot[i]].dev_only = false;
+        e->set[p->fold_slot[i]] = e->konst[p->fold_slot[i]] = true;
     }
     return GQ_OK;
 }
@@ -112,8 +154,8 @@ static gq_status s_env_new(const gq_onnx_plan_t *p, s_env_t *e, char *err, size_
 static void s_env_free(const gq_onnx_plan_t *p, s_env_t *e)
 {
     for (int s = 0; e->vals && s < p->nslots; s++)
-        s_release(&e->vals[s]);
-    free(e->vals), free(e->set);
+        s_release(p, &e->vals[s]);
+    free(e->vals), free(e->set), free(e->konst);
 }
 
 static gq_status s_run_steps(gq_onnx_plan_t *p, s_env_t *e, char *err, size_t errlen);
@@ -143,8 +185,10 @@ static gq_status s_run_if(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, con
             rc = GQ_EFORMAT;
             break;
         }
-        be.vals[os] = e->vals[ps];
+        be.vals[os] = e->vals[ps]; /* on the host: s_run_step read it back */
         be.vals[os].owned = false;
+        be.vals[os].dev = NULL;
+        be.vals[os].dev_only = false;
         be.set[os] = true;
     }
     if (!rc)
@@ -165,8 +209,29 @@ static gq_status s_run_if(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, con
     return rc;
 }
 
-/* Runs step k of p over e: gathers its inputs, calls its kernel (or its If branch), stores
- * its outputs, and gives back the buffers no later step reads. */
+/* Brings step k's inputs where it runs: to the device for a claimed step (constants once
+ * per plan, kept by the accelerator), to the host otherwise (an If's implicit inputs too:
+ * its branches run on the CPU). */
+static gq_status s_place_inputs(gq_onnx_plan_t *p, const gq_onnx_step_t *st, s_env_t *e,
+                                bool on_dev, char *err, size_t errlen)
+{
+    gq_status rc = GQ_OK;
+    for (int i = 0; i < st->nin + (on_dev ? 0 : st->nimplicit) && !rc; i++) {
+        int s = st->in[i];
+        if (s < 0 || !e->set[s])
+            continue;
+        gq_onnx_val_t *v = &e->vals[s];
+        if (!on_dev)
+            rc = s_to_host(p, v, err, errlen);
+        else if (!v->dev)
+            rc = p->accel->ops->upload(p->accel_plan, s, v, e->konst[s], err, errlen);
+    }
+    return rc;
+}
+
+/* Runs step k of p over e: gathers its inputs, runs it on the accelerator when it claims
+ * it, else calls its kernel (or its If branch), stores its outputs, and gives back the
+ * buffers no later step reads. */
 static gq_status s_run_step(gq_onnx_plan_t *p, int k, s_env_t *e, char *err, size_t errlen)
 {
     gq_onnx_step_t *st = &p->steps[k];
@@ -190,22 +255,42 @@ static gq_status s_run_step(gq_onnx_plan_t *p, int k, s_env_t *e, char *err, siz
     memset(outs, 0, sizeof outs);
     char kerr[GQ_ERRLEN * 2];
     kerr[0] = '\0';
+    bool acc = false;
+    if (s_accel_on(p)) {
+        gq_tdesc_t od[GQ_MAX_OUTPUTS];
+        acc = !st->branch[0] && p->accel->ops->claim(p->accel_plan, k, ins, st->nin, od, st->nout);
+        if (!acc && p->on_fallback && !p->on_fallback(p->on_fallback_ctx, st->node->op_type)) {
+            gq_errf(err, errlen,
+                    "node '%s' (%s): %s does not run it and strict mode forbids falling back "
+                    "to the CPU",
+                    nn, st->node->op_type, p->accel->ops->name);
+            return GQ_EUNSUPPORTED;
+        }
+    }
     uint64_t t0 = p->profile ? s_now_ns() : 0;
-    gq_status rc = st->branch[0] ? s_run_if(p, st, e, ins, outs, kerr, sizeof kerr)
-                                 : st->k->fn(st->node, p->opset, ins, st->nin, outs, st->nout, kerr,
-                                             sizeof kerr);
+    gq_status rc = s_accel_on(p) ? s_place_inputs(p, st, e, acc, kerr, sizeof kerr) : GQ_OK;
+    if (!rc)
+        rc = acc ? p->accel->ops->run(p->accel_plan, k, ins, st->nin, outs, st->nout, kerr,
+                                      sizeof kerr)
+             : st->branch[0]
+                 ? s_run_if(p, st, e, ins, outs, kerr, sizeof kerr)
+                 : st->k->fn(st->node, p->opset, ins, st->nin, outs, st->nout, kerr, sizeof kerr);
+    if (!rc && acc && p->profile)
+        rc = p->accel->ops->sync(p->accel_plan, kerr, sizeof kerr);
     if (p->profile)
         st->ns += s_now_ns() - t0, st->runs++;
     if (rc) {
         gq_errf(err, errlen, "node '%s' (%s): %s", nn, st->node->op_type, kerr);
         for (int o = 0; o < st->nout; o++)
-            s_release(&outs[o]);
+            s_release(p, &outs[o]);
         return rc;
     }
+    p->ran++;
+    p->accel_ran += acc;
     for (int o = 0; o < st->nout; o++) {
         int s = st->out[o];
         if (s < 0 || p->last_use[s] < 0) { /* an output nothing reads */
-            s_release(&outs[o]);
+            s_release(p, &outs[o]);
             if (s < 0)
                 continue;
         }
@@ -214,7 +299,7 @@ static gq_status s_run_step(gq_onnx_plan_t *p, int k, s_env_t *e, char *err, siz
     }
     for (int i = 0; i < st->nin + st->nimplicit; i++)
         if (st->in[i] >= 0 && p->last_use[st->in[i]] == k)
-            s_release(&e->vals[st->in[i]]);
+            s_release(p, &e->vals[st->in[i]]);
     return GQ_OK;
 }
 
@@ -266,6 +351,7 @@ gq_status gq_onnx_plan_run(gq_onnx_plan_t *p, const gq_view_t *in, int nin, gq_v
     gq_status rc = s_env_new(p, &e, err, errlen);
     if (rc)
         return rc;
+    p->ran = p->accel_ran = 0;
     gq_onnx_pool_t *prev = gq_onnx_pool_enter(&p->pool);
     if (!(rc = s_bind_inputs(p, &e, in, nin, err, errlen)))
         rc = s_run_steps(p, &e, err, errlen);
@@ -285,7 +371,13 @@ gq_status gq_onnx_plan_run(gq_onnx_plan_t *p, const gq_view_t *in, int nin, gq_v
             rc = GQ_ENOMEM;
             break;
         }
-        GQ_ONNX_COPY(out[o].data, v->data, v->nbytes);
+        if (!v->dev_only) {
+            GQ_ONNX_COPY(out[o].data, v->data, v->nbytes);
+        } else if ((rc = p->accel->ops->download(p->accel_plan, v, out[o].data, err, errlen))) {
+            free(out[o].data);
+            out[o].data = NULL;
+            break;
+        }
     }
     if (rc)
         for (int o = 0; o < done; o++) {
@@ -293,6 +385,70 @@ gq_status gq_onnx_plan_run(gq_onnx_plan_t *p, const gq_view_t *in, int nin, gq_v
             out[o].data = NULL;
         }
     s_env_free(p, &e);
+    if (p->accel && p->accel_plan) {
+        char ferr[GQ_ERRLEN];
+        gq_status frc = p->accel->ops->finish(p->accel_plan, ferr, sizeof ferr);
+        if (frc && !rc) {
+            for (int o = 0; o < done; o++) {
+                free(out[o].data);
+                out[o].data = NULL;
+            }
+            gq_errf(err, errlen, "%s", ferr);
+            rc = frc;
+        }
+    }
     gq_onnx_pool_enter(prev);
     return rc;
 }
+
+gq_status gq_onnx_plan_set_accel(gq_onnx_plan_t *p, gq_onnx_accel_t *ax, char *err, size_t errlen)
+{
+    if (p->accel && p->accel_plan)
+        p->accel->ops->plan_free(p->accel, p->accel_plan);
+    p->accel = NULL;
+    p->accel_plan = NULL;
+    p->ran = p->accel_ran = 0;
+    if (!ax)
+        return GQ_OK;
+    if (!(p->accel_plan = ax->ops->plan_new(ax, p, err, errlen)))
+        return GQ_EBACKEND;
+    p->accel = ax;
+    return GQ_OK;
+}
+
+void gq_onnx_plan_on_fallback(gq_onnx_plan_t *p, gq_onnx_fallback_fn fn, void *ctx)
+{
+    p->on_fallback = fn;
+    p->on_fallback_ctx = ctx;
+}
+
+void gq_onnx_plan_accel_enable(gq_onnx_plan_t *p, bool on)
+{
+    p->accel_off = !on;
+}
+
+void gq_onnx_plan_last_run(const gq_onnx_plan_t *p, int *accel_steps, int *steps)
+{
+    if (accel_steps)
+        *accel_steps = p->accel_ran;
+    if (steps)
+        *steps = p->ran;
+}
+
+void gq_onnx_accel_destroy(gq_onnx_accel_t **self_p)
+{
+    gq_onnx_accel_t *ax = *self_p;
+    if (!ax)
+        return;
+    ax->ops->destroy(ax);
+    *self_p = NULL;
+}
+
+#ifndef GQ_HAVE_OPENCL
+gq_onnx_accel_t *gq_onnx_accel_opencl_new(struct gq_backend *be, char *err, size_t errlen)
+{
+    (void)be;
+    gq_errf(err, errlen, "onnx: opencl: not built (no OpenCL SDK found at build time)");
+    return NULL;
+}
+#endif

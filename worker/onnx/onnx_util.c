@@ -321,8 +321,11 @@ void *gq_onnx_scratch(size_t nbytes, size_t *cap)
     if (best >= 0) {
         void *p = pl->p[best];
         *cap = pl->cap[best];
+        /* keep the others in order: runs then get their buffers in the same order, and
+         * a warm plan's layout stays the same from run to run */
         pl->n--;
-        pl->p[best] = pl->p[pl->n], pl->cap[best] = pl->cap[pl->n];
+        memmove(&pl->p[best], &pl->p[best + 1], (size_t)(pl->n - best) * sizeof *pl->p);
+        memmove(&pl->cap[best], &pl->cap[best + 1], (size_t)(pl->n - best) * sizeof *pl->cap);
         return p;
     }
     *cap = want;
@@ -362,4 +365,142 @@ void gq_onnx_pool_clear(gq_onnx_pool_t *pl)
     free(pl->p);
     free(pl->cap);
     memset(pl, 0, sizeof *pl);
+}
+
+/* ---- activations (fused epilogues, RNN gates, the elementwise ops on f32) ---- */
+
+gq_status gq_onnx_act_decode(const gq_onnx_val_t *v, gq_onnx_act_t *f, char *err, size_t errlen)
+{
+    f->k = GQ_ONNX_ACT_NONE, f->a = f->b = 0;
+    if (!v)
+        return GQ_OK;
+    const float *p = v->data;
+    if (v->desc.dtype != GQ_F32 || GQ_ONNX_ELEMS(v) != 3 || !(p[0] >= 0) ||
+        p[0] >= (float)GQ_ONNX_ACT_COUNT) {
+        gq_errf(err, errlen, "the fused epilogue is not f32[3] {kind, a, b}");
+        return GQ_EPARAM;
+    }
+    f->k = (gq_onnx_actk_t)(int)p[0], f->a = p[1], f->b = p[2];
+    return GQ_OK;
+}
+
+/* Eight floats at a time with GCC's vector extensions: GCC does not vectorize the loops of
+ * these approximations by itself (it keeps the clamps' branches). The helpers take and give
+ * pointers: passing 32-byte vectors by value changes the ABI of the baseline build. */
+typedef float s_v8 __attribute__((vector_size(32)));
+typedef int32_t s_v8i __attribute__((vector_size(32)));
+typedef float s_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* lo <= x <= hi by masks (the vector extensions have no ?: in C); NaN stays NaN. */
+#define S_CLAMP8(x, lo, hi)                                                                        \
+    do {                                                                                           \
+        s_v8 lo_ = (s_v8){0} + (lo), hi_ = (s_v8){0} + (hi);                                       \
+        s_v8i m_ = (x) < lo_;                                                                      \
+        (x) = (s_v8)(((s_v8i)lo_ & m_) | ((s_v8i)(x) & ~m_));                                      \
+        m_ = (x) > hi_;                                                                            \
+        (x) = (s_v8)(((s_v8i)hi_ & m_) | ((s_v8i)(x) & ~m_));                                      \
+    } while (0)
+
+/* tanh as Eigen's rational approximation (at most 3.5e-7 off, absolute and relative). */
+static inline __attribute__((always_inline)) void s_tanh8(float *v)
+{
+    s_v8 x = *(const s_v8u *)v;
+    S_CLAMP8(x, -7.90531110763549805f, 7.90531110763549805f);
+    s_v8 x2 = x * x;
+    s_v8 p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    s_v8 q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    *(s_v8u *)v = x * p / q;
+}
+
+/* 1 / (1 + e^-x), e^x as Cephes' expf (reduction by ln 2, degree-6 polynomial, ~2 ulp)
+ * with x clamped to where 2^n is a normal float. */
+static inline __attribute__((always_inline)) void s_sigmoid8(float *v)
+{
+    s_v8 x = -*(const s_v8u *)v;
+    S_CLAMP8(x, -87.3f, 88.3f);
+    s_v8 n = x * 1.44269504088896341f + 12582912.0f; /* round to nearest by the magic add */
+    n -= 12582912.0f;
+    s_v8 r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    s_v8 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    s_v8i e = (__builtin_convertvector(n, s_v8i) + 127) << 23;
+    *(s_v8u *)v = 1.0f / (1.0f + p * (s_v8)e);
+}
+
+/* f8 over v[0..n): whole vectors in place, the tail through a zero-padded copy. */
+#define S_MAP8(f8, v, n)                                                                           \
+    do {                                                                                           \
+        int64_t i_ = 0;                                                                            \
+        for (; i_ + 8 <= (n); i_ += 8)                                                             \
+            f8((v) + i_);                                                                          \
+        if (i_ < (n)) {                                                                            \
+            float t_[8] = {0};                                                                     \
+            memcpy(t_, (v) + i_, (size_t)((n)-i_) * sizeof *t_);                                   \
+            f8(t_);                                                                                \
+            memcpy((v) + i_, t_, (size_t)((n)-i_) * sizeof *t_);                                   \
+        }                                                                                          \
+    } while (0)
+
+GQ_ONNX_SIMD void gq_onnx_act_apply(const gq_onnx_act_t *f, float *v, int64_t n)
+{
+    float a = f->a, b = f->b;
+    switch (f->k) {
+    case GQ_ONNX_ACT_NONE:
+    case GQ_ONNX_ACT_COUNT:
+        break;
+    case GQ_ONNX_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            v[i] = v[i] > 0 ? v[i] : 0.0f;
+        break;
+    case GQ_ONNX_ACT_LEAKYRELU:
+        for (int64_t i = 0; i < n; i++)
+            v[i] = v[i] >= 0 ? v[i] : a * v[i];
+        break;
+    case GQ_ONNX_ACT_CLIP:
+        for (int64_t i = 0; i < n; i++)
+            v[i] = v[i] < a ? a : v[i] > b ? b : v[i];
+        break;
+    case GQ_ONNX_ACT_SIGMOID:
+        S_MAP8(s_sigmoid8, v, n);
+        break;
+    case GQ_ONNX_ACT_TANH:
+        S_MAP8(s_tanh8, v, n);
+        break;
+    case GQ_ONNX_ACT_HARDSIGMOID:
+        for (int64_t i = 0; i < n; i++) {
+            float y = a * v[i] + b;
+            v[i] = y < 0 ? 0.0f : y > 1 ? 1.0f : y;
+        }
+        break;
+    }
+}
+
+GQ_ONNX_SIMD void gq_onnx_bias_act(const gq_onnx_act_t *f, const float *rowb, const float *colb,
+                                   float *y, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + r * cols, rb = rowb ? rowb[r] : 0.0f;
+        if (colb)
+            for (int64_t c = 0; c < cols; c++)
+                yr[c] += rb + colb[c];
+        else if (rowb)
+            for (int64_t c = 0; c < cols; c++)
+                yr[c] += rb;
+        if (f && f->k == GQ_ONNX_ACT_RELU) /* the common case, while the row is in L1 */
+            for (int64_t c = 0; c < cols; c++)
+                yr[c] = yr[c] > 0 ? yr[c] : 0.0f;
+        else if (f)
+            gq_onnx_act_apply(f, yr, cols);
+    }
 }

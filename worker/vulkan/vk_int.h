@@ -1,0 +1,135 @@
+/* Internals shared by the Vulkan backend's files: device buffers, the dispatch API op
+ * families use, capabilities, and device discovery. The backend struct stays in
+ * vk_backend.c. */
+#ifndef GQ_VK_INT_H
+#define GQ_VK_INT_H
+
+/* vulkan_core.h, not vulkan.h: worker/vulkan/vulkan.h (ours) shadows the latter. */
+#include <vulkan/vulkan_core.h>
+#include <stdbool.h>
+#include "optable.h"
+#include "vk_spirv.h"
+#include "vulkan.h"
+
+typedef struct gq_vk gq_vk_t;
+typedef struct gq_vk_stream gq_vk_stream_t;
+
+/* A device buffer (the handle of a gq_buffer_t): its own memory, mapped for good when the
+ * memory is host-visible. */
+typedef struct {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    void *map;
+    VkDeviceSize size;
+} gq_vk_mem_t;
+
+/* What the device can run; dtypes without the features are declined. */
+typedef struct {
+    bool fp64;              /* shaderFloat64 */
+    bool int64;             /* shaderInt64: i64 sums */
+    bool int16;             /* shaderInt16 + storageBuffer16BitAccess */
+    bool int8;              /* shaderInt8 + storageBuffer8BitAccess */
+    uint32_t max_groups;    /* maxComputeWorkGroupCount[0] */
+    uint32_t max_local;     /* maxComputeWorkGroupSize[0], maxComputeWorkGroupInvocations */
+    VkDeviceSize max_range; /* maxStorageBufferRange: the largest tensor a shader binds */
+    uint32_t local;         /* work-group size of elementwise shaders */
+    bool cpu_device;        /* VK_PHYSICAL_DEVICE_TYPE_CPU (lavapipe) */
+} gq_vk_caps_t;
+
+const gq_vk_caps_t *gq_vk_caps(const gq_vk_t *vk);
+
+/* An op family (tensor.*, dsp.*): supports says whether it runs a->op on these inputs
+ * (in == NULL: the op at all); run records the op on st (buffers hold at least their
+ * descriptor's bytes, descriptors passed gq_op_infer). */
+typedef struct {
+    const char *prefix;
+    bool (*supports)(const gq_vk_t *vk, const gq_args_t *a, const gq_tdesc_t *in, int nin);
+    gq_status (*run)(gq_vk_t *vk, gq_vk_stream_t *st, const gq_args_t *a, const gq_tdesc_t *in_desc,
+                     gq_vk_mem_t **in, int nin, const gq_tdesc_t *out_desc, gq_vk_mem_t **out,
+                     int nout, char *err, size_t errlen);
+} gq_vk_family_t;
+
+extern const gq_vk_family_t gq_vk_tensor_family;
+extern const gq_vk_family_t gq_vk_dsp_family;
+
+#define GQ_VK_MAX_BINDINGS 6
+#define GQ_VK_MAX_SPEC 6
+#define GQ_VK_PUSH_MAX 128
+
+/* One dispatch of shader variant `shader` (a gq_vk_spirv name) on st, after a barrier on
+ * what st recorded before. spec[i] is specialization constant id i (int32; id 0 is the
+ * work-group size x of shaders that take it); bufs bind 0.. in order, each over
+ * min(its size, maxStorageBufferRange); push goes to the push constants (<= 128 bytes).
+ * The pipeline is made on first use of (shader, spec) and kept. Errors name op and call. */
+gq_status gq_vk_dispatch(gq_vk_t *vk, gq_vk_stream_t *st, const char *shader, const int32_t *spec,
+                         int nspec, gq_vk_mem_t *const *bufs, int nbufs, const void *push,
+                         uint32_t push_size, uint32_t groups_x, uint32_t groups_y, const char *op,
+                         char *err, size_t errlen);
+
+/* Work-groups for items work-items of local each, capped at the device's limit: shaders
+ * loop over the rest (grid stride). */
+uint32_t gq_vk_groups(const gq_vk_t *vk, uint64_t items, uint32_t local);
+
+/* Copies nbytes from src to dst on st (after a barrier). */
+gq_status gq_vk_copy(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *src, gq_vk_mem_t *dst,
+                     size_t nbytes, const char *op, char *err, size_t errlen);
+
+/* Fills nbytes of dst from offset 0 with the 32-bit word v (nbytes a multiple of 4). */
+gq_status gq_vk_fill(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *dst, size_t nbytes, uint32_t v,
+                     const char *op, char *err, size_t errlen);
+
+/* A device buffer of at least nbytes for the rest of the current run (intermediates,
+ * small tables): from the pool, given back once the stream has finished the run. */
+gq_status gq_vk_scratch(gq_vk_t *vk, gq_vk_stream_t *st, size_t nbytes, gq_vk_mem_t **out,
+                        const char *op, char *err, size_t errlen);
+
+/* Writes host bytes into a buffer at byte offset off before the run's commands execute
+ * (mapped buffers: memcpy once the stream is idle; else a staged copy). */
+gq_status gq_vk_write(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *dst, size_t off,
+                      const void *src, size_t nbytes, const char *op, char *err, size_t errlen);
+
+/* Reads bytes of a buffer into host memory, waiting for what st queued (small results the
+ * host needs mid-op). */
+gq_status gq_vk_read(gq_vk_t *vk, gq_vk_stream_t *st, void *dst, gq_vk_mem_t *src, size_t off,
+                     size_t nbytes, const char *op, char *err, size_t errlen);
+
+/* The Vulkan state of a "vulkan" backend; NULL for any other. */
+gq_vk_t *gq_vk_of(gq_backend_t *be);
+
+/* Work outside a backend run (gq_vk_sgemm, the ONNX accelerator): begin locks the calling
+ * thread's stream; end submits what was recorded (without waiting; scratch buffers are
+ * given back after a wait) and unlocks it, returning rc or the submit's failure. */
+gq_status gq_vk_run_begin(gq_vk_t *vk, gq_vk_stream_t **st, const char *op, char *err,
+                          size_t errlen);
+gq_status gq_vk_run_end(gq_vk_t *vk, gq_vk_stream_t *st, gq_status rc, const char *op, char *err,
+                        size_t errlen);
+
+/* ---- devices (vk_device.c) ---- */
+
+#define GQ_VK_MAX_DEVICES 16
+
+typedef struct {
+    VkPhysicalDevice pd;
+    VkPhysicalDeviceProperties props;
+    char driver_name[64];
+    char driver_info[128];
+    uint64_t memory_bytes; /* the largest device-local heap */
+    int compute_family;    /* a queue family with compute; -1: none */
+} gq_vk_dev_t;
+
+/* A Vulkan 1.1+ instance (the loader finds the drivers); NULL with err set when there is
+ * none. */
+VkInstance gq_vk_instance(char *err, size_t errlen);
+
+/* Every physical device of inst; returns the count, 0 with err set when none. */
+int gq_vk_discover(VkInstance inst, gq_vk_dev_t *out, int max, char *err, size_t errlen);
+
+/* The device cfg asks for (index, else name match), else the preferred type (discrete,
+ * integrated, virtual, other, CPU unless gpu_only); -1 with err set when none fits. */
+int gq_vk_choose(const gq_backend_config_t *cfg, const gq_vk_dev_t *devs, int n, char *err,
+                 size_t errlen);
+
+void gq_vk_fill_info(const gq_vk_dev_t *d, gq_device_info_t *info);
+const char *gq_vk_type_name(VkPhysicalDeviceType t);
+
+#endif
