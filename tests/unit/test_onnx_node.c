@@ -153,7 +153,7 @@ int main(int argc, char **argv)
         } else if (ax && gq_onnx_plan_set_accel(p, ax, err, sizeof err)) {
             verdict = "FAIL";
             failed++;
-            snprintf(why, sizeof why, "the accelerator refuses the plan: %s", err);
+            snprintf(why, sizeof why, "the accelerator refuses the plan: %.400s", err);
         } else {
             int sets = 0, bad = 0, dtype_gap = 0, dev_steps = 0;
             gq_onnx_plan_on_fallback(p, ax ? s_count_fallback : NULL, &fb);
