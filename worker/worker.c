@@ -15,7 +15,7 @@
 #include "util.h"
 #include "wire.h"
 #ifdef GQ_HAVE_VULKAN
-#include "vulkan.h"
+#include "gq_vulkan.h"
 #endif
 
 #define S_INLINE_BYTES (64u << 10) /* inputs of a job the main thread may run itself */

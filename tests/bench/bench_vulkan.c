@@ -30,7 +30,7 @@ int main(void)
     return 0;
 }
 #else
-#include "vulkan.h"
+#include "gq_vulkan.h"
 
 static int s_quick;
 

@@ -39,7 +39,7 @@
 #include "opencl.h"
 #endif
 #ifdef GQ_HAVE_VULKAN
-#include "vulkan.h"
+#include "gq_vulkan.h"
 #endif
 
 #define S_MAX_CASES 160

@@ -99,36 +99,36 @@ static void s_release(void *ctx, void *handle)
 
 static void s_test_pool(void)
 {
-    CHECK(gq_cl_pool_class(0) == 256 && gq_cl_pool_class(256) == 256, "min class");
-    CHECK(gq_cl_pool_class(257) == 320, "257 -> %zu", gq_cl_pool_class(257));
-    CHECK(gq_cl_pool_class(1024) == 1024 && gq_cl_pool_class(1025) == 1280, "1025 -> %zu",
-          gq_cl_pool_class(1025));
-    CHECK(gq_cl_pool_class(3 << 20) == (size_t)3 << 20, "3 MiB");
+    CHECK(gq_dev_pool_class(0) == 256 && gq_dev_pool_class(256) == 256, "min class");
+    CHECK(gq_dev_pool_class(257) == 320, "257 -> %zu", gq_dev_pool_class(257));
+    CHECK(gq_dev_pool_class(1024) == 1024 && gq_dev_pool_class(1025) == 1280, "1025 -> %zu",
+          gq_dev_pool_class(1025));
+    CHECK(gq_dev_pool_class(3 << 20) == (size_t)3 << 20, "3 MiB");
     for (size_t n = 1; n < (1u << 22); n = n * 3 + 1) {
-        size_t c = gq_cl_pool_class(n);
+        size_t c = gq_dev_pool_class(n);
         CHECK(c >= n && (n <= 256 || c <= n + n / 4 + 1), "class of %zu is %zu", n, c);
-        CHECK(gq_cl_pool_class(c) == c, "class of a class size %zu", c);
+        CHECK(gq_dev_pool_class(c) == c, "class of a class size %zu", c);
     }
 
     s_fake_t f = {0};
-    gq_cl_pool_t *p = gq_cl_pool_new(s_make, s_release, &f, 1 << 20);
+    gq_dev_pool_t *p = gq_dev_pool_new(s_make, s_release, &f, 1 << 20);
     CHECK(p, "pool");
     void *a, *b, *c;
-    CHECK(!gq_cl_pool_get(p, 1000, &a) && !gq_cl_pool_get(p, 1000, &b), "get");
+    CHECK(!gq_dev_pool_get(p, 1000, &a) && !gq_dev_pool_get(p, 1000, &b), "get");
     CHECK(f.made == 2 && *(size_t *)a == 1024, "made %d, size %zu", f.made, *(size_t *)a);
-    gq_cl_pool_put(p, a, 1000);
-    CHECK(!gq_cl_pool_get(p, 900, &c) && c == a && f.made == 2, "reuse within the class");
-    gq_cl_pool_put(p, b, 1000);
-    gq_cl_pool_put(p, c, 900);
+    gq_dev_pool_put(p, a, 1000);
+    CHECK(!gq_dev_pool_get(p, 900, &c) && c == a && f.made == 2, "reuse within the class");
+    gq_dev_pool_put(p, b, 1000);
+    gq_dev_pool_put(p, c, 900);
     /* Steady state: a job stream of the same sizes makes nothing new. */
     for (int i = 0; i < 1000; i++) {
         void *x, *y;
-        CHECK(!gq_cl_pool_get(p, 1000, &x) && !gq_cl_pool_get(p, 4000, &y), "get");
-        gq_cl_pool_put(p, x, 1000);
-        gq_cl_pool_put(p, y, 4000);
+        CHECK(!gq_dev_pool_get(p, 1000, &x) && !gq_dev_pool_get(p, 4000, &y), "get");
+        gq_dev_pool_put(p, x, 1000);
+        gq_dev_pool_put(p, y, 4000);
     }
-    gq_cl_pool_stats_t st;
-    gq_cl_pool_stats(p, &st);
+    gq_dev_pool_stats_t st;
+    gq_dev_pool_stats(p, &st);
     CHECK(f.made == 3 && st.misses == 3 && st.hits == 2000, "made %d misses %llu hits %llu", f.made,
           (unsigned long long)st.misses, (unsigned long long)st.hits);
     CHECK(st.live_bytes == 0 && st.idle_count == 3 && st.idle_bytes == 1024 * 2 + 4096,
@@ -136,31 +136,31 @@ static void s_test_pool(void)
     /* The cap: idle bytes never pass 1 MiB; the oldest go first. */
     void *big[8];
     for (int i = 0; i < 8; i++)
-        CHECK(!gq_cl_pool_get(p, 256 << 10, &big[i]), "big get");
+        CHECK(!gq_dev_pool_get(p, 256 << 10, &big[i]), "big get");
     for (int i = 0; i < 8; i++)
-        gq_cl_pool_put(p, big[i], 256 << 10);
-    gq_cl_pool_stats(p, &st);
+        gq_dev_pool_put(p, big[i], 256 << 10);
+    gq_dev_pool_stats(p, &st);
     CHECK(st.idle_bytes <= (1 << 20), "idle %zu over the cap", st.idle_bytes);
     CHECK(f.live_bytes == st.idle_bytes, "fake live %zu, pool idle %zu", f.live_bytes,
           st.idle_bytes);
     /* Over the cap on its own: released at once. */
     void *huge;
-    CHECK(!gq_cl_pool_get(p, 2 << 20, &huge), "huge");
+    CHECK(!gq_dev_pool_get(p, 2 << 20, &huge), "huge");
     int before = f.released;
-    gq_cl_pool_put(p, huge, 2 << 20);
+    gq_dev_pool_put(p, huge, 2 << 20);
     CHECK(f.released == before + 1, "huge buffer released on put");
     /* A failed make releases the idle buffers and tries again once. */
     f.fail_next = 1;
     void *r;
-    CHECK(!gq_cl_pool_get(p, 100 << 10, &r), "get after a failed make");
-    gq_cl_pool_stats(p, &st);
+    CHECK(!gq_dev_pool_get(p, 100 << 10, &r), "get after a failed make");
+    gq_dev_pool_stats(p, &st);
     CHECK(st.retries == 1 && st.idle_count == 0, "retries %llu idle %zu",
           (unsigned long long)st.retries, st.idle_count);
     f.fail_next = 2;
     void *r2;
-    CHECK(gq_cl_pool_get(p, 100 << 10, &r2) == -4, "second failure is reported");
-    gq_cl_pool_put(p, r, 100 << 10);
-    gq_cl_pool_destroy(&p);
+    CHECK(gq_dev_pool_get(p, 100 << 10, &r2) == -4, "second failure is reported");
+    gq_dev_pool_put(p, r, 100 << 10);
+    gq_dev_pool_destroy(&p);
     CHECK(!p && f.made == f.released && f.live_bytes == 0, "made %d released %d", f.made,
           f.released);
 }
@@ -192,40 +192,43 @@ static void s_test_cache(void)
     snprintf(sub, sizeof sub, "%s/a/b", dir);
     setenv("GQ_CL_CACHE_DIR", sub, 1);
     char got[300];
-    gq_cl_cache_dir(got, sizeof got);
+    gq_dev_cache_dir(&gq_cl_cache_kind, got, sizeof got);
     CHECK(!strcmp(got, sub), "dir from GQ_CL_CACHE_DIR: %s", got);
     unsetenv("GQ_CL_CACHE_DIR");
     setenv("XDG_CACHE_HOME", "/x", 1);
-    gq_cl_cache_dir(got, sizeof got);
+    gq_dev_cache_dir(&gq_cl_cache_kind, got, sizeof got);
     CHECK(!strcmp(got, "/x/gpuq/cl"), "dir from XDG: %s", got);
     unsetenv("XDG_CACHE_HOME");
     setenv("HOME", "/h", 1);
-    gq_cl_cache_dir(got, sizeof got);
+    gq_dev_cache_dir(&gq_cl_cache_kind, got, sizeof got);
     CHECK(!strcmp(got, "/h/.cache/gpuq/cl"), "dir from HOME: %s", got);
 
     const char *p1[] = {"ab", "c"}, *p2[] = {"a", "bc"};
     size_t l1[] = {2, 1}, l2[] = {1, 2};
     uint8_t k1[16], k2[16], k3[16];
-    gq_cl_cache_key(p1, l1, 2, k1);
-    gq_cl_cache_key(p2, l2, 2, k2);
-    gq_cl_cache_key(p1, l1, 2, k3);
+    gq_dev_cache_key(p1, l1, 2, k1);
+    gq_dev_cache_key(p2, l2, 2, k2);
+    gq_dev_cache_key(p1, l1, 2, k3);
     CHECK(memcmp(k1, k2, 16) && !memcmp(k1, k3, 16), "keys are length-prefixed and stable");
 
     void *data;
     size_t n;
-    CHECK(gq_cl_cache_load(sub, k1, &data, &n, why, sizeof why) == GQ_EIO, "missing: %s", why);
+    CHECK(gq_dev_cache_load(&gq_cl_cache_kind, sub, k1, &data, &n, why, sizeof why) == GQ_EIO,
+          "missing: %s", why);
     char payload[5000];
     for (size_t i = 0; i < sizeof payload; i++)
         payload[i] = (char)(i * 7);
-    CHECK(gq_cl_cache_store(sub, k1, payload, sizeof payload, why, sizeof why) == GQ_OK,
+    CHECK(gq_dev_cache_store(&gq_cl_cache_kind, sub, k1, payload, sizeof payload, why,
+                             sizeof why) == GQ_OK,
           "store (creating %s): %s", sub, why);
-    CHECK(gq_cl_cache_load(sub, k1, &data, &n, why, sizeof why) == GQ_OK && n == sizeof payload &&
-              !memcmp(data, payload, n),
+    CHECK(gq_dev_cache_load(&gq_cl_cache_kind, sub, k1, &data, &n, why, sizeof why) == GQ_OK &&
+              n == sizeof payload && !memcmp(data, payload, n),
           "load back: %s", why);
     free(data);
-    CHECK(gq_cl_cache_load(sub, k2, &data, &n, why, sizeof why) == GQ_EIO, "other key missing");
+    CHECK(gq_dev_cache_load(&gq_cl_cache_kind, sub, k2, &data, &n, why, sizeof why) == GQ_EIO,
+          "other key missing");
 
-    gq_cl_cache_path(sub, k1, path, sizeof path);
+    gq_dev_cache_path(sub, k1, path, sizeof path);
     static char file[8192];
     size_t fn = s_read_file(path, file, sizeof file);
     CHECK(fn == 64 + sizeof payload, "file is header + payload: %zu", fn);
@@ -250,20 +253,24 @@ static void s_test_cache(void)
             copy[bad[i].off] ^= 0x5a;
         s_write_file(path, copy, bad[i].len);
         data = NULL;
-        gq_status rc = gq_cl_cache_load(sub, k1, &data, &n, why, sizeof why);
+        gq_status rc = gq_dev_cache_load(&gq_cl_cache_kind, sub, k1, &data, &n, why, sizeof why);
         CHECK(rc == GQ_EFORMAT && !data, "%s: rc %d (%s)", bad[i].what, rc, why);
         printf("refused (%s): %s\n", bad[i].what, why);
     }
     /* A store replaces a bad file, and leaves no temp files behind. */
-    CHECK(gq_cl_cache_store(sub, k1, payload, sizeof payload, why, sizeof why) == GQ_OK, "%s", why);
-    CHECK(gq_cl_cache_load(sub, k1, &data, &n, why, sizeof why) == GQ_OK, "after rewrite: %s", why);
+    CHECK(gq_dev_cache_store(&gq_cl_cache_kind, sub, k1, payload, sizeof payload, why,
+                             sizeof why) == GQ_OK,
+          "%s", why);
+    CHECK(gq_dev_cache_load(&gq_cl_cache_kind, sub, k1, &data, &n, why, sizeof why) == GQ_OK,
+          "after rewrite: %s", why);
     free(data);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "test $(ls -A %s | wc -l) -eq 1", sub);
     CHECK(system(cmd) == 0, "one file in %s after the rewrite", sub);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");
-    CHECK(gq_cl_cache_store("/proc/gq-no-such-dir", k1, payload, 10, why, sizeof why) == GQ_EIO,
+    CHECK(gq_dev_cache_store(&gq_cl_cache_kind, "/proc/gq-no-such-dir", k1, payload, 10, why,
+                             sizeof why) == GQ_EIO,
           "unwritable dir fails: %s", why);
 }
 

@@ -25,7 +25,7 @@ int main(void)
     return 77;
 }
 #else
-#include "vulkan.h"
+#include "gq_vulkan.h"
 
 static gq_backend_config_t s_cfg = {.device_index = -1, .threads = 1};
 
@@ -117,8 +117,8 @@ static void s_test_pool(gq_backend_t *be)
           "4 made, 36 reused (misses %llu, hits %llu)",
           (unsigned long long)(s1.pool.misses - s0.pool.misses),
           (unsigned long long)(s1.pool.hits - s0.pool.hits));
-    CHECK(gq_vk_pool_class(1000) == 1024 && gq_vk_pool_class(1) == 256 &&
-              gq_vk_pool_class(1025) == 1280,
+    CHECK(gq_dev_pool_class(1000) == 1024 && gq_dev_pool_class(1) == 256 &&
+              gq_dev_pool_class(1025) == 1280,
           "size classes");
     /* Round trip through a buffer, including an empty one. */
     float h[1000], back[1000];

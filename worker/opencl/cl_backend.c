@@ -62,7 +62,7 @@ struct gq_cl {
     bool cpu_device;          /* CL_DEVICE_TYPE_CPU: device memory is host memory */
     void *fstate[GQ_CL_MAX_FAMILIES];
     pthread_mutex_t state_mu;
-    gq_cl_pool_t *pool;
+    gq_dev_pool_t *pool;
     pthread_mutex_t mu; /* streams */
     gq_cl_stream_t *streams[S_MAX_STREAMS];
     int nstreams;
@@ -349,7 +349,7 @@ gq_status gq_cl_scratch(gq_cl_t *cl, gq_cl_stream_t *st, size_t nbytes, cl_mem *
     size_t n = nbytes ? nbytes : 1;
     int rc = s_inject(cl, GQ_CL_FAULT_ALLOC);
     if (!rc)
-        rc = gq_cl_pool_get(cl->pool, n, &h);
+        rc = gq_dev_pool_get(cl->pool, n, &h);
     if (rc) {
         gq_status s = s_fail(cl, err, errlen, op, "clCreateBuffer", rc);
         size_t used = strlen(err);
@@ -371,7 +371,7 @@ static gq_status s_scratch_release(gq_cl_t *cl, gq_cl_stream_t *st, const char *
         return GQ_OK;
     gq_status rc = s_finish(cl, st, op, err, errlen);
     for (int i = 0; i < st->nscratch; i++)
-        gq_cl_pool_put(cl->pool, st->scratch[i], st->scratch_bytes[i]);
+        gq_dev_pool_put(cl->pool, st->scratch[i], st->scratch_bytes[i]);
     st->nscratch = 0;
     return rc;
 }
@@ -455,7 +455,7 @@ static gq_status s_alloc(gq_backend_t *be, size_t nbytes, gq_buffer_t *out)
     void *h = NULL;
     int rc = s_inject(cl, GQ_CL_FAULT_ALLOC);
     if (!rc)
-        rc = gq_cl_pool_get(cl->pool, nbytes, &h);
+        rc = gq_dev_pool_get(cl->pool, nbytes, &h);
     if (rc) {
         char err[GQ_ERRLEN];
         gq_status st = s_fail(cl, err, sizeof err, NULL, "clCreateBuffer", rc);
@@ -503,7 +503,7 @@ static void s_free(gq_backend_t *be, gq_buffer_t *buf)
     if (buf->host)
         clReleaseMemObject(buf->handle);
     else
-        gq_cl_pool_put(cl->pool, buf->handle, buf->nbytes);
+        gq_dev_pool_put(cl->pool, buf->handle, buf->nbytes);
     memset(buf, 0, sizeof *buf);
 }
 
@@ -692,7 +692,7 @@ static void s_destroy(gq_backend_t *be)
     for (int f = 0; f < S_NFAMILIES; f++)
         if (cl->fstate[f] && s_families[f]->destroy_state)
             s_families[f]->destroy_state(cl, cl->fstate[f]);
-    gq_cl_pool_destroy(&cl->pool);
+    gq_dev_pool_destroy(&cl->pool);
     gq_cl_program_release(&cl->pg);
     if (cl->ctx)
         clReleaseContext(cl->ctx);
@@ -767,7 +767,7 @@ static gq_status s_init(gq_backend_t *be, const gq_backend_config_t *cfg, char *
     long long v;
     if (mb && !gq_parse_int(mb, 0, 1 << 20, &v))
         cap = (size_t)v << 20;
-    if (!(cl->pool = gq_cl_pool_new(s_pool_make, s_pool_release, cl, cap))) {
+    if (!(cl->pool = gq_dev_pool_new(s_pool_make, s_pool_release, cl, cap))) {
         gq_errf(err, errlen, "opencl: out of memory for the buffer pool");
         return GQ_ENOMEM;
     }
@@ -791,7 +791,7 @@ gq_status gq_backend_opencl_stats(gq_backend_t *be, gq_cl_stats_t *out)
     pthread_mutex_lock(&cl->mu);
     out->streams = cl->nstreams;
     pthread_mutex_unlock(&cl->mu);
-    gq_cl_pool_stats(cl->pool, &out->pool);
+    gq_dev_pool_stats(cl->pool, &out->pool);
     return GQ_OK;
 }
 

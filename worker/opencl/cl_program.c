@@ -1,11 +1,19 @@
 /* The backend's OpenCL program: the embedded kernels/ sources built for one device, through
- * the on-disk program cache (cl_cache.c). */
+ * the on-disk program cache (dev_cache.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cl_int.h"
 #include "cl_sources.h"
 #include "util.h"
+
+const gq_dev_cache_kind_t gq_cl_cache_kind = {
+    .magic = "GQCLPRG",
+    .env = "GQ_CL_CACHE_DIR",
+    .subdir = "cl",
+    .backend = "opencl",
+    .what = "program cache",
+};
 
 /* The build log's first line with text, for an error message; the whole log goes to
  * the log at warn level. */
@@ -123,18 +131,18 @@ gq_status gq_cl_program_build(gq_cl_prog_t *cl, char *err, size_t errlen)
     size_t lens[7];
     for (int i = 0; i < 7; i++)
         lens[i] = strlen(parts[i]);
-    uint8_t key[GQ_CL_KEY_BYTES];
-    gq_cl_cache_key(parts, lens, 7, key);
+    uint8_t key[GQ_DEV_KEY_BYTES];
+    gq_dev_cache_key(parts, lens, 7, key);
 
     char dir[512], why[GQ_ERRLEN] = "";
     void *bin = NULL;
     size_t nbin = 0;
     gq_status rc;
-    gq_cl_cache_dir(dir, sizeof dir);
+    gq_dev_cache_dir(&gq_cl_cache_kind, dir, sizeof dir);
     cl->origin = GQ_CL_PROG_UNCACHED;
     if (dir[0]) {
-        gq_cl_cache_path(dir, key, cl->cache_file, sizeof cl->cache_file);
-        rc = gq_cl_cache_load(dir, key, &bin, &nbin, why, sizeof why);
+        gq_dev_cache_path(dir, key, cl->cache_file, sizeof cl->cache_file);
+        rc = gq_dev_cache_load(&gq_cl_cache_kind, dir, key, &bin, &nbin, why, sizeof why);
         if (rc == GQ_OK) {
             if (s_from_binary(cl, bin, nbin, options, why, sizeof why) == GQ_OK) {
                 cl->origin = GQ_CL_PROG_CACHED;
@@ -165,7 +173,8 @@ gq_status gq_cl_program_build(gq_cl_prog_t *cl, char *err, size_t errlen)
     if (s_binary_of(cl, &bin, &nbin) != GQ_OK) {
         GQ_WARN("opencl: the driver gives no program binary: kernels are not cached");
         cl->origin = GQ_CL_PROG_UNCACHED;
-    } else if (gq_cl_cache_store(dir, key, bin, nbin, why, sizeof why) != GQ_OK) {
+    } else if (gq_dev_cache_store(&gq_cl_cache_kind, dir, key, bin, nbin, why, sizeof why) !=
+               GQ_OK) {
         GQ_WARN("%s", why);
         cl->origin = GQ_CL_PROG_UNCACHED;
     }

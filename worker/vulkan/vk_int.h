@@ -1,15 +1,18 @@
 /* Internals shared by the Vulkan backend's files: device buffers, the dispatch API op
- * families use, capabilities, and device discovery. The backend struct stays in
- * vk_backend.c. */
+ * families use, capabilities, device discovery, and the backend's state with the functions
+ * its files share (vk_backend.c: ops table; vk_stream.c: streams and submission;
+ * vk_pipeline.c: pipelines and their cache; vk_setup.c: device, memory, pools). */
 #ifndef GQ_VK_INT_H
 #define GQ_VK_INT_H
 
-/* vulkan_core.h, not vulkan.h: worker/vulkan/vulkan.h (ours) shadows the latter. */
+/* vulkan_core.h: everything compute needs. */
 #include <vulkan/vulkan_core.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include "optable.h"
 #include "vk_spirv.h"
-#include "vulkan.h"
+#include "gq_vulkan.h"
 
 typedef struct gq_vk gq_vk_t;
 typedef struct gq_vk_stream gq_vk_stream_t;
@@ -131,5 +134,114 @@ int gq_vk_choose(const gq_backend_config_t *cfg, const gq_vk_dev_t *devs, int n,
 
 void gq_vk_fill_info(const gq_vk_dev_t *d, gq_device_info_t *info);
 const char *gq_vk_type_name(VkPhysicalDeviceType t);
+
+/* ---- backend state (vk_backend.c, vk_stream.c, vk_pipeline.c, vk_setup.c) ---- */
+
+#define GQ_VK_MAX_STREAMS 16
+#define GQ_VK_MAX_SCRATCH 16
+
+struct gq_vk_stream {
+    pthread_mutex_t mu;
+    pthread_t owner;
+    VkCommandPool cpool;
+    VkCommandBuffer cb;
+    VkFence fence;
+    VkDescriptorPool dpool;
+    bool recording; /* cb is between begin and end */
+    bool inflight;  /* submitted, fence not yet waited for */
+    int ncmds;      /* commands recorded since begin */
+    int nsets;      /* descriptor sets allocated since the pool was reset */
+    void *scratch[GQ_VK_MAX_SCRATCH];
+    size_t scratch_bytes[GQ_VK_MAX_SCRATCH];
+    int nscratch;
+};
+
+typedef struct {
+    int shader;
+    int nspec, nbufs;
+    int32_t spec[GQ_VK_MAX_SPEC];
+    VkPipeline pipe;
+} gq_vk_pipe_t;
+
+struct gq_vk {
+    uint64_t id; /* tags the thread-local stream pointer */
+    VkInstance inst;
+    VkPhysicalDevice pd;
+    VkDevice dev;
+    VkQueue queue;
+    uint32_t qfamily;
+    pthread_mutex_t qmu;
+    gq_vk_dev_t d;
+    gq_device_info_t info;
+    gq_vk_caps_t caps;
+    uint32_t mem_type, stage_type;
+    bool direct;
+    VkDescriptorSetLayout dsl[GQ_VK_MAX_BINDINGS + 1];
+    VkPipelineLayout pl[GQ_VK_MAX_BINDINGS + 1];
+    /* pipelines */
+    pthread_mutex_t pmu;
+    VkPipelineCache pcache;
+    gq_vk_pcache_origin_t pcache_origin;
+    size_t pcache_loaded;
+    char cache_dir[512], cache_file[512];
+    uint8_t key[GQ_DEV_KEY_BYTES];
+    VkShaderModule *modules; /* per gq_vk_spirv entry, made on first use */
+    gq_vk_pipe_t *pipes;
+    int npipes, cappipes;
+    uint64_t pipeline_us;
+    /* memory */
+    gq_dev_pool_t *pool, *stage;
+    /* streams */
+    pthread_mutex_t mu;
+    gq_vk_stream_t *streams[GQ_VK_MAX_STREAMS];
+    int nstreams;
+    atomic_uint_fast64_t submits;
+    atomic_int lost;
+    atomic_int fault_left[GQ_VK_FAULT_COUNT];
+    int fault_code[GQ_VK_FAULT_COUNT];
+    int fault_skip[GQ_VK_FAULT_COUNT];
+};
+
+/* gq_vk_fail, and a failure that means the device is gone marks the backend lost: from
+ * then on it declines every op, and the worker serves on the CPU. */
+gq_status gq_vk_error(gq_vk_t *vk, char *err, size_t errlen, const char *op, const char *call,
+                      int code);
+
+/* The injected failure code for the next call of kind, or 0 (gq_backend_vulkan_inject). */
+int gq_vk_inject(gq_vk_t *vk, gq_vk_fault_t kind);
+
+/* The calling thread's stream, made on its first call. NULL with err set on failure. */
+gq_vk_stream_t *gq_vk_stream(gq_vk_t *vk, const char *op, char *err, size_t errlen);
+void gq_vk_stream_free(gq_vk_t *vk, gq_vk_stream_t *st);
+
+/* Ends and submits what the stream recorded; with wait, waits for it too. */
+gq_status gq_vk_submit(gq_vk_t *vk, gq_vk_stream_t *st, bool wait, const char *op, char *err,
+                       size_t errlen);
+
+/* Gives the run's scratch buffers back, once the stream has finished with them. */
+gq_status gq_vk_scratch_release(gq_vk_t *vk, gq_vk_stream_t *st, const char *op, char *err,
+                                size_t errlen);
+
+/* Host <-> device bytes at offset off of m, after everything the stream queued. */
+gq_status gq_vk_xfer(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *m, size_t off, void *host,
+                     size_t nbytes, bool write, const char *op, char *err, size_t errlen);
+
+/* The pipeline of (shader, spec, nbufs), made on first use; NULL with err set. */
+VkPipeline gq_vk_pipeline(gq_vk_t *vk, const char *shader, const int32_t *spec, int nspec,
+                          int nbufs, const char *op, char *err, size_t errlen);
+
+/* Descriptor set and pipeline layouts for 1..GQ_VK_MAX_BINDINGS buffers. */
+VkResult gq_vk_layouts(gq_vk_t *vk);
+
+/* Creates the VkPipelineCache from its file when valid, else empty. */
+VkResult gq_vk_pcache_open(gq_vk_t *vk);
+
+/* Saves the pipeline cache, then destroys pipelines, shader modules, the cache and the
+ * layouts. */
+void gq_vk_pipelines_destroy(gq_vk_t *vk);
+
+/* The backend's init (s_vk_ops.init): device, memory types, layouts, pipeline cache,
+ * pools. */
+gq_status gq_vk_init(gq_backend_t *be, const gq_backend_config_t *cfg, char *err, size_t errlen);
 
 #endif

@@ -1,11 +1,10 @@
-/* Buffer pool of the Vulkan backend (the OpenCL backend's, cl_pool.c, which is built only
- * with OpenCL): idle buffers by size class, released least recently returned first when
- * their bytes pass the cap. Each idle buffer is on two lists: its class's (newest first,
- * so a get reuses the warmest buffer) and the pool's LRU (for the cap). */
+/* Device buffer pool shared by the GPU backends: idle buffers by size class, released least
+ * recently returned first when their bytes pass the cap. Each idle buffer is on two lists: its
+ * class's (newest first, so a get reuses the warmest buffer) and the pool's LRU (for the cap). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include "vulkan.h"
+#include "dev_pool.h"
 
 #define S_MIN_CLASS 256u
 #define S_NCLASSES 256 /* 4 per power of two from 2^8 to 2^63 */
@@ -18,16 +17,16 @@ typedef struct s_idle {
     struct s_idle *lprev, *lnext; /* LRU: head newest, tail oldest */
 } s_idle_t;
 
-struct gq_vk_pool {
-    gq_vk_pool_make_fn make;
-    gq_vk_pool_release_fn release;
+struct gq_dev_pool {
+    gq_dev_pool_make_fn make;
+    gq_dev_pool_release_fn release;
     void *ctx;
     size_t cap;
     pthread_mutex_t mu;
     s_idle_t *cls[S_NCLASSES];
     s_idle_t *lru_head, *lru_tail;
     s_idle_t *spare; /* recycled list records: no malloc per put in steady state */
-    gq_vk_pool_stats_t st;
+    gq_dev_pool_stats_t st;
 };
 
 /* Class index and size: 2^k, 1.25 x 2^k, 1.5 x 2^k, 1.75 x 2^k ... */
@@ -44,19 +43,19 @@ static int s_class_of(size_t nbytes, size_t *size)
     return (k - 8) * 4 + (int)j;
 }
 
-size_t gq_vk_pool_class(size_t nbytes)
+size_t gq_dev_pool_class(size_t nbytes)
 {
     size_t size;
     s_class_of(nbytes, &size);
     return size;
 }
 
-gq_vk_pool_t *gq_vk_pool_new(gq_vk_pool_make_fn make, gq_vk_pool_release_fn release, void *ctx,
-                             size_t idle_cap)
+gq_dev_pool_t *gq_dev_pool_new(gq_dev_pool_make_fn make, gq_dev_pool_release_fn release, void *ctx,
+                               size_t idle_cap)
 {
     if (!make || !release)
         return NULL;
-    gq_vk_pool_t *self = calloc(1, sizeof *self);
+    gq_dev_pool_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->make = make;
@@ -67,7 +66,7 @@ gq_vk_pool_t *gq_vk_pool_new(gq_vk_pool_make_fn make, gq_vk_pool_release_fn rele
     return self;
 }
 
-static void s_unlink(gq_vk_pool_t *self, s_idle_t *e)
+static void s_unlink(gq_dev_pool_t *self, s_idle_t *e)
 {
     if (e->cprev)
         e->cprev->cnext = e->cnext;
@@ -89,7 +88,7 @@ static void s_unlink(gq_vk_pool_t *self, s_idle_t *e)
 
 /* Takes every idle buffer off the lists (under the lock) and returns them as a chain
  * through lnext, to be released outside the lock. */
-static s_idle_t *s_take_all(gq_vk_pool_t *self)
+static s_idle_t *s_take_all(gq_dev_pool_t *self)
 {
     s_idle_t *all = self->lru_head;
     memset(self->cls, 0, sizeof self->cls);
@@ -100,7 +99,7 @@ static s_idle_t *s_take_all(gq_vk_pool_t *self)
 }
 
 /* Releases a chain taken by s_take_all; the records go back to the spare list. */
-static void s_release_chain(gq_vk_pool_t *self, s_idle_t *e)
+static void s_release_chain(gq_dev_pool_t *self, s_idle_t *e)
 {
     uint64_t n = 0;
     s_idle_t *first = e, *last = NULL;
@@ -115,11 +114,11 @@ static void s_release_chain(gq_vk_pool_t *self, s_idle_t *e)
     pthread_mutex_unlock(&self->mu);
 }
 
-void gq_vk_pool_destroy(gq_vk_pool_t **self_p)
+void gq_dev_pool_destroy(gq_dev_pool_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    gq_vk_pool_t *self = *self_p;
+    gq_dev_pool_t *self = *self_p;
     pthread_mutex_lock(&self->mu);
     s_idle_t *all = s_take_all(self);
     pthread_mutex_unlock(&self->mu);
@@ -133,7 +132,7 @@ void gq_vk_pool_destroy(gq_vk_pool_t **self_p)
     *self_p = NULL;
 }
 
-int gq_vk_pool_get(gq_vk_pool_t *self, size_t nbytes, void **handle)
+int gq_dev_pool_get(gq_dev_pool_t *self, size_t nbytes, void **handle)
 {
     size_t size;
     int c = s_class_of(nbytes, &size);
@@ -171,7 +170,7 @@ int gq_vk_pool_get(gq_vk_pool_t *self, size_t nbytes, void **handle)
     return 0;
 }
 
-void gq_vk_pool_put(gq_vk_pool_t *self, void *handle, size_t nbytes)
+void gq_dev_pool_put(gq_dev_pool_t *self, void *handle, size_t nbytes)
 {
     if (!handle)
         return;
@@ -223,7 +222,7 @@ void gq_vk_pool_put(gq_vk_pool_t *self, void *handle, size_t nbytes)
     s_release_chain(self, evict);
 }
 
-void gq_vk_pool_trim(gq_vk_pool_t *self)
+void gq_dev_pool_trim(gq_dev_pool_t *self)
 {
     pthread_mutex_lock(&self->mu);
     s_idle_t *all = s_take_all(self);
@@ -231,7 +230,7 @@ void gq_vk_pool_trim(gq_vk_pool_t *self)
     s_release_chain(self, all);
 }
 
-void gq_vk_pool_stats(gq_vk_pool_t *self, gq_vk_pool_stats_t *out)
+void gq_dev_pool_stats(gq_dev_pool_t *self, gq_dev_pool_stats_t *out)
 {
     pthread_mutex_lock(&self->mu);
     *out = self->st;
