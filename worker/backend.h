@@ -98,4 +98,14 @@ gq_backend_t *gq_backend_opencl_new(const gq_backend_config_t *cfg, char *err, s
 /* Frees the backend and nulls *self_p. */
 void gq_backend_destroy(gq_backend_t **self_p);
 
+/* The checks a backend's run makes before it touches a buffer: a resolved op, buffer lists
+ * within bounds, the op's shape rule run again on in_desc (so a kernel never reads or
+ * writes past a buffer, whatever the caller passed) and out_desc equal to what it gives.
+ * With hin and hout, also that every buffer is be's and large enough for its descriptor;
+ * their handles go to hin[0..nin) and hout[0..nout). err: "op: backend: cause". */
+gq_status gq_backend_check_run(gq_backend_t *be, const gq_args_t *a, const gq_tdesc_t *in_desc,
+                               const gq_buffer_t *in, int nin, const gq_tdesc_t *out_desc,
+                               const gq_buffer_t *out, int nout, void **hin, void **hout, char *err,
+                               size_t errlen);
+
 #endif

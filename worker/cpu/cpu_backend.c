@@ -187,42 +187,21 @@ static gq_status s_run(gq_backend_t *be, const gq_args_t *a, const gq_tdesc_t *i
                        gq_buffer_t *in, int nin, const gq_tdesc_t *out_desc, gq_buffer_t *out,
                        int nout, char *err, size_t errlen)
 {
-    (void)be;
-    if (!a || !a->op) {
-        gq_errf(err, errlen, "cpu: run without a resolved op");
-        return GQ_EINVAL;
-    }
+    /* The shape rule runs again so that a kernel never reads or writes past a buffer,
+     * whatever the caller passed: it costs microseconds against the op itself. CPU buffers
+     * are checked as views below (they may wrap caller memory). */
+    gq_status rc =
+        gq_backend_check_run(be, a, in_desc, in, nin, out_desc, out, nout, NULL, NULL, err, errlen);
+    if (rc != GQ_OK)
+        return rc;
     const char *op = a->op->name;
     gq_cpu_kernel_fn fn = gq_cpu_kernel_find(op);
     if (!fn) {
         gq_errf(err, errlen, "%s: cpu: no CPU kernel for this op", op);
         return GQ_EUNSUPPORTED;
     }
-    if (nin < 0 || nin > GQ_MAX_INPUTS || nout < 0 || nout > GQ_MAX_OUTPUTS ||
-        (nin && (!in_desc || !in)) || (nout && (!out_desc || !out))) {
-        gq_errf(err, errlen, "%s: cpu: bad buffer lists (%d inputs, %d outputs)", op, nin, nout);
-        return GQ_EINVAL;
-    }
-    /* The shape rule runs again so that a kernel never reads or writes past a buffer,
-     * whatever the caller passed: it costs microseconds against the op itself. */
-    gq_tdesc_t want[GQ_MAX_OUTPUTS];
-    int nwant = 0;
-    gq_status rc = gq_op_infer(a, in_desc, nin, want, &nwant, err, errlen);
-    if (rc != GQ_OK)
-        return rc;
-    if (nwant != nout) {
-        gq_errf(err, errlen, "%s: cpu: %d output buffers given, the op has %d", op, nout, nwant);
-        return GQ_EINVAL;
-    }
     gq_view_t vin[GQ_MAX_INPUTS], vout[GQ_MAX_OUTPUTS];
     for (int o = 0; o < nout; o++) {
-        if (!gq_tdesc_equal(&out_desc[o], &want[o])) {
-            char got[64], exp[64];
-            gq_errf(err, errlen, "%s: cpu: output %d is %s, the shape rule gives %s", op, o,
-                    gq_tdesc_str(&out_desc[o], got, sizeof got),
-                    gq_tdesc_str(&want[o], exp, sizeof exp));
-            return GQ_EINVAL;
-        }
         rc = s_view(op, "output", o, &out_desc[o], &out[o], &vout[o], err, errlen);
         if (rc != GQ_OK)
             return rc;

@@ -197,51 +197,21 @@ static gq_status s_run(gq_backend_t *be, const gq_args_t *a, const gq_tdesc_t *i
                        int nout, char *err, size_t errlen)
 {
     gq_vk_t *vk = be->impl;
-    if (!a || !a->op) {
-        gq_errf(err, errlen, "vulkan: run without a resolved op");
-        return GQ_EINVAL;
-    }
+    void *hin[GQ_MAX_INPUTS], *hout[GQ_MAX_OUTPUTS];
+    gq_status rc =
+        gq_backend_check_run(be, a, in_desc, in, nin, out_desc, out, nout, hin, hout, err, errlen);
+    if (rc)
+        return rc;
     const char *op = a->op->name;
-    if (nin < 0 || nin > GQ_MAX_INPUTS || nout < 0 || nout > GQ_MAX_OUTPUTS) {
-        gq_errf(err, errlen, "%s: vulkan: bad buffer lists (%d inputs, %d outputs)", op, nin, nout);
-        return GQ_EINVAL;
-    }
     if (atomic_load(&vk->lost)) {
         gq_errf(err, errlen, "%s: vulkan: device '%s' was lost", op, vk->info.name);
         return GQ_EDEVICE_LOST;
     }
-    /* Like the CPU backend, the shape rule runs again: a shader never reads or writes past
-     * a buffer, whatever the caller passed. */
-    gq_tdesc_t want[GQ_MAX_OUTPUTS];
-    int nwant = 0;
-    gq_status rc = gq_op_infer(a, in_desc, nin, want, &nwant, err, errlen);
-    if (rc)
-        return rc;
-    if (nwant != nout) {
-        gq_errf(err, errlen, "%s: vulkan: %d output buffers given, the op has %d", op, nout, nwant);
-        return GQ_EINVAL;
-    }
     gq_vk_mem_t *min[GQ_MAX_INPUTS], *mout[GQ_MAX_OUTPUTS];
-    for (int i = 0; i < nin + nout; i++) {
-        bool isout = i >= nin;
-        int j = isout ? i - nin : i;
-        const gq_tdesc_t *d = isout ? &out_desc[j] : &in_desc[j];
-        gq_buffer_t *b = isout ? &out[j] : &in[j];
-        char ds[64];
-        if (isout && !gq_tdesc_equal(d, &want[j])) {
-            char exp[64];
-            gq_errf(err, errlen, "%s: vulkan: output %d is %s, the shape rule gives %s", op, j,
-                    gq_tdesc_str(d, ds, sizeof ds), gq_tdesc_str(&want[j], exp, sizeof exp));
-            return GQ_EINVAL;
-        }
-        if (b->owner != be || !b->handle || b->nbytes < gq_tdesc_nbytes(d)) {
-            gq_errf(err, errlen, "%s: vulkan: %s %d %s is not a Vulkan buffer of %zu bytes", op,
-                    isout ? "output" : "input", j, gq_tdesc_str(d, ds, sizeof ds),
-                    gq_tdesc_nbytes(d));
-            return GQ_EINVAL;
-        }
-        (isout ? mout : min)[j] = b->handle;
-    }
+    for (int i = 0; i < nin; i++)
+        min[i] = hin[i];
+    for (int i = 0; i < nout; i++)
+        mout[i] = hout[i];
     if (!s_supports_op(be, a, in_desc, nin)) {
         gq_errf(err, errlen, "%s: vulkan: no shader for these inputs", op);
         return GQ_EUNSUPPORTED;
