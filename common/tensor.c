@@ -124,3 +124,38 @@ char *gq_tdesc_str(const gq_tdesc_t *desc, char *buf, size_t len)
         snprintf(buf + off, len - off, "]");
     return buf;
 }
+
+void gq_bcast_plan(const gq_tdesc_t *o, const gq_tdesc_t *x, const gq_tdesc_t *y, gq_bcast_t *p)
+{
+    const gq_tdesc_t *in[2] = {x, y};
+    int64_t cstride[2][GQ_MAX_DIMS];
+    for (int k = 0; k < 2; k++) {
+        int64_t s = 1;
+        for (int d = in[k]->ndim - 1; d >= 0; d--) {
+            cstride[k][d] = s;
+            s *= in[k]->shape[d];
+        }
+    }
+    p->ndim = 0;
+    for (int d = 0; d < o->ndim; d++) {
+        int64_t sh = o->shape[d];
+        if (sh == 1)
+            continue;
+        int64_t st[2];
+        for (int k = 0; k < 2; k++) {
+            int dk = d - (o->ndim - in[k]->ndim);
+            st[k] = (dk >= 0 && in[k]->shape[dk] == sh) ? cstride[k][dk] : 0;
+        }
+        int last = p->ndim - 1;
+        if (last >= 0 && p->st[0][last] == st[0] * sh && p->st[1][last] == st[1] * sh) {
+            p->shape[last] *= sh;
+            p->st[0][last] = st[0];
+            p->st[1][last] = st[1];
+        } else {
+            p->shape[p->ndim] = sh;
+            p->st[0][p->ndim] = st[0];
+            p->st[1][p->ndim] = st[1];
+            p->ndim++;
+        }
+    }
+}

@@ -44,4 +44,16 @@ int gq_tdesc_equal(const gq_tdesc_t *a, const gq_tdesc_t *b);
 /* Writes "f32[2,3]" into buf (always NUL-terminated); returns buf. */
 char *gq_tdesc_str(const gq_tdesc_t *desc, char *buf, size_t len);
 
+/* Two inputs x and y laid over their NumPy broadcast o, as every backend's binary kernels
+ * walk them: dims of size 1 dropped, runs of dims contiguous in every operand merged,
+ * element strides (st[0] for x, st[1] for y) 0 where an input is broadcast. ndim 0: one
+ * element. */
+typedef struct {
+    int ndim;
+    int64_t shape[GQ_MAX_DIMS];
+    int64_t st[2][GQ_MAX_DIMS];
+} gq_bcast_t;
+
+void gq_bcast_plan(const gq_tdesc_t *o, const gq_tdesc_t *x, const gq_tdesc_t *y, gq_bcast_t *p);
+
 #endif

@@ -15,48 +15,6 @@
 
 /* ---- broadcasting ---- */
 
-/* Two inputs laid over the output: dims of size 1 dropped, runs of dims that are
- * contiguous in every operand merged, element strides 0 where an input is broadcast. */
-typedef struct {
-    int ndim;
-    int64_t shape[GQ_MAX_DIMS];
-    int64_t st[2][GQ_MAX_DIMS];
-} s_bcast_t;
-
-static void s_bcast_plan(const gq_tdesc_t *o, const gq_tdesc_t *const in[2], s_bcast_t *p)
-{
-    int64_t cstride[2][GQ_MAX_DIMS];
-    for (int k = 0; k < 2; k++) {
-        int64_t s = 1;
-        for (int d = in[k]->ndim - 1; d >= 0; d--) {
-            cstride[k][d] = s;
-            s *= in[k]->shape[d];
-        }
-    }
-    p->ndim = 0;
-    for (int d = 0; d < o->ndim; d++) {
-        int64_t sh = o->shape[d];
-        if (sh == 1)
-            continue;
-        int64_t st[2];
-        for (int k = 0; k < 2; k++) {
-            int dk = d - (o->ndim - in[k]->ndim);
-            st[k] = (dk >= 0 && in[k]->shape[dk] == sh) ? cstride[k][dk] : 0;
-        }
-        int last = p->ndim - 1;
-        if (last >= 0 && p->st[0][last] == st[0] * sh && p->st[1][last] == st[1] * sh) {
-            p->shape[last] *= sh;
-            p->st[0][last] = st[0];
-            p->st[1][last] = st[1];
-        } else {
-            p->shape[p->ndim] = sh;
-            p->st[0][p->ndim] = st[0];
-            p->st[1][p->ndim] = st[1];
-            p->ndim++;
-        }
-    }
-}
-
 /* z[i] = x[i*sx] op y[i*sy] for i < n; sx, sy are 0 or 1 in practice. */
 typedef void (*s_row_fn)(const void *x, int64_t sx, const void *y, int64_t sy, void *z, int64_t n);
 
@@ -126,8 +84,8 @@ static gq_status s_binary(const s_row_fn rows[GQ_DTYPE_COUNT], const gq_args_t *
         return GQ_OK;
     }
     const gq_tdesc_t *const ins[2] = {&in[0].desc, &in[1].desc};
-    s_bcast_t p;
-    s_bcast_plan(od, ins, &p);
+    gq_bcast_t p;
+    gq_bcast_plan(od, ins[0], ins[1], &p);
     if (p.ndim == 0) {
         row(x, 0, y, 0, z, 1);
         return GQ_OK;

@@ -112,9 +112,8 @@ static bool s_supports(const gq_cl_t *cl, const gq_args_t *a, const gq_tdesc_t *
         sizeof(v), &(v)                                                                            \
     }
 
-/* Two inputs laid over the output: dims of size 1 dropped, runs of dims contiguous in
- * both inputs merged, strides 0 where an input is broadcast (the CPU's plan), then
- * right-aligned into 8 slots for the kernel. */
+/* Two inputs laid over the output (gq_bcast_plan, as on the CPU), right-aligned into 8
+ * slots for the kernel. */
 typedef struct {
     cl_int nd;
     cl_long8 sh, s0, s1;
@@ -122,42 +121,15 @@ typedef struct {
 
 static void s_plan(const gq_tdesc_t *o, const gq_tdesc_t *x, const gq_tdesc_t *y, s_plan_t *p)
 {
-    const gq_tdesc_t *in[2] = {x, y};
-    int64_t cst[2][GQ_MAX_DIMS], sh[GQ_MAX_DIMS], st[2][GQ_MAX_DIMS];
-    int nd = 0;
-    for (int k = 0; k < 2; k++) {
-        int64_t s = 1;
-        for (int d = in[k]->ndim - 1; d >= 0; d--) {
-            cst[k][d] = s;
-            s *= in[k]->shape[d];
-        }
-    }
-    for (int d = 0; d < o->ndim; d++) {
-        int64_t n = o->shape[d], s[2];
-        if (n == 1)
-            continue;
-        for (int k = 0; k < 2; k++) {
-            int dk = d - (o->ndim - in[k]->ndim);
-            s[k] = (dk >= 0 && in[k]->shape[dk] == n) ? cst[k][dk] : 0;
-        }
-        if (nd > 0 && st[0][nd - 1] == s[0] * n && st[1][nd - 1] == s[1] * n) {
-            sh[nd - 1] *= n;
-            st[0][nd - 1] = s[0];
-            st[1][nd - 1] = s[1];
-        } else {
-            sh[nd] = n;
-            st[0][nd] = s[0];
-            st[1][nd] = s[1];
-            nd++;
-        }
-    }
+    gq_bcast_t b;
+    gq_bcast_plan(o, x, y, &b);
     memset(p, 0, sizeof *p);
-    p->nd = nd;
+    p->nd = b.ndim;
     for (int i = 0; i < 8; i++) {
-        int d = nd - 8 + i; /* slot i holds dim d */
-        p->sh.s[i] = d >= 0 ? sh[d] : 1;
-        p->s0.s[i] = d >= 0 ? st[0][d] : 0;
-        p->s1.s[i] = d >= 0 ? st[1][d] : 0;
+        int d = b.ndim - 8 + i; /* slot i holds dim d */
+        p->sh.s[i] = d >= 0 ? b.shape[d] : 1;
+        p->s0.s[i] = d >= 0 ? b.st[0][d] : 0;
+        p->s1.s[i] = d >= 0 ? b.st[1][d] : 0;
     }
 }
 
