@@ -21,9 +21,9 @@ typedef struct {
 struct gq_wmodels {
     pthread_mutex_t mu; /* the map: the main thread adds, compute threads look up */
     gq_map_t *map;
-    /* The accelerator on the worker's first backend when that is OpenCL: made on the first
-     * run that can use it (under mu), dropped for good when it cannot start or its device
-     * is lost; plans get it on their next run. */
+    /* The accelerator on the worker's first backend when that is OpenCL or Vulkan: made on the
+     * first run that can use it (under mu), dropped for good when it cannot start or its device is
+     * lost; plans get it on their next run. */
     gq_onnx_accel_t *accel;
     const gq_backend_t *accel_be;
     bool accel_off;
@@ -164,25 +164,30 @@ gq_status gq_wmodels_add(gq_wmodels_t *self, const char *digest, const void *byt
     return GQ_OK;
 }
 
-/* The accelerator for runs on ex: OpenCL's when it is ex's first backend (the worker's
- * choice of device: an OpenCL backend that is there but below the CPU is not used); NULL
- * when there is none or it cannot start (logged once). */
+/* The accelerator for runs on ex: OpenCL's or Vulkan's when that is ex's first backend
+ * (the worker's choice of device: a GPU backend that is there but below the CPU is not
+ * used); NULL when there is none or it cannot start (logged once). */
 static gq_onnx_accel_t *s_accel(gq_wmodels_t *self, gq_exec_t *ex)
 {
-    if (!ex || ex->nbackends < 2 || strcmp(ex->backends[0]->ops->name, "opencl"))
+    if (!ex || ex->nbackends < 2)
+        return NULL;
+    const char *name = ex->backends[0]->ops->name;
+    gq_onnx_accel_t *(*make)(struct gq_backend *, char *, size_t) =
+        !strcmp(name, "opencl")   ? gq_onnx_accel_opencl_new
+        : !strcmp(name, "vulkan") ? gq_onnx_accel_vulkan_new
+                                  : NULL;
+    if (!make)
         return NULL;
     gq_onnx_accel_t *ax = NULL;
     pthread_mutex_lock(&self->mu);
     if (!self->accel_off && !self->accel) {
-#ifdef GQ_HAVE_OPENCL
         char err[GQ_ERRLEN];
-        self->accel = gq_onnx_accel_opencl_new(ex->backends[0], err, sizeof err);
+        self->accel = make(ex->backends[0], err, sizeof err);
         self->accel_be = ex->backends[0];
         if (self->accel)
-            GQ_INFO("onnx: models run on opencl, step by step; declined steps on the cpu");
+            GQ_INFO("onnx: models run on %s, step by step; declined steps on the cpu", name);
         else
-            GQ_WARN("onnx: no OpenCL accelerator (%s): models run on the cpu", err);
-#endif
+            GQ_WARN("onnx: no %s accelerator (%s): models run on the cpu", name, err);
         self->accel_off = !self->accel;
     }
     if (self->accel && !self->accel_off && self->accel_be == ex->backends[0])

@@ -992,10 +992,11 @@ void gq_worker_destroy(gq_worker_t **self_p)
     }
     if (self->sock)
         zmq_close(self->sock);
+    /* Plans first: a plan's accelerator keeps constants in its backend's buffers (Vulkan). */
+    gq_wmodels_destroy(&self->models);
     for (int b = 0; b < self->exec.nbackends; b++)
         gq_backend_destroy(&self->exec.backends[b]);
     free(self->ops);
-    gq_wmodels_destroy(&self->models);
     if (self->own_ctx && self->ctx)
         zmq_ctx_term(self->ctx);
     for (int i = 0; i < 2; i++)

@@ -1,7 +1,7 @@
 /* gq-onnx-run: runs an .onnx model on gq's CPU ONNX executor over .npy inputs and writes
  * its outputs as .npy files — how the Python checks and benchmarks drive the executor.
  *
- *   gq-onnx-run MODEL OUTDIR [--backend cpu|opencl] [--repeat N [--profile]] IN0.npy ...
+ *   gq-onnx-run MODEL OUTDIR [--backend cpu|opencl|vulkan] [--repeat N [--profile]] IN0.npy ...
  *
  * Inputs are given in the graph's input order (initializers excluded). Outputs go to
  * OUTDIR/output_<i>.npy in graph order. With --repeat N the model runs N more times after
@@ -9,9 +9,11 @@
  * as "run_ms median=<x> min=<y>" on stdout; loading and planning are not timed. --profile
  * adds the time per node over those runs, on stderr. --backend opencl runs the steps the
  * OpenCL accelerator claims on the first OpenCL device (PoCL counts) and prints
- * "gq-onnx-run: opencl ran A of S steps (declined: Op ...)" (the first run) on stderr. Exit
- * status: 0 on success, 77 when --backend opencl finds no OpenCL device, 1 with the cause
- * on stderr otherwise. Every run's output types are checked against shape inference's.
+ * "gq-onnx-run: opencl ran A of S steps (declined: Op ...)" (the first run) on stderr;
+ * --backend vulkan the same with the Vulkan accelerator on the device GQ_VK_DEVICE names
+ * (an index or a name substring; else the backend's pick, lavapipe counting). Exit status:
+ * 0 on success, 77 when the backend finds no device, 1 with the cause on stderr otherwise. Every
+ * run's output types are checked against shape inference's.
  *
  *   gq-onnx-run MODEL --plan
  *
@@ -27,6 +29,9 @@
 #include "npy.h"
 #include "onnx_accel.h"
 #include "onnx_exec.h"
+#ifdef GQ_HAVE_VULKAN
+#include "gq_vulkan.h"
+#endif
 
 #define S_MAX_IO 64
 #define S_ERRLEN 1024
@@ -36,6 +41,27 @@ static double s_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The backend under --backend opencl (vk false) or vulkan; NULL with err set when none. */
+static gq_backend_t *s_backend_new(bool vk, char *err, size_t errlen)
+{
+    gq_backend_config_t cfg = {.device_index = -1};
+    if (!vk)
+        return gq_backend_opencl_new(&cfg, err, errlen);
+#ifdef GQ_HAVE_VULKAN
+    const char *dev = getenv("GQ_VK_DEVICE");
+    char *end = NULL;
+    long idx = dev && *dev ? strtol(dev, &end, 10) : -1;
+    if (dev && *dev && !*end && idx >= 0 && idx < 1024)
+        cfg.device_index = (int)idx;
+    else if (dev && *dev)
+        cfg.device_match = dev;
+    return gq_backend_vulkan_new(&cfg, err, errlen);
+#else
+    snprintf(err, errlen, "vulkan: not built (no Vulkan SDK or glslc at build time)");
+    return NULL;
+#endif
 }
 
 static int s_cmpd(const void *a, const void *b)
@@ -130,8 +156,8 @@ int main(int argc, char **argv)
     if (argc > first + 1 && !strcmp(argv[first], "--backend")) {
         backend = argv[first + 1];
         first += 2;
-        if (strcmp(backend, "cpu") && strcmp(backend, "opencl")) {
-            fprintf(stderr, "gq-onnx-run: --backend %s is not cpu or opencl\n", backend);
+        if (strcmp(backend, "cpu") && strcmp(backend, "opencl") && strcmp(backend, "vulkan")) {
+            fprintf(stderr, "gq-onnx-run: --backend %s is not cpu, opencl or vulkan\n", backend);
             return 1;
         }
     }
@@ -161,16 +187,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "gq-onnx-run: %s\n", err);
         goto done;
     }
-    if (!strcmp(backend, "opencl")) {
-        gq_backend_config_t cfg = {.device_index = -1};
-        if (!(be = gq_backend_opencl_new(&cfg, err, sizeof err))) {
-            fprintf(stderr, "gq-onnx-run: no OpenCL device: %s\n", err);
+    if (strcmp(backend, "cpu")) {
+        bool vk = !strcmp(backend, "vulkan");
+        if (!(be = s_backend_new(vk, err, sizeof err))) {
+            fprintf(stderr, "gq-onnx-run: no %s device: %s\n", vk ? "Vulkan" : "OpenCL", err);
             status = 77;
             goto done;
         }
-        if (!(ax = gq_onnx_accel_opencl_new(be, err, sizeof err)) ||
+        if (!(ax = vk ? gq_onnx_accel_vulkan_new(be, err, sizeof err)
+                      : gq_onnx_accel_opencl_new(be, err, sizeof err)) ||
             gq_onnx_plan_set_accel(plan, ax, err, sizeof err)) {
-            fprintf(stderr, "gq-onnx-run: --backend opencl: %s\n", err);
+            fprintf(stderr, "gq-onnx-run: --backend %s: %s\n", backend, err);
             goto done;
         }
         gq_onnx_plan_on_fallback(plan, s_declined, declined);
@@ -194,7 +221,7 @@ int main(int argc, char **argv)
     if (ax) {
         int acc = 0, steps = 0;
         gq_onnx_plan_last_run(plan, &acc, &steps);
-        fprintf(stderr, "gq-onnx-run: opencl ran %d of %d steps (declined:%s)\n", acc, steps,
+        fprintf(stderr, "gq-onnx-run: %s ran %d of %d steps (declined:%s)\n", backend, acc, steps,
                 *declined ? declined : " none");
         gq_onnx_plan_on_fallback(plan, NULL, NULL);
     }

@@ -10,7 +10,12 @@
  * (onnx_accel.h) on the first OpenCL device (PoCL in CI), the steps it declines on the CPU;
  * prints how many tests ran steps on the device and the declined steps per op, and lists to
  * onnx_node_tests_opencl.txt (or the file named after --opencl, for the variants ctest runs
- * side by side). Skipped (77) without an OpenCL device. */
+ * side by side). Skipped (77) without an OpenCL device.
+ *
+ * --vulkan (ctest unit.test_onnx_node_vulkan): the same with the Vulkan accelerator (MatMul
+ * and Gemm) on the device GQ_VK_DEVICE names (an index or a name substring), else the
+ * backend's pick, a CPU device (lavapipe) counting; lists to onnx_node_tests_vulkan.txt.
+ * Skipped (77) without a Vulkan device. */
 #include "onnx_accel.h"
 #include "onnx_exec.h"
 
@@ -22,6 +27,9 @@
 #include <unistd.h>
 
 #include "backend.h"
+#ifdef GQ_HAVE_VULKAN
+#include "gq_vulkan.h"
+#endif
 
 #define S_TESTDATA "/usr/include/onnx/backend/test/data/node"
 
@@ -44,20 +52,42 @@ static bool s_count_fallback(void *ctx, const char *op)
     return true;
 }
 
-/* The OpenCL accelerator on the first OpenCL device (PoCL counts); NULL when there is none
- * (*be NULL too) or it cannot start. */
-static gq_onnx_accel_t *s_accel(gq_backend_t **be)
+/* The backend of accelerator `name` ("opencl": the first OpenCL device, PoCL counting;
+ * "vulkan": GQ_VK_DEVICE's, else the backend's pick, lavapipe counting); NULL with err set. */
+static gq_backend_t *s_backend_new(const char *name, char *err, size_t errlen)
+{
+    gq_backend_config_t cfg = {.device_index = -1};
+    if (!strcmp(name, "opencl"))
+        return gq_backend_opencl_new(&cfg, err, errlen);
+#ifdef GQ_HAVE_VULKAN
+    const char *dev = getenv("GQ_VK_DEVICE");
+    char *end = NULL;
+    long idx = dev && *dev ? strtol(dev, &end, 10) : -1;
+    if (dev && *dev && !*end && idx >= 0 && idx < 1024)
+        cfg.device_index = (int)idx;
+    else if (dev && *dev)
+        cfg.device_match = dev;
+    return gq_backend_vulkan_new(&cfg, err, errlen);
+#else
+    snprintf(err, errlen, "vulkan: not built");
+    return NULL;
+#endif
+}
+
+/* Accelerator `name` on its device; NULL when there is none (*be NULL too) or it cannot
+ * start. */
+static gq_onnx_accel_t *s_accel(const char *name, gq_backend_t **be)
 {
     char err[512];
-    gq_backend_config_t cfg = {.device_index = -1};
-    *be = gq_backend_opencl_new(&cfg, err, sizeof err);
+    *be = s_backend_new(name, err, sizeof err);
     if (!*be) {
-        printf("no OpenCL device (%s): skipped\n", err);
+        printf("no %s device (%s): skipped\n", name, err);
         return NULL;
     }
-    gq_onnx_accel_t *ax = gq_onnx_accel_opencl_new(*be, err, sizeof err);
+    gq_onnx_accel_t *ax = !strcmp(name, "opencl") ? gq_onnx_accel_opencl_new(*be, err, sizeof err)
+                                                  : gq_onnx_accel_vulkan_new(*be, err, sizeof err);
     if (!ax)
-        fprintf(stderr, "FAIL: the OpenCL accelerator does not start: %s\n", err);
+        fprintf(stderr, "FAIL: the %s accelerator does not start: %s\n", name, err);
     return ax;
 }
 
@@ -104,17 +134,20 @@ static int s_compare(const gq_view_t *got, const gq_tdesc_t *wd, const void *wan
 int main(int argc, char **argv)
 {
     const char *root = getenv("GQ_ONNX_TESTDATA") ? getenv("GQ_ONNX_TESTDATA") : S_TESTDATA;
-    bool opencl = argc > 1 && !strcmp(argv[1], "--opencl");
+    const char *accel = argc < 2                       ? NULL
+                        : !strcmp(argv[1], "--opencl") ? "opencl"
+                        : !strcmp(argv[1], "--vulkan") ? "vulkan"
+                                                       : NULL;
     DIR *d = opendir(root);
     if (!d) {
         printf("no ONNX node tests at %s (package libonnx-testdata): skipped\n", root);
         return 77;
     }
     gq_backend_t *be = NULL;
-    gq_onnx_accel_t *ax = opencl ? s_accel(&be) : NULL;
+    gq_onnx_accel_t *ax = accel ? s_accel(accel, &be) : NULL;
     s_fallbacks_t fb = {.nops = 0};
     int on_device = 0;
-    if (opencl && !ax) {
+    if (accel && !ax) {
         int rc = be ? 1 : 77; /* a device whose accelerator does not start is a failure */
         closedir(d);
         gq_backend_destroy(&be);
@@ -129,9 +162,9 @@ int main(int argc, char **argv)
         }
     closedir(d);
     qsort(names, nn, sizeof *names, s_cmp);
-    const char *list_name = !opencl    ? "onnx_node_tests.txt"
-                            : argc > 2 ? argv[2]
-                                       : "onnx_node_tests_opencl.txt";
+    char list_buf[64];
+    snprintf(list_buf, sizeof list_buf, "onnx_node_tests_%s.txt", accel ? accel : "");
+    const char *list_name = !accel ? "onnx_node_tests.txt" : argc > 2 ? argv[2] : list_buf;
     FILE *list = fopen(list_name, "w");
     int passed = 0, failed = 0, skipped = 0;
     for (size_t t = 0; t < nn; t++) {
@@ -230,7 +263,8 @@ int main(int argc, char **argv)
         }
         if (list)
             fprintf(list, "%s %s%s%s%s\n", verdict, names[t], *why ? "  # " : "", why,
-                    test_dev ? "  [opencl]" : "");
+                    test_dev ? (accel && !strcmp(accel, "vulkan") ? "  [vulkan]" : "  [opencl]")
+                             : "");
         if (!strcmp(verdict, "FAIL"))
             fprintf(stderr, "FAIL %s: %s\n", names[t], why);
         if (p)
@@ -242,12 +276,13 @@ int main(int argc, char **argv)
     free(names);
     if (list)
         fclose(list);
-    printf("onnx node tests%s: %d passed, %d failed, %d skipped (op or dtype not supported yet); "
-           "list in %s\n",
-           opencl ? " (opencl accelerator)" : "", passed, failed, skipped, list_name);
+    printf("onnx node tests%s%s%s: %d passed, %d failed, %d skipped (op or dtype not supported "
+           "yet); list in %s\n",
+           accel ? " (" : "", accel ? accel : "", accel ? " accelerator)" : "", passed, failed,
+           skipped, list_name);
     if (ax) {
-        printf("%d of the %d passed tests ran steps on opencl; steps declined (CPU) by op:",
-               on_device, passed);
+        printf("%d of the %d passed tests ran steps on %s; steps declined (CPU) by op:", on_device,
+               passed, accel);
         for (int i = 0; i < fb.nops; i++)
             printf(" %s %d", fb.op[i], fb.n[i]);
         printf("\n");

@@ -452,3 +452,12 @@ gq_onnx_accel_t *gq_onnx_accel_opencl_new(struct gq_backend *be, char *err, size
     return NULL;
 }
 #endif
+
+#ifndef GQ_HAVE_VULKAN
+gq_onnx_accel_t *gq_onnx_accel_vulkan_new(struct gq_backend *be, char *err, size_t errlen)
+{
+    (void)be;
+    gq_errf(err, errlen, "onnx: vulkan: not built (no Vulkan SDK or glslc at build time)");
+    return NULL;
+}
+#endif
