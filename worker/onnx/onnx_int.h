@@ -235,6 +235,13 @@ gq_status gq_onnx_out(gq_onnx_val_t *out, const gq_tdesc_t *d, char *err, size_t
 void gq_onnx_strided_copy(const gq_tdesc_t *od, size_t es, const char *src, int64_t base,
                           const int64_t *st, char *dst);
 
+/* The shapes of a MatMul of a and b (the CPU kernel's rule, which accelerators claim by):
+ * 1-D operands promoted in place ([k] -> [1,k] for a, [k,1] for b; the promoted dim is
+ * dropped from the result), batch dims ba and bb broadcast into bo, the result's
+ * descriptor in od (a's dtype). GQ_ESHAPE naming the fault. */
+gq_status gq_onnx_matmul_shape(gq_tdesc_t *a, gq_tdesc_t *b, gq_tdesc_t *ba, gq_tdesc_t *bb,
+                               gq_tdesc_t *bo, gq_tdesc_t *od, char *err, size_t errlen);
+
 /* C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row major, on OpenBLAS (f32). */
 void gq_onnx_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

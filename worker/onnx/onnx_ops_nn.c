@@ -24,10 +24,8 @@ static void s_gemm_any(gq_dtype_t dt, int64_t m, int64_t n, int64_t k, const voi
         }
 }
 
-/* The shapes of a MatMul: 1-D operands promoted (and the promoted dim dropped from the
- * result), batch dims broadcast. */
-static gq_status s_matmul_shape(gq_tdesc_t *a, gq_tdesc_t *b, gq_tdesc_t *ba, gq_tdesc_t *bb,
-                                gq_tdesc_t *bo, gq_tdesc_t *od, char *err, size_t errlen)
+gq_status gq_onnx_matmul_shape(gq_tdesc_t *a, gq_tdesc_t *b, gq_tdesc_t *ba, gq_tdesc_t *bb,
+                               gq_tdesc_t *bo, gq_tdesc_t *od, char *err, size_t errlen)
 {
     if (a->ndim == 0 || b->ndim == 0) {
         gq_errf(err, errlen, "scalars cannot be multiplied as matrices");
@@ -78,7 +76,7 @@ static gq_status s_matmul(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *co
                 gq_dtype_name(a.dtype), gq_dtype_name(b.dtype));
         return GQ_EDTYPE;
     }
-    if ((rc = s_matmul_shape(&a, &b, &ba, &bb, &bo, &od, err, errlen)) ||
+    if ((rc = gq_onnx_matmul_shape(&a, &b, &ba, &bb, &bo, &od, err, errlen)) ||
         (rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
     int64_t m = a.shape[a.ndim - 2], k = a.shape[a.ndim - 1], nn = b.shape[b.ndim - 1];

@@ -297,36 +297,14 @@ static bool s_claim_matmul(gq_clx_claim_t *c, gq_onnx_val_t *const *in, int nin)
 {
     if (nin != 2 || !s_f32(in[0]) || !s_f32(in[1]))
         return false;
-    gq_tdesc_t a = in[0]->desc, b = in[1]->desc, ba, bb, bo;
+    gq_tdesc_t a = in[0]->desc, b = in[1]->desc, ba, bb, bo, *od = &c->od[0];
     char e[8];
-    if (a.ndim == 0 || b.ndim == 0)
+    if (gq_onnx_matmul_shape(&a, &b, &ba, &bb, &bo, od, e, sizeof e))
         return false;
-    bool a1 = a.ndim == 1, b1 = b.ndim == 1;
-    if (a1)
-        a.shape[1] = a.shape[0], a.shape[0] = 1, a.ndim = 2;
-    if (b1)
-        b.shape[1] = 1, b.ndim = 2;
     int64_t m = a.shape[a.ndim - 2], k = a.shape[a.ndim - 1], n = b.shape[b.ndim - 1];
-    if (b.shape[b.ndim - 2] != k)
-        return false;
-    ba = a, bb = b;
-    ba.ndim -= 2, bb.ndim -= 2;
-    if (gq_onnx_broadcast(&ba, &bb, &bo, e, sizeof e))
-        return false;
-    if (bo.ndim + !a1 + !b1 > GQ_MAX_DIMS)
-        return false;
     int64_t nb = gq_tdesc_numel(&bo), na = gq_tdesc_numel(&ba), nbb = gq_tdesc_numel(&bb);
     if ((na != nb && na != 1) || (nbb != nb && nbb != 1))
         return false; /* both sides broadcast: the CPU's loop */
-    gq_tdesc_t *od = &c->od[0];
-    memset(od, 0, sizeof *od);
-    od->dtype = GQ_F32;
-    for (int i = 0; i < bo.ndim; i++)
-        od->shape[od->ndim++] = bo.shape[i];
-    if (!a1)
-        od->shape[od->ndim++] = m;
-    if (!b1)
-        od->shape[od->ndim++] = n;
     int64_t v[8] = {m, n, k, nb, na == nb ? nb : 1, m * k, nbb == nb ? nb : 1, k * n};
     memcpy(c->v, v, sizeof v);
     return m <= GQ_CLX_INT_MAX && n <= GQ_CLX_INT_MAX && k <= GQ_CLX_INT_MAX &&

@@ -161,31 +161,12 @@ static bool s_claim_matmul(s_claim_t *c, gq_onnx_val_t *const *in, int nin)
         return false;
     gq_tdesc_t a = in[0]->desc, b = in[1]->desc, ba, bb, bo;
     char e[8];
-    if (a.ndim == 0 || b.ndim == 0)
+    if (gq_onnx_matmul_shape(&a, &b, &ba, &bb, &bo, &c->od, e, sizeof e))
         return false;
-    bool a1 = a.ndim == 1, b1 = b.ndim == 1;
-    if (a1)
-        a.shape[1] = a.shape[0], a.shape[0] = 1, a.ndim = 2;
-    if (b1)
-        b.shape[1] = 1, b.ndim = 2;
     int64_t m = a.shape[a.ndim - 2], k = a.shape[a.ndim - 1], n = b.shape[b.ndim - 1];
-    if (b.shape[b.ndim - 2] != k)
-        return false;
-    ba = a, bb = b;
-    ba.ndim -= 2, bb.ndim -= 2;
-    if (gq_onnx_broadcast(&ba, &bb, &bo, e, sizeof e) || bo.ndim + !a1 + !b1 > GQ_MAX_DIMS)
-        return false;
     int64_t nb = gq_tdesc_numel(&bo), na = gq_tdesc_numel(&ba), nbb = gq_tdesc_numel(&bb);
     if ((na != nb && na != 1) || (nbb != nb && nbb != 1))
         return false;
-    memset(&c->od, 0, sizeof c->od);
-    c->od.dtype = GQ_F32;
-    for (int i = 0; i < bo.ndim; i++)
-        c->od.shape[c->od.ndim++] = bo.shape[i];
-    if (!a1)
-        c->od.shape[c->od.ndim++] = m;
-    if (!b1)
-        c->od.shape[c->od.ndim++] = n;
     c->m = m, c->n = n, c->k = k, c->nb = nb;
     c->a_all = na == nb && nb > 1, c->b_all = nbb == nb && nb > 1;
     c->lda = k, c->ldb = n;
