@@ -204,7 +204,8 @@ void gq_b_expire(gq_broker_t *self, uint64_t now)
         for (int i = 0; i < n; i++) {
             gq_bjob_t *j = GQ_BJOB(due[i]);
             char msg[GQ_ERRLEN];
-            gq_errf(msg, sizeof msg, "deadline exceeded after %llu ms in the queue",
+            gq_errf(msg, sizeof msg, "deadline of %llu ms exceeded after %llu ms in the queue",
+                    (unsigned long long)((j->deadline_us - j->admitted_us) / 1000u),
                     (unsigned long long)((now - j->admitted_us) / 1000u));
             gq_b_job_fail(self, j, GQ_EDEADLINE, msg, NULL);
         }
