@@ -564,8 +564,16 @@ static gq_status s_check_graph(s_check_t *c, const Onnx__GraphProto *g, const s_
         gq_errf(c->err, c->errlen, "%s: out of memory", where);
         return GQ_ENOMEM;
     }
-    for (size_t i = 0; i < g->n_input && !rc; i++)
-        rc = s_define(c, &s, g->input[i]->name, "a graph input", where);
+    for (size_t i = 0; i < g->n_input && !rc; i++) {
+        const char *n = g->input[i]->name;
+        if (!n || !*n) {
+            /* nothing could feed it: refused here rather than at planning */
+            gq_errf(c->err, c->errlen, "%s: input %zu has no name", where, i);
+            rc = GQ_EFORMAT;
+        } else {
+            rc = s_define(c, &s, n, "a graph input", where);
+        }
+    }
     for (size_t i = 0; i < g->n_initializer && !rc; i++) {
         const char *n = g->initializer[i]->name;
         if (!n || !*n) {

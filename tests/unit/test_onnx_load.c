@@ -176,6 +176,10 @@ static void s_test_built(void)
     rc = s_try(&b, NULL, err, sizeof err);
     CHECK(rc == GQ_EFORMAT && strstr(err, "'z' is never computed"), "output: %s", err);
     b.out[0]->name = "y";
+    b.in[0]->name = "";
+    rc = s_try(&b, NULL, err, sizeof err);
+    CHECK(rc == GQ_EFORMAT && strstr(err, "input 0 has no name"), "unnamed input: %s", err);
+    b.in[0]->name = "x";
     b.n[0].domain = "com.microsoft";
     rc = s_try(&b, NULL, err, sizeof err);
     CHECK(rc == GQ_EUNSUPPORTED && strstr(err, "com.microsoft") && strstr(err, "add0"),
