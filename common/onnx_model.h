@@ -21,7 +21,7 @@
 /* Opset versions of the default domain ("" / "ai.onnx") a model may import. Which version
  * of an op's semantics gq implements is the executor's business, op by op. */
 #define GQ_ONNX_OPSET_MIN 1
-#define GQ_ONNX_OPSET_MAX 21
+#define GQ_ONNX_OPSET_MAX 22
 
 typedef struct {
     uint64_t max_file_bytes;   /* the .onnx file (default 2 GiB) */

@@ -185,9 +185,9 @@ static void s_test_built(void)
     CHECK(rc == GQ_EUNSUPPORTED && strstr(err, "com.microsoft") && strstr(err, "add0"),
           "domain: %s", err);
     b.n[0].domain = NULL;
-    b.op.version = 22;
+    b.op.version = 23;
     rc = s_try(&b, NULL, err, sizeof err);
-    CHECK(rc == GQ_EUNSUPPORTED && strstr(err, "opset 22"), "opset: %s", err);
+    CHECK(rc == GQ_EUNSUPPORTED && strstr(err, "opset 23"), "opset: %s", err);
     b.op.version = 17;
     b.n[1].op_type = "";
     rc = s_try(&b, NULL, err, sizeof err);

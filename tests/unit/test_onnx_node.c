@@ -15,7 +15,11 @@
  * --vulkan (ctest unit.test_onnx_node_vulkan): the same with the Vulkan accelerator (MatMul
  * and Gemm) on the device GQ_VK_DEVICE names (an index or a name substring), else the
  * backend's pick, a CPU device (lavapipe) counting; lists to onnx_node_tests_vulkan.txt.
- * Skipped (77) without a Vulkan device. */
+ * Skipped (77) without a Vulkan device.
+ *
+ * --cpu LIST: the CPU run listing to LIST. GQ_ONNX_TESTDATA points the test at another copy
+ * of the suite: ctest's unit.test_onnx_node_117 runs the newer one (opsets up to 22) that the
+ * Python onnx package of the tests' venv ships. */
 #include "onnx_accel.h"
 #include "onnx_exec.h"
 
@@ -164,7 +168,7 @@ int main(int argc, char **argv)
     qsort(names, nn, sizeof *names, s_cmp);
     char list_buf[64];
     snprintf(list_buf, sizeof list_buf, "onnx_node_tests_%s.txt", accel ? accel : "");
-    const char *list_name = !accel ? "onnx_node_tests.txt" : argc > 2 ? argv[2] : list_buf;
+    const char *list_name = argc > 2 ? argv[2] : !accel ? "onnx_node_tests.txt" : list_buf;
     FILE *list = fopen(list_name, "w");
     int passed = 0, failed = 0, skipped = 0;
     for (size_t t = 0; t < nn; t++) {

@@ -1,11 +1,11 @@
 /* ONNX signal ops (opset 17): DFT, STFT, the Hann/Hamming/Blackman windows and
  * MelWeightMatrix — what a model needs to compute its own audio features. The transforms
- * are direct O(n^2) sums in double with a table of twiddles (exact to float precision; an
- * FFT is what's left for long frames, docs/onnx.md). */
+ * run on FFTW in double precision (the plan cache the DSP ops share, cpu/cpu_fft.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/cpu_fft.h"
 #include "onnx_int.h"
 #include "util.h"
 
@@ -25,43 +25,78 @@ static gq_status s_scalar_int(gq_onnx_val_t *const *in, int nin, int i, const ch
     return rc;
 }
 
-/* y[0..nout) (complex, interleaved) = the DFT of x[0..n) (complex, stride xs complex
- * elements apart; imaginary parts absent when real) zero-padded or cut to len, inverse
- * scaled by 1/len. tw holds cos/sin of 2 pi k / len for k in 0..len. */
-static void s_dft1(const float *x, int64_t xs, int64_t n, bool real, int64_t len, bool inverse,
-                   const double *tw, int64_t nout, float *y, int64_t ys)
+/* The longest transform a node may ask for (dft_length, frame_length): FFTW plans it once per
+ * process, and a measured plan of an absurd length would hold the worker for minutes. */
+#define S_MAX_LEN ((int64_t)1 << 24)
+
+/* One transform length's FFTW plan (f64: the sums stay exact to float precision, as the
+ * reference's are) and its staging arrays. */
+typedef struct {
+    const gq_fft_plan_t *plan;
+    int64_t len;
+    bool r2c; /* a real forward transform: half the work, the other half by symmetry */
+    double *in, *out;
+} s_fft_t;
+
+static gq_status s_fft_open(s_fft_t *f, int64_t len, bool r2c, bool inverse, char *err,
+                            size_t errlen)
 {
-    int64_t m = n < len ? n : len;
-    for (int64_t k = 0; k < nout; k++) {
-        double re = 0, im = 0;
-        for (int64_t t = 0, ph = 0; t < m; t++, ph = (ph + k) % len) {
-            double c = tw[2 * ph], s = inverse ? tw[2 * ph + 1] : -tw[2 * ph + 1];
-            double a = x[t * xs * (real ? 1 : 2)], b = real ? 0 : x[t * xs * 2 + 1];
-            re += a * c - b * s;
-            im += a * s + b * c;
-        }
-        y[k * ys * 2] = (float)(inverse ? re / (double)len : re);
-        y[k * ys * 2 + 1] = (float)(inverse ? im / (double)len : im);
+    *f = (s_fft_t){.len = len, .r2c = r2c};
+    if (len < 1 || len > S_MAX_LEN) {
+        gq_errf(err, errlen, "transform length %lld outside 1..%lld", (long long)len,
+                (long long)S_MAX_LEN);
+        return GQ_EPARAM;
     }
+    gq_fft_kind_t kind = r2c ? GQ_FFT_R2C : inverse ? GQ_FFT_C2C_BWD : GQ_FFT_C2C_FWD;
+    f->plan = gq_fft_plan(kind, (size_t)len, true);
+    f->in = gq_fft_alloc((size_t)(2 * len + 2) * sizeof *f->in);
+    f->out = gq_fft_alloc((size_t)(2 * len + 2) * sizeof *f->out);
+    if (!f->plan || !f->in || !f->out) {
+        gq_fft_free(f->in);
+        gq_fft_free(f->out);
+        gq_errf(err, errlen, "out of memory for a %lld-point transform", (long long)len);
+        return GQ_ENOMEM;
+    }
+    return GQ_OK;
 }
 
-static double *s_twiddles(int64_t len, char *err, size_t errlen)
+static void s_fft_close(s_fft_t *f)
 {
-    double *tw = malloc((size_t)(2 * len + 2) * sizeof *tw);
-    if (!tw) {
-        gq_errf(err, errlen, "out of memory");
-        return NULL;
+    gq_fft_free(f->in);
+    gq_fft_free(f->out);
+}
+
+/* y[0..nout) (complex, interleaved, ys complex elements apart) = the DFT of x[0..n)
+ * (complex, stride xs complex elements apart; imaginary parts absent when real) zero-padded
+ * or cut to the plan's length, inverse scaled by 1/len. */
+static void s_dft1(const s_fft_t *f, const float *x, int64_t xs, int64_t n, bool real,
+                   bool inverse, int64_t nout, float *y, int64_t ys)
+{
+    int64_t len = f->len, m = n < len ? n : len, xc = real ? 1 : 2;
+    if (f->r2c) {
+        for (int64_t t = 0; t < len; t++)
+            f->in[t] = t < m ? x[t * xs] : 0.0;
+    } else {
+        for (int64_t t = 0; t < len; t++) {
+            f->in[2 * t] = t < m ? x[t * xs * xc] : 0.0;
+            f->in[2 * t + 1] = t < m && !real ? x[t * xs * 2 + 1] : 0.0;
+        }
     }
-    for (int64_t k = 0; k < len; k++)
-        tw[2 * k] = cos(2 * M_PI * (double)k / (double)len),
-               tw[2 * k + 1] = sin(2 * M_PI * (double)k / (double)len);
-    return tw;
+    gq_fft_exec(f->plan, f->in, f->out);
+    double scale = inverse ? 1.0 / (double)len : 1.0;
+    for (int64_t k = 0; k < nout; k++) {
+        /* a real signal's bins past len / 2 are the conjugates of those below */
+        bool mirror = f->r2c && k > len / 2;
+        int64_t j = mirror ? len - k : k;
+        y[k * ys * 2] = (float)(f->out[2 * j] * scale);
+        y[k * ys * 2 + 1] = (float)((mirror ? -f->out[2 * j + 1] : f->out[2 * j + 1]) * scale);
+    }
 }
 
 static gq_status s_dft(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                        gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
-    (void)opset, (void)nout;
+    (void)nout;
     gq_status rc = gq_onnx_need(in, nin, 1, err, errlen);
     if (rc)
         return rc;
@@ -74,11 +109,22 @@ static gq_status s_dft(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
                 gq_tdesc_str(x, b, sizeof b));
         return GQ_EDTYPE;
     }
-    if ((rc = gq_onnx_axis(gq_onnx_attr_int(n, "axis", 1), x->ndim - 1, &axis, err, errlen)))
-        return rc;
-    if (axis == 0) {
-        gq_errf(err, errlen, "axis 0 is the batch axis");
-        return GQ_EPARAM;
+    if (opset >= 20) { /* the axis became an input, counted over every dim, default -2 */
+        if ((rc = s_scalar_int(in, nin, 2, "axis", -2, &axis, err, errlen)))
+            return rc;
+        if (axis < -x->ndim || axis > x->ndim - 2 || axis == -1) {
+            gq_errf(err, errlen, "axis %lld outside [-%d, -2] and [0, %d]", (long long)axis,
+                    x->ndim, x->ndim - 2);
+            return GQ_EPARAM;
+        }
+        axis = axis < 0 ? axis + x->ndim : axis;
+    } else {
+        if ((rc = gq_onnx_axis(gq_onnx_attr_int(n, "axis", 1), x->ndim - 1, &axis, err, errlen)))
+            return rc;
+        if (axis == 0) {
+            gq_errf(err, errlen, "axis 0 is the batch axis");
+            return GQ_EPARAM;
+        }
     }
     if ((rc = s_scalar_int(in, nin, 1, "dft_length", x->shape[axis], &len, err, errlen)))
         return rc;
@@ -94,9 +140,9 @@ static gq_status s_dft(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
     od.shape[x->ndim - 1] = 2;
     if ((rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
-    double *tw = s_twiddles(len, err, errlen);
-    if (!tw)
-        return GQ_ENOMEM;
+    s_fft_t f;
+    if ((rc = s_fft_open(&f, len, real && !inverse, inverse, err, errlen)))
+        return rc;
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < x->ndim - 1; d++)
         if (d < axis)
@@ -106,10 +152,10 @@ static gq_status s_dft(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
     int64_t xc = real ? 1 : 2;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t q = 0; q < inner; q++)
-            s_dft1((const float *)in[0]->data + (o * x->shape[axis] * inner + q) * xc, inner,
-                   x->shape[axis], real, len, inverse, tw, od.shape[axis],
+            s_dft1(&f, (const float *)in[0]->data + (o * x->shape[axis] * inner + q) * xc, inner,
+                   x->shape[axis], real, inverse, od.shape[axis],
                    (float *)out->data + (o * od.shape[axis] * inner + q) * 2, inner);
-    free(tw);
+    s_fft_close(&f);
     return GQ_OK;
 }
 
@@ -144,23 +190,25 @@ static gq_status s_stft(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
     if ((rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
     int64_t xc = real ? 1 : 2;
+    s_fft_t f;
+    if ((rc = s_fft_open(&f, flen, real, false, err, errlen)))
+        return rc;
     float *frame = malloc((size_t)(flen * xc + 1) * sizeof *frame);
-    double *tw = frame ? s_twiddles(flen, err, errlen) : NULL;
-    if (!tw) {
-        free(frame);
+    if (!frame) {
+        s_fft_close(&f);
         gq_errf(err, errlen, "out of memory");
         return GQ_ENOMEM;
     }
     const float *X = in[0]->data, *w = win ? win->data : NULL;
     for (int64_t b = 0; b < x->shape[0]; b++)
-        for (int64_t f = 0; f < frames; f++) {
-            const float *src = X + (b * x->shape[1] + f * step) * xc;
+        for (int64_t fi = 0; fi < frames; fi++) {
+            const float *src = X + (b * x->shape[1] + fi * step) * xc;
             for (int64_t t = 0; t < flen * xc; t++)
                 frame[t] = src[t] * (w ? w[t / xc] : 1.0f);
-            s_dft1(frame, 1, flen, real, flen, false, tw, bins,
-                   (float *)out->data + (b * frames + f) * bins * 2, 1);
+            s_dft1(&f, frame, 1, flen, real, false, bins,
+                   (float *)out->data + (b * frames + fi) * bins * 2, 1);
         }
-    free(tw);
+    s_fft_close(&f);
     free(frame);
     return GQ_OK;
 }

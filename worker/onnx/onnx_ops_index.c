@@ -281,6 +281,36 @@ static int64_t s_pad_src(s_padmode_t m, int64_t i, int64_t n)
     return i < n ? i : period - i;
 }
 
+/* Opset 18's axes input: pads holds np = 2 k values for the k axes listed (begins, then
+ * ends); spread them over every dim, the others unpadded. */
+static gq_status s_pad_axes(const gq_onnx_val_t *av, int rank, int64_t *pads, int np, char *err,
+                            size_t errlen)
+{
+    int64_t axes[GQ_MAX_DIMS], full[2 * GQ_MAX_DIMS] = {0};
+    bool seen[GQ_MAX_DIMS] = {false};
+    int k;
+    gq_status rc = gq_onnx_ints(av, "axes", axes, GQ_MAX_DIMS, &k, err, errlen);
+    if (rc)
+        return rc;
+    if (np != 2 * k) {
+        gq_errf(err, errlen, "pads has %d values for %d axes", np, k);
+        return GQ_EPARAM;
+    }
+    for (int i = 0; i < k; i++) {
+        int64_t a;
+        if ((rc = gq_onnx_axis(axes[i], rank, &a, err, errlen)))
+            return rc;
+        if (seen[a]) {
+            gq_errf(err, errlen, "axis %lld is listed twice in axes", (long long)axes[i]);
+            return GQ_EPARAM;
+        }
+        seen[a] = true;
+        full[a] = pads[i], full[a + rank] = pads[i + k];
+    }
+    memcpy(pads, full, (size_t)(2 * rank) * sizeof *pads);
+    return GQ_OK;
+}
+
 static gq_status s_pad_args(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                             int rank, int64_t *pads, double *value, s_padmode_t *mode, char *err,
                             size_t errlen)
@@ -310,9 +340,11 @@ static gq_status s_pad_args(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *
         const gq_onnx_val_t *cv = nin > 2 ? in[2] : NULL;
         if (!rc && cv && cv->nbytes)
             *value = gq_onnx_getd(cv->data, cv->desc.dtype, 0);
+        if (!rc && opset >= 18 && nin > 3 && in[3])
+            return s_pad_axes(in[3], rank, pads, np, err, errlen);
     }
     if (!rc && np != 2 * rank) {
-        gq_errf(err, errlen, "pads has %d values for rank %d (axes input not supported)", np, rank);
+        gq_errf(err, errlen, "pads has %d values for rank %d", np, rank);
         rc = GQ_EPARAM;
     }
     return rc;
@@ -496,7 +528,59 @@ static gq_status s_size(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
     return GQ_OK;
 }
 
+/* ReverseSequence: along time_axis, the first sequence_lens[b] steps of each batch entry b
+ * in reverse order, the rest as they are. */
+static gq_status s_reverse_sequence(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
+                                    int nin, gq_onnx_val_t *out, int nout, char *err,
+                                    size_t errlen)
+{
+    (void)opset, (void)nout;
+    gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);
+    if (rc)
+        return rc;
+    const gq_tdesc_t *x = &in[0]->desc, *ld = &in[1]->desc;
+    int64_t ta = gq_onnx_attr_int(n, "time_axis", 0), ba = gq_onnx_attr_int(n, "batch_axis", 1);
+    if (x->ndim < 2 || (ta != 0 && ta != 1) || (ba != 0 && ba != 1) || ta == ba) {
+        gq_errf(err, errlen, "time_axis %lld and batch_axis %lld must be 0 and 1 (rank %d >= 2)",
+                (long long)ta, (long long)ba, x->ndim);
+        return GQ_EPARAM;
+    }
+    int64_t T = x->shape[ta], B = x->shape[ba];
+    if (ld->ndim != 1 || ld->shape[0] != B || !gq_onnx_dtype_int(ld->dtype)) {
+        char a[96];
+        gq_errf(err, errlen, "sequence_lens is %s, want an integer vector of the batch size %lld",
+                gq_tdesc_str(ld, a, sizeof a), (long long)B);
+        return GQ_ESHAPE;
+    }
+    for (int64_t b = 0; b < B; b++) {
+        int64_t len = gq_onnx_geti(in[1]->data, ld->dtype, b);
+        if (len < 0 || len > T) {
+            gq_errf(err, errlen, "sequence_lens[%lld] = %lld outside 0..%lld", (long long)b,
+                    (long long)len, (long long)T);
+            return GQ_EPARAM;
+        }
+    }
+    if ((rc = gq_onnx_out(out, x, err, errlen)))
+        return rc;
+    int64_t inner = 1;
+    for (int d = 2; d < x->ndim; d++)
+        inner *= x->shape[d];
+    size_t row = (size_t)inner * gq_dtype_size(x->dtype);
+    /* dims 0 and 1 are time and batch in some order; each (t, b) owns one row of inner */
+    int64_t ts = ta == 0 ? B : 1, bs = ba == 0 ? T : 1;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t len = gq_onnx_geti(in[1]->data, ld->dtype, b);
+        for (int64_t t = 0; t < T; t++) {
+            int64_t src = t < len ? len - 1 - t : t;
+            GQ_ONNX_COPY((char *)out->data + (size_t)(t * ts + b * bs) * row,
+                         (const char *)in[0]->data + (size_t)(src * ts + b * bs) * row, row);
+        }
+    }
+    return GQ_OK;
+}
+
 const gq_onnx_kernel_t gq_onnx_kernels_index[] = {
+    {"ReverseSequence", 10, s_reverse_sequence},
     {"Slice", 1, s_slice},
     {"Gather", 1, s_gather},
     {"GatherElements", 11, s_gather_elements},

@@ -3,6 +3,7 @@
  * NonZero, CumSum, and Quantize/DequantizeLinear. Any real dtype goes through gq_onnx_getd/setd
  * (integers exactly through gq_onnx_geti where it matters). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,7 +79,10 @@ typedef enum {
     S_FMOD,
     S_SHL,
     S_SHR,
-    S_PRELU
+    S_PRELU,
+    S_BAND, /* the Bitwise ops (opset 18): integers only */
+    S_BOR,
+    S_BXOR
 } s_cmp_t;
 
 /* One element of a comparison, logic op or PRelu over doubles. */
@@ -139,6 +143,12 @@ static int64_t s_int_one(s_cmp_t op, int64_t p, int64_t q)
         return q >= 0 && q < 64 ? (int64_t)((uint64_t)p >> q) : 0;
     case S_PRELU:
         return p < 0 ? p * q : p;
+    case S_BAND:
+        return p & q;
+    case S_BOR:
+        return p | q;
+    case S_BXOR:
+        return p ^ q;
     default:
         return (int64_t)s_cmp_one(op, (double)p, (double)q);
     }
@@ -153,8 +163,10 @@ static gq_status s_binop(s_cmp_t op, gq_onnx_val_t *const *in, int nin, gq_onnx_
     const gq_onnx_val_t *a = in[0], *b = in[1];
     gq_dtype_t dt = a->desc.dtype;
     bool logic = op == S_AND || op == S_OR || op == S_XOR;
+    bool bits = op == S_BAND || op == S_BOR || op == S_BXOR;
     bool cmp = op <= S_GE || logic;
-    if (b->desc.dtype != dt || !gq_onnx_dtype_real(dt) || (logic && dt != GQ_BOOL)) {
+    if (b->desc.dtype != dt || !gq_onnx_dtype_real(dt) || (logic && dt != GQ_BOOL) ||
+        (bits && !gq_onnx_dtype_int(dt))) {
         gq_errf(err, errlen, "inputs are %s and %s", gq_dtype_name(dt),
                 gq_dtype_name(b->desc.dtype));
         return GQ_EDTYPE;
@@ -205,6 +217,9 @@ S_BINOP_KERNEL(s_and, S_AND)
 S_BINOP_KERNEL(s_or, S_OR)
 S_BINOP_KERNEL(s_xor, S_XOR)
 S_BINOP_KERNEL(s_prelu, S_PRELU)
+S_BINOP_KERNEL(s_bitwise_and, S_BAND)
+S_BINOP_KERNEL(s_bitwise_or, S_BOR)
+S_BINOP_KERNEL(s_bitwise_xor, S_BXOR)
 
 static gq_status s_mod(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                        gq_onnx_val_t *out, int nout, char *err, size_t errlen)
@@ -255,6 +270,26 @@ static gq_status s_not(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
         return rc;
     for (size_t i = 0; i < out->nbytes; i++)
         ((uint8_t *)out->data)[i] = !((const uint8_t *)in[0]->data)[i];
+    return GQ_OK;
+}
+
+static gq_status s_bitwise_not(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
+                               int nin, gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)n, (void)opset, (void)nout;
+    gq_status rc = gq_onnx_need(in, nin, 1, err, errlen);
+    if (rc)
+        return rc;
+    gq_dtype_t dt = in[0]->desc.dtype;
+    if (!gq_onnx_dtype_int(dt)) {
+        gq_errf(err, errlen, "input is %s, want an integer type", gq_dtype_name(dt));
+        return GQ_EDTYPE;
+    }
+    if ((rc = gq_onnx_out(out, &in[0]->desc, err, errlen)))
+        return rc;
+    /* ~ of the value widened is ~ of the stored bits once seti wraps it back */
+    for (int64_t i = 0, total = gq_tdesc_numel(&out->desc); i < total; i++)
+        gq_onnx_seti(out->data, dt, i, ~gq_onnx_geti(in[0]->data, dt, i));
     return GQ_OK;
 }
 
@@ -515,34 +550,65 @@ static gq_status s_cumsum(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *co
 
 /* ---- linear quantization ---- */
 
-/* The scale and zero point of element i: per tensor (scalars) or per slice of axis. */
-static void s_qparams(const gq_onnx_val_t *sc, const gq_onnx_val_t *zp, int64_t i, int64_t inner,
-                      int64_t len, double *scale, double *zero)
+/* Where element i of x finds its scale and zero point: one for the tensor, one per slice of
+ * axis (opset 13), or one per block of bs slices of axis (opset 21's block_size; the scale
+ * then has x's rank with slen = ceil(len / bs) along axis). */
+typedef struct {
+    bool scalar;
+    int64_t inner, len, bs, slen;
+} s_qmap_t;
+
+static void s_qparams(const gq_onnx_val_t *sc, const gq_onnx_val_t *zp, const s_qmap_t *m,
+                      int64_t i, double *scale, double *zero)
 {
-    int64_t k = gq_tdesc_numel(&sc->desc) == 1 ? 0 : (i / inner) % len;
+    int64_t k = 0;
+    if (!m->scalar && !m->bs) {
+        k = (i / m->inner) % m->len;
+    } else if (!m->scalar) {
+        int64_t q = i % m->inner, j = (i / m->inner) % m->len, o = i / (m->inner * m->len);
+        k = (o * m->slen + j / m->bs) * m->inner + q;
+    }
     *scale = gq_onnx_getd(sc->data, sc->desc.dtype, k);
     *zero = zp && zp->nbytes ? gq_onnx_getd(zp->data, zp->desc.dtype, k) : 0;
 }
 
-/* Checks scale/zero point against x: scalars, or vectors along axis (opset 13). */
-static gq_status s_qcheck(const Onnx__NodeProto *n, gq_onnx_val_t *const *in, int nin,
-                          int64_t *inner, int64_t *len, char *err, size_t errlen)
+/* Checks scale/zero point against x: scalars, vectors along axis (opset 13) or blocks along
+ * axis (opset 21). */
+static gq_status s_qcheck(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                          s_qmap_t *m, char *err, size_t errlen)
 {
-    const gq_tdesc_t *x = &in[0]->desc;
-    int64_t axis, ns = gq_tdesc_numel(&in[1]->desc);
+    const gq_tdesc_t *x = &in[0]->desc, *sd = &in[1]->desc;
+    const gq_onnx_val_t *zp = nin > 2 ? in[2] : NULL;
+    int64_t axis = 0, ns = gq_tdesc_numel(sd);
+    int64_t bs = opset >= 21 ? gq_onnx_attr_int(n, "block_size", 0) : 0;
     gq_status rc = GQ_OK;
-    *inner = 1, *len = 1;
-    if (ns != 1) {
+    *m = (s_qmap_t){.scalar = ns == 1 && !bs, .inner = 1, .len = 1, .bs = bs, .slen = 1};
+    if (bs < 0) {
+        gq_errf(err, errlen, "block_size %lld is negative", (long long)bs);
+        return GQ_EPARAM;
+    }
+    if (!m->scalar) {
         if ((rc = gq_onnx_axis(gq_onnx_attr_int(n, "axis", 1), x->ndim, &axis, err, errlen)))
             return rc;
-        *len = x->shape[axis];
+        m->len = x->shape[axis];
         for (int d = (int)axis + 1; d < x->ndim; d++)
-            *inner *= x->shape[d];
+            m->inner *= x->shape[d];
     }
-    const gq_onnx_val_t *zp = nin > 2 ? in[2] : NULL;
-    if (ns != *len || in[1]->desc.ndim > 1 || !gq_onnx_dtype_real(in[1]->desc.dtype) ||
-        (zp && gq_tdesc_numel(&zp->desc) != ns)) {
-        gq_errf(err, errlen, "scale / zero point do not match the input along the axis");
+    bool ok = gq_onnx_dtype_real(sd->dtype) && (!zp || gq_tdesc_equal(&zp->desc, sd) ||
+                                                gq_tdesc_numel(&zp->desc) == ns);
+    if (bs) {
+        m->slen = (m->len + bs - 1) / bs;
+        ok = ok && sd->ndim == x->ndim;
+        for (int d = 0; ok && d < x->ndim; d++)
+            ok = sd->shape[d] == (d == axis ? m->slen : x->shape[d]);
+    } else if (!m->scalar) {
+        ok = ok && ns == m->len && sd->ndim <= 1;
+    }
+    if (!ok) {
+        char a[96], b[96];
+        gq_errf(err, errlen, "scale %s does not match the input %s along axis %lld%s",
+                gq_tdesc_str(sd, a, sizeof a), gq_tdesc_str(x, b, sizeof b), (long long)axis,
+                bs ? " in blocks" : "");
         return GQ_ESHAPE;
     }
     return GQ_OK;
@@ -551,23 +617,37 @@ static gq_status s_qcheck(const Onnx__NodeProto *n, gq_onnx_val_t *const *in, in
 static gq_status s_quantize(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                             gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
-    (void)opset, (void)nout;
-    int64_t inner, len;
+    (void)nout;
+    s_qmap_t m;
     gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);
-    if (rc || (rc = s_qcheck(n, in, nin, &inner, &len, err, errlen)))
+    if (rc || (rc = s_qcheck(n, opset, in, nin, &m, err, errlen)))
         return rc;
     gq_tdesc_t od = in[0]->desc;
-    od.dtype = nin > 2 && in[2] ? in[2]->desc.dtype : GQ_U8;
-    if (od.dtype != GQ_U8 && od.dtype != GQ_I8) {
-        gq_errf(err, errlen, "output type %s: want u8 or i8", gq_dtype_name(od.dtype));
+    int64_t odt = opset >= 21 ? gq_onnx_attr_int(n, "output_dtype", 0) : 0;
+    od.dtype = nin > 2 && in[2] ? in[2]->desc.dtype : odt ? gq_onnx_dtype((int32_t)odt) : GQ_U8;
+    double lo, hi;
+    switch (od.dtype) {
+    case GQ_U8:
+        lo = 0, hi = UINT8_MAX;
+        break;
+    case GQ_I8:
+        lo = INT8_MIN, hi = INT8_MAX;
+        break;
+    case GQ_U16: /* 16-bit outputs: opset 21 */
+        lo = 0, hi = UINT16_MAX;
+        break;
+    case GQ_I16:
+        lo = INT16_MIN, hi = INT16_MAX;
+        break;
+    default:
+        gq_errf(err, errlen, "output type %s: want u8, i8, u16 or i16", gq_dtype_name(od.dtype));
         return GQ_EDTYPE;
     }
     if ((rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
-    double lo = od.dtype == GQ_U8 ? 0 : -128, hi = od.dtype == GQ_U8 ? 255 : 127;
     for (int64_t i = 0, total = gq_tdesc_numel(&od); i < total; i++) {
         double sc, zp;
-        s_qparams(in[1], nin > 2 ? in[2] : NULL, i, inner, len, &sc, &zp);
+        s_qparams(in[1], nin > 2 ? in[2] : NULL, &m, i, &sc, &zp);
         double x = gq_onnx_getd(in[0]->data, in[0]->desc.dtype, i);
         /* f32 divides in f32, as ONNX's reference does: ties decide the rounding */
         double q =
@@ -581,10 +661,10 @@ static gq_status s_quantize(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *
 static gq_status s_dequantize(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
                               int nin, gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
-    (void)opset, (void)nout;
-    int64_t inner, len;
+    (void)nout;
+    s_qmap_t m;
     gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);
-    if (rc || (rc = s_qcheck(n, in, nin, &inner, &len, err, errlen)))
+    if (rc || (rc = s_qcheck(n, opset, in, nin, &m, err, errlen)))
         return rc;
     if (!gq_onnx_dtype_int(in[0]->desc.dtype)) {
         gq_errf(err, errlen, "input is %s, want an integer type", gq_dtype_name(in[0]->desc.dtype));
@@ -596,7 +676,7 @@ static gq_status s_dequantize(const Onnx__NodeProto *n, int opset, gq_onnx_val_t
         return rc;
     for (int64_t i = 0, total = gq_tdesc_numel(&od); i < total; i++) {
         double sc, zp;
-        s_qparams(in[1], nin > 2 ? in[2] : NULL, i, inner, len, &sc, &zp);
+        s_qparams(in[1], nin > 2 ? in[2] : NULL, &m, i, &sc, &zp);
         gq_onnx_setd(out->data, od.dtype, i,
                      (gq_onnx_getd(in[0]->data, in[0]->desc.dtype, i) - zp) * sc);
     }
@@ -653,6 +733,10 @@ const gq_onnx_kernel_t gq_onnx_kernels_logic[] = {
     {"PRelu", 7, s_prelu},
     {"Mod", 10, s_mod},
     {"BitShift", 11, s_bitshift},
+    {"BitwiseAnd", 18, s_bitwise_and},
+    {"BitwiseOr", 18, s_bitwise_or},
+    {"BitwiseXor", 18, s_bitwise_xor},
+    {"BitwiseNot", 18, s_bitwise_not},
     {"IsNaN", 9, s_isnan},
     {"IsInf", 10, s_isinf},
     {"Where", 9, s_where},

@@ -53,8 +53,9 @@ static gq_status s_f_dequant(gq_onnx_shape_ctx_t *c)
 static gq_status s_f_quant(gq_onnx_shape_ctx_t *c)
 {
     const gq_onnx_info_t *z = s_in(c, 2);
+    int64_t odt = c->opset >= 21 ? gq_onnx_attr_int(c->n, "output_dtype", 0) : 0;
     s_f_same(c);
-    c->out[0].dtype = z ? z->dtype : GQ_U8;
+    c->out[0].dtype = z ? z->dtype : odt ? gq_onnx_dtype((int32_t)odt) : GQ_U8;
     return GQ_OK;
 }
 
@@ -272,6 +273,10 @@ const gq_onnx_shape_t gq_onnx_shapes_elem[] = {
     {"Atanh", s_f_same},
     {"BatchNormalization", s_f_same},
     {"BitShift", s_f_bcast},
+    {"BitwiseAnd", s_f_bcast},
+    {"BitwiseNot", s_f_same},
+    {"BitwiseOr", s_f_bcast},
+    {"BitwiseXor", s_f_bcast},
     {"Cast", s_f_cast},
     {"CastLike", s_f_castlike},
     {"Ceil", s_f_same},
@@ -333,6 +338,7 @@ const gq_onnx_shape_t gq_onnx_shapes_elem[] = {
     {"ReduceSum", s_f_reduce},
     {"ReduceSumSquare", s_f_reduce},
     {"Relu", s_f_same},
+    {"ReverseSequence", s_f_same},
     {"Round", s_f_same},
     {"Scatter", s_f_same},
     {"ScatterElements", s_f_same},

@@ -329,9 +329,17 @@ static gq_status s_f_dft(gq_onnx_shape_ctx_t *c)
     const gq_onnx_info_t *x = s_in(c, 0), *l = s_in(c, 1);
     int axis, n = 1;
     s_rank(&c->out[0], GQ_F32, x ? x->rank : -1);
-    if (!x || x->rank < 3 || !s_axis(gq_onnx_attr_int(c->n, "axis", 1), x->rank - 1, &axis) ||
-        axis == 0)
+    if (!x || x->rank < 3)
         return GQ_OK;
+    if (c->opset >= 20) { /* axis: an input, counted over every dim, default -2 */
+        int64_t a = -2;
+        if ((s_in(c, 2) && (!gq_onnx_info_consts(s_in(c, 2), &a, 1, &n) || n != 1)) ||
+            a < -x->rank || a > x->rank - 2 || a == -1)
+            return GQ_OK;
+        axis = (int)(a < 0 ? a + x->rank : a);
+    } else if (!s_axis(gq_onnx_attr_int(c->n, "axis", 1), x->rank - 1, &axis) || axis == 0) {
+        return GQ_OK;
+    }
     memcpy(c->out[0].dim, x->dim, sizeof x->dim);
     int64_t len = s_isk(x->dim[axis]) ? x->dim[axis].c : -1;
     if (l && (!gq_onnx_info_consts(l, &len, 1, &n) || n != 1))
