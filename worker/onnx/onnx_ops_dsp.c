@@ -69,8 +69,8 @@ static void s_fft_close(s_fft_t *f)
 /* y[0..nout) (complex, interleaved, ys complex elements apart) = the DFT of x[0..n)
  * (complex, stride xs complex elements apart; imaginary parts absent when real) zero-padded
  * or cut to the plan's length, inverse scaled by 1/len. */
-static void s_dft1(const s_fft_t *f, const float *x, int64_t xs, int64_t n, bool real,
-                   bool inverse, int64_t nout, float *y, int64_t ys)
+static void s_dft1(const s_fft_t *f, const float *x, int64_t xs, int64_t n, bool real, bool inverse,
+                   int64_t nout, float *y, int64_t ys)
 {
     int64_t len = f->len, m = n < len ? n : len, xc = real ? 1 : 2;
     if (f->r2c) {

@@ -531,8 +531,7 @@ static gq_status s_size(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
 /* ReverseSequence: along time_axis, the first sequence_lens[b] steps of each batch entry b
  * in reverse order, the rest as they are. */
 static gq_status s_reverse_sequence(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
-                                    int nin, gq_onnx_val_t *out, int nout, char *err,
-                                    size_t errlen)
+                                    int nin, gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
     (void)opset, (void)nout;
     gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);

@@ -594,8 +594,8 @@ static gq_status s_qcheck(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *co
         for (int d = (int)axis + 1; d < x->ndim; d++)
             m->inner *= x->shape[d];
     }
-    bool ok = gq_onnx_dtype_real(sd->dtype) && (!zp || gq_tdesc_equal(&zp->desc, sd) ||
-                                                gq_tdesc_numel(&zp->desc) == ns);
+    bool ok = gq_onnx_dtype_real(sd->dtype) &&
+              (!zp || gq_tdesc_equal(&zp->desc, sd) || gq_tdesc_numel(&zp->desc) == ns);
     if (bs) {
         m->slen = (m->len + bs - 1) / bs;
         ok = ok && sd->ndim == x->ndim;

@@ -1,0 +1,275 @@
+/* ONNX Einsum (opset 12): any number of operands, explicit ("ij,jk->ik") and implicit
+ * ("ij,jk") output, ellipses broadcast NumPy's way, repeated labels within an operand
+ * (diagonals) and labels summed away. One direct loop over every label's index: each
+ * operand reads at the sum of index x stride over its labels (a repeated label adds its
+ * dims' strides, a broadcast dim adds 0), products accumulate in double (int64 for integer
+ * types). Exact for every shape but not a GEMM: fine for the small contractions exported
+ * models carry, slow for a large batched matrix product (lowering those to MatMul is left). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_int.h"
+#include "util.h"
+
+#define S_LETTERS 52                       /* A-Z then a-z: id order is ASCII order */
+#define S_LABELS (S_LETTERS + GQ_MAX_DIMS) /* then one id per ellipsis dim */
+#define S_MAX_STEPS ((int64_t)1 << 34)     /* multiply-adds one node may ask for */
+#define S_MAX_OPS 16                       /* operands */
+
+typedef struct {
+    int nin;
+    int ndims[S_MAX_OPS]; /* labels per operand, ellipsis expanded */
+    int lab[S_MAX_OPS][GQ_MAX_DIMS];
+    int nout, out[GQ_MAX_DIMS]; /* the output's labels */
+    int64_t size[S_LABELS];     /* -1: not used */
+    int nsum, sum[S_LABELS];    /* labels summed away */
+} s_eq_t;
+
+static int s_letter(char c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? 26 + c - 'a' : -1;
+}
+
+/* One term's labels into lab (ellipsis dims as -1 - position among them); *ell whether it
+ * has one. */
+static gq_status s_term(const char *t, size_t len, int *lab, int *n, bool *ell, char *err,
+                        size_t errlen)
+{
+    *n = 0, *ell = false;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] == ' ')
+            continue;
+        if (t[i] == '.' && i + 2 < len && t[i + 1] == '.' && t[i + 2] == '.' && !*ell) {
+            *ell = true, i += 2;
+            if (*n < GQ_MAX_DIMS)
+                lab[(*n)++] = -1; /* expanded later */
+            continue;
+        }
+        int l = s_letter(t[i]);
+        if (l < 0 || *n >= GQ_MAX_DIMS) {
+            gq_errf(err, errlen, "equation term '%.*s': '%c' is not a label or too many dims",
+                    (int)len, t, t[i]);
+            return GQ_EPARAM;
+        }
+        lab[(*n)++] = l;
+    }
+    return GQ_OK;
+}
+
+/* Expands the ellipsis mark of a term of rank dims-with-ellipsis e into ids S_LETTERS + E - e
+ * .. S_LETTERS + E - 1 (right-aligned, as NumPy broadcasts). */
+static gq_status s_expand(int *lab, int *n, int rank, bool ell, int E, int *e_out, char *err,
+                          size_t errlen)
+{
+    int explicit_n = *n - (ell ? 1 : 0), e = rank - explicit_n;
+    if (e < 0 || (!ell && e != 0) || rank > GQ_MAX_DIMS) {
+        gq_errf(err, errlen, "a term has %d labels for an operand of rank %d", explicit_n, rank);
+        return GQ_ESHAPE;
+    }
+    if (e_out) {
+        *e_out = e;
+        return GQ_OK;
+    }
+    int tmp[GQ_MAX_DIMS], m = 0;
+    for (int i = 0; i < *n; i++)
+        if (lab[i] >= 0)
+            tmp[m++] = lab[i];
+        else
+            for (int j = 0; j < e; j++)
+                tmp[m++] = S_LETTERS + E - e + j;
+    memcpy(lab, tmp, (size_t)m * sizeof *lab);
+    *n = m;
+    return GQ_OK;
+}
+
+static gq_status s_parse(const char *eqn, gq_onnx_val_t *const *in, int nin, s_eq_t *q, char *err,
+                         size_t errlen)
+{
+    const char *arrow = strstr(eqn, "->");
+    size_t lhs_len = arrow ? (size_t)(arrow - eqn) : strlen(eqn);
+    bool ell[S_MAX_OPS];
+    int E = 0, k = 0, e[S_MAX_OPS];
+    gq_status rc = GQ_OK;
+    memset(q, 0, sizeof *q);
+    for (size_t at = 0; at <= lhs_len; k++) {
+        size_t end = at;
+        while (end < lhs_len && eqn[end] != ',')
+            end++;
+        if (k >= nin) {
+            gq_errf(err, errlen, "equation '%s' has more terms than the %d inputs", eqn, nin);
+            return GQ_EPARAM;
+        }
+        if ((rc = s_term(eqn + at, end - at, q->lab[k], &q->ndims[k], &ell[k], err, errlen)) ||
+            (rc = s_expand(q->lab[k], &q->ndims[k], in[k]->desc.ndim, ell[k], 0, &e[k], err,
+                           errlen)))
+            return rc;
+        E = e[k] > E ? e[k] : E;
+        at = end + 1;
+    }
+    if (k != nin) {
+        gq_errf(err, errlen, "equation '%s' has %d terms for %d inputs", eqn, k, nin);
+        return GQ_EPARAM;
+    }
+    q->nin = nin;
+    int count[S_LABELS] = {0};
+    for (int i = 0; i < S_LABELS; i++)
+        q->size[i] = -1;
+    for (k = 0; k < nin; k++) {
+        if ((rc =
+                 s_expand(q->lab[k], &q->ndims[k], in[k]->desc.ndim, ell[k], E, NULL, err, errlen)))
+            return rc;
+        bool seen[S_LABELS] = {false};
+        for (int d = 0; d < q->ndims[k]; d++) {
+            int l = q->lab[k][d];
+            int64_t s = in[k]->desc.shape[d];
+            bool bcast = l >= S_LETTERS; /* ellipsis dims broadcast; letters must agree */
+            if (q->size[l] < 0 || (bcast && q->size[l] == 1))
+                q->size[l] = s;
+            else if (s != q->size[l] && !(bcast && s == 1)) {
+                gq_errf(err, errlen, "input %d dim %d is %lld, the label's size elsewhere %lld", k,
+                        d, (long long)s, (long long)q->size[l]);
+                return GQ_ESHAPE;
+            }
+            count[l] += !seen[l], seen[l] = true;
+        }
+    }
+    bool in_out[S_LABELS] = {false};
+    if (arrow) {
+        int n, parsed[GQ_MAX_DIMS];
+        bool oell;
+        const char *o = arrow + 2;
+        if ((rc = s_term(o, strlen(o), parsed, &n, &oell, err, errlen)))
+            return rc;
+        q->nout = 0;
+        for (int i = 0; i < n; i++) {
+            int ids[GQ_MAX_DIMS], m = 0;
+            if (parsed[i] < 0)
+                for (int j = 0; j < E; j++)
+                    ids[m++] = S_LETTERS + j;
+            else
+                ids[m++] = parsed[i];
+            for (int j = 0; j < m; j++) {
+                if (q->size[ids[j]] < 0 || in_out[ids[j]] || q->nout >= GQ_MAX_DIMS) {
+                    gq_errf(err, errlen, "output label %d of '%s' is not an input label, or twice",
+                            i, eqn);
+                    return GQ_EPARAM;
+                }
+                in_out[ids[j]] = true;
+                q->out[q->nout++] = ids[j];
+            }
+        }
+    } else { /* implicit: the ellipsis dims, then the labels used once, in ASCII order */
+        for (int j = 0; j < E; j++)
+            q->out[q->nout++] = S_LETTERS + j, in_out[S_LETTERS + j] = true;
+        for (int l = 0; l < S_LETTERS; l++)
+            if (count[l] == 1 && q->nout < GQ_MAX_DIMS)
+                q->out[q->nout++] = l, in_out[l] = true;
+    }
+    for (int l = 0; l < S_LABELS; l++)
+        if (q->size[l] >= 0 && !in_out[l])
+            q->sum[q->nsum++] = l;
+    return GQ_OK;
+}
+
+/* Advances the index of the labels ls[0..n) (last fastest); false after the last. */
+static bool s_next(int64_t *idx, const int *ls, int n, const int64_t *size)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        if (++idx[ls[i]] < size[ls[i]])
+            return true;
+        idx[ls[i]] = 0;
+    }
+    return false;
+}
+
+static gq_status s_einsum(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                          gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)opset, (void)nout;
+    char eqn[256];
+    s_eq_t q;
+    gq_status rc = gq_onnx_attr_str(n, "equation", "", eqn, sizeof eqn, err, errlen);
+    if (rc || (rc = gq_onnx_need(in, nin, 1, err, errlen)))
+        return rc;
+    if (nin > S_MAX_OPS) {
+        gq_errf(err, errlen, "%d operands, at most %d", nin, S_MAX_OPS);
+        return GQ_ESHAPE;
+    }
+    gq_dtype_t dt = in[0]->desc.dtype;
+    for (int k = 0; k < nin; k++)
+        if (!in[k] || in[k]->desc.dtype != dt || !gq_onnx_dtype_real(dt)) {
+            gq_errf(err, errlen, "input %d: every input must be present and of one real type", k);
+            return GQ_EDTYPE;
+        }
+    if ((rc = s_parse(eqn, in, nin, &q, err, errlen)))
+        return rc;
+    gq_tdesc_t od = {.dtype = dt, .ndim = q.nout};
+    int64_t steps = 1;
+    for (int i = 0; i < q.nout; i++)
+        od.shape[i] = q.size[q.out[i]];
+    for (int l = 0; l < S_LABELS; l++)
+        if (q.size[l] >= 0 && __builtin_mul_overflow(steps, q.size[l] ? q.size[l] : 1, &steps))
+            steps = S_MAX_STEPS + 1;
+    if (steps > S_MAX_STEPS) {
+        gq_errf(err, errlen, "'%s' needs more than %lld multiply-adds", eqn,
+                (long long)S_MAX_STEPS);
+        return GQ_ETOOBIG;
+    }
+    if ((rc = gq_onnx_out(out, &od, err, errlen)))
+        return rc;
+    /* per operand: its labels and the element stride its dims with each add up to (a
+     * broadcast dim adds nothing) */
+    int64_t st[S_MAX_OPS][GQ_MAX_DIMS];
+    int sl[S_MAX_OPS][GQ_MAX_DIMS], nsl[S_MAX_OPS] = {0};
+    for (int k = 0; k < nin; k++) {
+        int64_t s = 1;
+        for (int d = q.ndims[k] - 1; d >= 0; d--) {
+            int l = q.lab[k][d], j = 0;
+            while (j < nsl[k] && sl[k][j] != l)
+                j++;
+            if (j == nsl[k])
+                sl[k][nsl[k]++] = l, st[k][j] = 0;
+            if (in[k]->desc.shape[d] != 1 || q.size[l] == 1)
+                st[k][j] += s;
+            s *= in[k]->desc.shape[d];
+        }
+    }
+    bool ints = gq_onnx_dtype_int(dt) || dt == GQ_BOOL;
+    int64_t idx[S_LABELS] = {0}, total = gq_tdesc_numel(&od);
+    bool empty_sum = false;
+    for (int i = 0; i < q.nsum; i++)
+        empty_sum = empty_sum || q.size[q.sum[i]] == 0;
+    for (int64_t o = 0; o < total; o++) {
+        double acc = 0;
+        int64_t iacc = 0;
+        for (int i = 0; i < q.nsum; i++)
+            idx[q.sum[i]] = 0;
+        do {
+            if (empty_sum)
+                break;
+            double p = 1;
+            int64_t ip = 1;
+            for (int k = 0; k < nin; k++) {
+                int64_t off = 0;
+                for (int j = 0; j < nsl[k]; j++)
+                    off += idx[sl[k][j]] * st[k][j];
+                if (ints)
+                    ip *= gq_onnx_geti(in[k]->data, dt, off);
+                else
+                    p *= gq_onnx_getd(in[k]->data, dt, off);
+            }
+            acc += p, iacc += ip;
+        } while (s_next(idx, q.sum, q.nsum, q.size));
+        if (ints)
+            gq_onnx_seti(out->data, dt, o, iacc);
+        else
+            gq_onnx_setd(out->data, dt, o, acc);
+        s_next(idx, q.out, q.nout, q.size);
+    }
+    return GQ_OK;
+}
+
+const gq_onnx_kernel_t gq_onnx_kernels_einsum[] = {
+    {"Einsum", 12, s_einsum},
+};
+const int gq_onnx_kernels_einsum_count = GQ_ONNX_COUNT(gq_onnx_kernels_einsum);
