@@ -1,5 +1,6 @@
 /* ONNX kernels that rearrange or address data by index tuples, for any dtype:
- * DepthToSpace, SpaceToDepth, GatherND, ScatterElements, ScatterND, Compress; and LRN. */
+ * DepthToSpace, SpaceToDepth, GatherND, ScatterElements, ScatterND, Compress, Col2Im; and
+ * LRN. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,7 +352,96 @@ static gq_status s_lrn(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
     return GQ_OK;
 }
 
+/* Col2Im (opset 18): the inverse of im2col — every column of x [N, C * prod(block), L] added
+ * back into the image [N, C, *image_shape] at its block's place (overlaps sum; the
+ * overlap-add of an inverse STFT). f32 and f64. */
+static gq_status s_col2im(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                          gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)opset, (void)nout;
+    int64_t img[GQ_MAX_DIMS], blk[GQ_MAX_DIMS], dil[GQ_MAX_DIMS], pads[2 * GQ_MAX_DIMS],
+        st[GQ_MAX_DIMS], npos[GQ_MAX_DIMS];
+    int k, kb, nd, np, ns;
+    gq_status rc = gq_onnx_need(in, nin, 3, err, errlen);
+    if (rc || (rc = gq_onnx_ints(in[1], "image_shape", img, GQ_MAX_DIMS - 2, &k, err, errlen)) ||
+        (rc = gq_onnx_ints(in[2], "block_shape", blk, GQ_MAX_DIMS - 2, &kb, err, errlen)) ||
+        (rc = gq_onnx_attr_ints(n, "dilations", dil, GQ_MAX_DIMS, &nd, err, errlen)) ||
+        (rc = gq_onnx_attr_ints(n, "pads", pads, 2 * GQ_MAX_DIMS, &np, err, errlen)) ||
+        (rc = gq_onnx_attr_ints(n, "strides", st, GQ_MAX_DIMS, &ns, err, errlen)))
+        return rc;
+    const gq_tdesc_t *x = &in[0]->desc;
+    if (x->dtype != GQ_F32 && x->dtype != GQ_F64) {
+        gq_errf(err, errlen, "input is %s: f32 and f64 are supported", gq_dtype_name(x->dtype));
+        return GQ_EDTYPE;
+    }
+    if (kb != k || k < 1 || (nd >= 0 && nd != k) || (ns >= 0 && ns != k) ||
+        (np >= 0 && np != 2 * k) || x->ndim != 3) {
+        gq_errf(err, errlen, "image_shape has %d dims, block_shape %d, input rank %d (want 3)", k,
+                kb, x->ndim);
+        return GQ_ESHAPE;
+    }
+    int64_t B = 1, L = 1;
+    for (int d = 0; d < k; d++) {
+        dil[d] = nd < 0 ? 1 : dil[d], st[d] = ns < 0 ? 1 : st[d];
+        int64_t pb = np < 0 ? 0 : pads[d], pe = np < 0 ? 0 : pads[d + k];
+        pads[d] = pb;
+        int64_t span = dil[d] * (blk[d] - 1) + 1;
+        if (img[d] < 1 || blk[d] < 1 || dil[d] < 1 || st[d] < 1 || pb < 0 || pe < 0 ||
+            img[d] + pb + pe < span || img[d] > ((int64_t)1 << 31) || blk[d] > ((int64_t)1 << 31)) {
+            gq_errf(err, errlen,
+                    "dim %d: image %lld, block %lld, dilation %lld, stride %lld, pads "
+                    "%lld/%lld do not fit",
+                    d, (long long)img[d], (long long)blk[d], (long long)dil[d], (long long)st[d],
+                    (long long)pb, (long long)pe);
+            return GQ_EPARAM;
+        }
+        npos[d] = (img[d] + pb + pe - span) / st[d] + 1;
+        B *= blk[d], L *= npos[d];
+    }
+    if (x->shape[1] % B || x->shape[2] != L) {
+        gq_errf(err, errlen,
+                "input is [%lld, %lld, %lld]: want C x %lld block elements by %lld "
+                "block positions",
+                (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2],
+                (long long)B, (long long)L);
+        return GQ_ESHAPE;
+    }
+    int64_t C = x->shape[1] / B, isz = 1;
+    gq_tdesc_t od = {.dtype = x->dtype, .ndim = 2 + k, .shape = {x->shape[0], C}};
+    for (int d = 0; d < k; d++)
+        od.shape[2 + d] = img[d], isz *= img[d];
+    if ((rc = gq_onnx_out(out, &od, err, errlen)))
+        return rc;
+    memset(out->data, 0, out->nbytes);
+    bool f64 = x->dtype == GQ_F64;
+    for (int64_t nc = 0; nc < x->shape[0] * C; nc++)
+        for (int64_t b = 0; b < B; b++) {
+            int64_t kk[GQ_MAX_DIMS], rem = b;
+            for (int d = k - 1; d >= 0; d--)
+                kk[d] = rem % blk[d], rem /= blk[d];
+            const int64_t col = (nc * B + b) * L; /* row b of channel nc's block rows */
+            for (int64_t l = 0; l < L; l++) {
+                int64_t off = 0, r = l, mul = 1;
+                bool inside = true;
+                for (int d = k - 1; d >= 0; d--) { /* l's position per dim, last fastest */
+                    int64_t at = r % npos[d] * st[d] - pads[d] + kk[d] * dil[d];
+                    r /= npos[d];
+                    inside = inside && at >= 0 && at < img[d];
+                    off += at * mul, mul *= img[d];
+                }
+                if (!inside) /* a tap in the padding */
+                    continue;
+                if (f64)
+                    ((double *)out->data)[nc * isz + off] += ((const double *)in[0]->data)[col + l];
+                else
+                    ((float *)out->data)[nc * isz + off] += ((const float *)in[0]->data)[col + l];
+            }
+        }
+    return GQ_OK;
+}
+
 const gq_onnx_kernel_t gq_onnx_kernels_scatter[] = {
+    {"Col2Im", 18, s_col2im},
     {"DepthToSpace", 1, s_depth_to_space},
     {"SpaceToDepth", 1, s_space_to_depth},
     {"GatherND", 11, s_gather_nd},
