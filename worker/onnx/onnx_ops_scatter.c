@@ -396,9 +396,10 @@ static gq_status s_col2im(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *co
             return GQ_EPARAM;
         }
         npos[d] = (img[d] + pb + pe - span) / st[d] + 1;
-        B *= blk[d], L *= npos[d];
+        if (__builtin_mul_overflow(B, blk[d], &B) || __builtin_mul_overflow(L, npos[d], &L))
+            B = L = -1; /* matches no input */
     }
-    if (x->shape[1] % B || x->shape[2] != L) {
+    if (B < 1 || x->shape[1] % B || x->shape[2] != L) {
         gq_errf(err, errlen,
                 "input is [%lld, %lld, %lld]: want C x %lld block elements by %lld "
                 "block positions",
@@ -409,9 +410,11 @@ static gq_status s_col2im(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *co
     int64_t C = x->shape[1] / B, isz = 1;
     gq_tdesc_t od = {.dtype = x->dtype, .ndim = 2 + k, .shape = {x->shape[0], C}};
     for (int d = 0; d < k; d++)
-        od.shape[2 + d] = img[d], isz *= img[d];
-    if ((rc = gq_onnx_out(out, &od, err, errlen)))
+        od.shape[2 + d] = img[d];
+    if ((rc = gq_onnx_out(out, &od, err, errlen))) /* checks the image's size */
         return rc;
+    for (int d = 0; d < k; d++)
+        isz *= img[d];
     memset(out->data, 0, out->nbytes);
     bool f64 = x->dtype == GQ_F64;
     for (int64_t nc = 0; nc < x->shape[0] * C; nc++)
