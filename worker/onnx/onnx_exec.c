@@ -1,6 +1,7 @@
 /* The ONNX executor's planning (see onnx_exec.h): a plan per graph — the main graph's, and
- * one per If branch (a subgraph), whose names not defined inside are read from the
- * enclosing plan's values at run time. Runs are in onnx_run.c, fusion in onnx_fuse.c. */
+ * one per subgraph (If's branches, Loop's and Scan's body), whose names not defined inside
+ * are read from the enclosing plan's values at run time. Runs are in onnx_run.c, fusion in
+ * onnx_fuse.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,16 +47,18 @@ bool gq_onnx_op_supported(const char *op_type, int opset)
     return gq_onnx_kernel_find(op_type, opset) != NULL;
 }
 
-/* If never reaches its kernel: the executor runs the chosen branch (s_run_if). */
-static gq_status s_if_kernel(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
-                             gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+/* If, Loop and Scan never reach their kernel: the executor runs their subgraphs
+ * (onnx_run.c). Scan before opset 9 (a batch axis, sequence_lens) is not supported. */
+static gq_status s_ctrl_kernel(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
+                               int nin, gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
     (void)n, (void)opset, (void)in, (void)nin, (void)out, (void)nout;
-    gq_errf(err, errlen, "If without planned branches");
+    gq_errf(err, errlen, "a control-flow op without planned subgraphs");
     return GQ_EFORMAT;
 }
 
-const gq_onnx_kernel_t gq_onnx_kernels_ctrl[] = {{"If", 1, s_if_kernel}};
+const gq_onnx_kernel_t gq_onnx_kernels_ctrl[] = {
+    {"If", 1, s_ctrl_kernel}, {"Loop", 1, s_ctrl_kernel}, {"Scan", 9, s_ctrl_kernel}};
 const int gq_onnx_kernels_ctrl_count = GQ_ONNX_COUNT(gq_onnx_kernels_ctrl);
 
 /* The slot of name, created when create is set; -1 when absent (or out of memory). */
@@ -169,23 +172,26 @@ static gq_status s_plan_inputs(gq_onnx_plan_t *p, const Onnx__GraphProto *g, cha
     return GQ_OK;
 }
 
-/* Plans both branches of If step st and adds the outer values they read to its inputs. */
-static gq_status s_plan_if(gq_onnx_plan_t *p, gq_onnx_step_t *st, const gq_onnx_plan_opts_t *opts,
-                           char *err, size_t errlen)
+/* Plans the subgraphs of control-flow step st (If: both branches; Loop, Scan: the body) and
+ * adds the outer values they read to its inputs. */
+static gq_status s_plan_sub(gq_onnx_plan_t *p, gq_onnx_step_t *st, const gq_onnx_plan_opts_t *opts,
+                            char *err, size_t errlen)
 {
-    static const char *attr[2] = {"then_branch", "else_branch"};
+    static const char *if_attr[2] = {"then_branch", "else_branch"}, *body_attr[1] = {"body"};
+    bool is_if = !strcmp(st->node->op_type, "If");
+    const char **attr = is_if ? if_attr : body_attr;
     gq_status rc = GQ_OK;
-    for (int b = 0; b < 2; b++) {
+    for (int b = 0; b < (is_if ? 2 : 1); b++) {
         const Onnx__AttributeProto *a = gq_onnx_attr(st->node, attr[b]);
         char serr[GQ_ERRLEN * 2];
         if (!a || !a->g) {
-            gq_errf(err, errlen, "node '%s' (If): no %s graph", gq_onnx_node_name(st->node),
-                    attr[b]);
+            gq_errf(err, errlen, "node '%s' (%s): no %s graph", gq_onnx_node_name(st->node),
+                    st->node->op_type, attr[b]);
             return GQ_EFORMAT;
         }
         if (!(st->branch[b] = s_plan_graph(p->model, a->g, p, opts, &rc, serr, sizeof serr))) {
-            gq_errf(err, errlen, "node '%s' (If) %s: %s", gq_onnx_node_name(st->node), attr[b],
-                    serr);
+            gq_errf(err, errlen, "node '%s' (%s) %s: %s", gq_onnx_node_name(st->node),
+                    st->node->op_type, attr[b], serr);
             return rc;
         }
         const gq_onnx_plan_t *br = st->branch[b];
@@ -206,7 +212,7 @@ static gq_status s_plan_if(gq_onnx_plan_t *p, gq_onnx_step_t *st, const gq_onnx_
     return GQ_OK;
 }
 
-/* Each node's kernel, output slots, then input slots (and If branches). */
+/* Each node's kernel, output slots, then input slots (and the subgraphs of If, Loop and Scan). */
 static gq_status s_plan_nodes(gq_onnx_plan_t *p, const Onnx__GraphProto *g, gq_onnx_step_t *nodes,
                               const gq_onnx_plan_opts_t *opts, char *err, size_t errlen)
 {
@@ -240,8 +246,10 @@ static gq_status s_plan_nodes(gq_onnx_plan_t *p, const Onnx__GraphProto *g, gq_o
             if ((st->in[i] = *name ? s_resolve(p, name) : -1) == -2)
                 return GQ_ENOMEM;
         }
-        gq_status rc =
-            strcmp(st->node->op_type, "If") ? GQ_OK : s_plan_if(p, st, opts, err, errlen);
+        const char *op = st->node->op_type;
+        gq_status rc = strcmp(op, "If") && strcmp(op, "Loop") && strcmp(op, "Scan")
+                           ? GQ_OK
+                           : s_plan_sub(p, st, opts, err, errlen);
         if (rc)
             return rc;
     }

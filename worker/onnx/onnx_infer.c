@@ -230,7 +230,8 @@ static gq_onnx_shape_fn s_lookup(const char *op)
 
 bool gq_onnx_infer_has_fn(const char *op_type)
 {
-    return s_lookup(op_type) != NULL || !strcmp(op_type, "If");
+    return s_lookup(op_type) != NULL || !strcmp(op_type, "If") || !strcmp(op_type, "Loop") ||
+           !strcmp(op_type, "Scan");
 }
 
 /* ---- the walk ---- */
@@ -312,6 +313,37 @@ static gq_status s_infer_if(const gq_onnx_step_t *st, const gq_onnx_info_t *info
     return rc;
 }
 
+/* Loop and Scan: element types from the body; a carried value keeps its rank (its dims may
+ * change between iterations), a scan output gains a dim of unknown length. */
+static gq_status s_infer_body(const gq_onnx_step_t *st, const gq_onnx_info_t *info,
+                              gq_onnx_syms_t *syms, gq_onnx_info_t *out, char *err, size_t errlen)
+{
+    const gq_onnx_plan_t *b = st->branch[0];
+    bool loop = !strcmp(st->node->op_type, "Loop");
+    int nstate = loop ? st->nin - 2 : st->nin - (int)gq_onnx_attr_int(st->node,
+                                                                      "num_scan_inputs", 0);
+    int skip = loop ? 1 : 0; /* Loop's body gives its condition first */
+    gq_onnx_bind_t none = {0};
+    gq_onnx_info_t *bi = calloc((size_t)b->nslots + 1, sizeof *bi);
+    if (!bi) {
+        gq_errf(err, errlen, "out of memory");
+        return GQ_ENOMEM;
+    }
+    gq_status rc = gq_onnx_infer(b, info, &none, syms, bi, NULL, NULL, err, errlen);
+    for (int o = 0; o < st->nout && !rc; o++) {
+        int bo = o + skip;
+        if (bo >= b->noutputs || b->outputs[bo] < 0)
+            continue;
+        const gq_onnx_info_t *v = &bi[b->outputs[bo]];
+        bool scanned = o >= nstate;
+        s_rank(&out[o], v->dtype, v->rank < 0 || v->rank + scanned > GQ_MAX_DIMS
+                                      ? -1
+                                      : v->rank + scanned);
+    }
+    free(bi);
+    return rc;
+}
+
 /* Outputs no kernel could make (negative or huge dims, too many) become unknown. */
 static void s_sanitize(gq_onnx_info_t *v)
 {
@@ -380,8 +412,10 @@ gq_status gq_onnx_infer(const gq_onnx_plan_t *p, const gq_onnx_info_t *parent_in
                                  .errlen = sizeof cause};
         cause[0] = '\0';
         gq_onnx_shape_fn fn = st->branch[0] ? NULL : s_lookup(st->node->op_type);
-        if (st->branch[0])
+        if (st->branch[0] && st->branch[1])
             rc = s_infer_if(st, info, syms, out, cause, sizeof cause);
+        else if (st->branch[0])
+            rc = s_infer_body(st, info, syms, out, cause, sizeof cause);
         else if (fn && st->nout > 0)
             rc = fn(&c);
         if (rc)

@@ -117,7 +117,8 @@ static gq_status s_memory(const gq_onnx_plan_t *p, const gq_onnx_info_t *parent_
         }
         gq_onnx_mem_t bm[2];
         gq_onnx_bind_t none = {0};
-        for (int br = 0; br < 2 && st->branch[0] && !rc; br++)
+        bm[1] = (gq_onnx_mem_t){0}; /* Loop and Scan have one subgraph, their body */
+        for (int br = 0; br < 2 && st->branch[br] && !rc; br++)
             rc = s_memory(st->branch[br], info, &none, syms, &bm[br], err, errlen);
         if (st->branch[0] && !rc) { /* the branch that runs: the larger */
             int w = bm[1].peak_bytes > bm[0].peak_bytes;
@@ -173,11 +174,11 @@ static void s_print(const gq_onnx_plan_t *p, const gq_onnx_info_t *info, gq_onnx
             fprintf(f, "%s %s", o ? "," : "",
                     st->out[o] < 0 ? "-" : gq_onnx_info_str(&info[st->out[o]], syms, t, sizeof t));
         fprintf(f, "\n");
-        for (int b = 0; b < 2 && st->branch[0]; b++) {
+        for (int b = 0; b < 2 && st->branch[b]; b++) {
             gq_onnx_info_t *bi = NULL;
             gq_onnx_bind_t none = {0};
             char err[GQ_ERRLEN];
-            fprintf(f, "%*s     %s:\n", ind, "", b ? "else" : "then");
+            fprintf(f, "%*s     %s:\n", ind, "", !st->branch[1] ? "body" : b ? "else" : "then");
             if (s_infer(st->branch[b], info, &none, syms, &bi, err, sizeof err)) {
                 fprintf(f, "%*s%s\n", ind + 6, "", err);
                 continue;

@@ -12,9 +12,10 @@ typedef struct {
     const gq_onnx_kernel_t *k;
     const Onnx__NodeProto *node;
     int *in, nin;  /* slots; -1 for an omitted optional input */
-    int nimplicit; /* If: outer values its branches read, as slots in[nin .. nin + nimplicit) */
+    int nimplicit; /* If, Loop, Scan: outer values their subgraphs read, as slots
+                      in[nin .. nin + nimplicit) */
     int *out, nout;
-    gq_onnx_plan_t *branch[2]; /* If: then, else */
+    gq_onnx_plan_t *branch[2]; /* If: then, else; Loop, Scan: the body, NULL */
     uint64_t ns, runs;         /* time in the kernel, summed over runs (profiling) */
 } gq_onnx_step_t;
 

@@ -1,5 +1,6 @@
 /* Runs of a plan: values per slot, freed to the plan's buffer pool after their last
- * reader; If steps run the branch their condition picks as a sub-plan reading outer values.
+ * reader; If steps run the branch their condition picks as a sub-plan reading outer values,
+ * Loop and Scan steps run their body once per iteration the same way.
  * With an accelerator (onnx_accel.h) the steps it claims run on its device and their values
  * stay there until a CPU kernel (or the caller) reads them. */
 #include <stdio.h>
@@ -160,8 +161,56 @@ static void s_env_free(const gq_onnx_plan_t *p, s_env_t *e)
 
 static gq_status s_run_steps(gq_onnx_plan_t *p, s_env_t *e, char *err, size_t errlen);
 
-/* Runs the branch of If step st that its condition picks; outs get the branch outputs
- * (moved when the branch owns them, copied otherwise). */
+/* *dst = src without its ownership or device copy (the run that owns src frees both). */
+static void s_borrow(gq_onnx_val_t *dst, const gq_onnx_val_t *src)
+{
+    *dst = *src;
+    dst->owned = false;
+    dst->dev = NULL;
+    dst->dev_only = false;
+}
+
+/* Binds the outer values subgraph b reads from p's run e into b's run be (borrowed; on the
+ * host: s_place_inputs read them back). */
+static gq_status s_bind_outer(const gq_onnx_plan_t *p, const gq_onnx_plan_t *b, const s_env_t *e,
+                              s_env_t *be, char *err, size_t errlen)
+{
+    for (int i = 0; i < b->nouter; i++) {
+        int os = b->outer[i], ps = gq_onnx_plan_slot((gq_onnx_plan_t *)p, b->names[os], false);
+        if (ps < 0 || !e->set[ps]) {
+            gq_errf(err, errlen, "the subgraph reads '%s', which has no value", b->names[os]);
+            return GQ_EFORMAT;
+        }
+        s_borrow(&be->vals[os], &e->vals[ps]);
+        be->set[os] = true;
+    }
+    return GQ_OK;
+}
+
+/* Subgraph b's output o of run be into *dst, owned: moved when the run owns it, copied when
+ * it is borrowed (an outer value or an input passed through). */
+static gq_status s_take(const gq_onnx_plan_t *b, s_env_t *be, int o, gq_onnx_val_t *dst, char *err,
+                        size_t errlen)
+{
+    int s = o < b->noutputs ? b->outputs[o] : -1;
+    gq_onnx_val_t *v = s >= 0 && be->set[s] ? &be->vals[s] : NULL;
+    memset(dst, 0, sizeof *dst);
+    if (!v) {
+        gq_errf(err, errlen, "subgraph output %d has no value", o);
+        return GQ_EFORMAT;
+    }
+    if (v->owned) {
+        *dst = *v;
+        v->owned = false;
+        return GQ_OK;
+    }
+    gq_status rc = gq_onnx_out(dst, &v->desc, err, errlen);
+    if (!rc)
+        GQ_ONNX_COPY(dst->data, v->data, v->nbytes);
+    return rc;
+}
+
+/* Runs the branch of If step st that its condition picks; outs get the branch outputs. */
 static gq_status s_run_if(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, const s_env_t *e,
                           gq_onnx_val_t *const *in, gq_onnx_val_t *outs, char *err, size_t errlen)
 {
@@ -178,35 +227,340 @@ static gq_status s_run_if(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, con
     }
     if ((rc = s_env_new(b, &be, err, errlen)))
         return rc;
-    for (int i = 0; i < b->nouter && !rc; i++) { /* outer values, borrowed */
-        int os = b->outer[i], ps = gq_onnx_plan_slot((gq_onnx_plan_t *)p, b->names[os], false);
-        if (ps < 0 || !e->set[ps]) {
-            gq_errf(err, errlen, "the branch reads '%s', which has no value", b->names[os]);
-            rc = GQ_EFORMAT;
-            break;
-        }
-        be.vals[os] = e->vals[ps]; /* on the host: s_run_step read it back */
-        be.vals[os].owned = false;
-        be.vals[os].dev = NULL;
-        be.vals[os].dev_only = false;
-        be.set[os] = true;
-    }
-    if (!rc)
+    if (!(rc = s_bind_outer(p, b, e, &be, err, errlen)))
         rc = s_run_steps(b, &be, err, errlen);
-    for (int o = 0; o < b->noutputs && !rc; o++) {
-        gq_onnx_val_t *v = b->outputs[o] >= 0 ? &be.vals[b->outputs[o]] : NULL;
-        if (!v || !be.set[b->outputs[o]]) {
-            gq_errf(err, errlen, "branch output %d has no value", o);
-            rc = GQ_EFORMAT;
-        } else if (v->owned) {
-            outs[o] = *v;
-            v->owned = false;
-        } else if (!(rc = gq_onnx_out(&outs[o], &v->desc, err, errlen))) {
-            GQ_ONNX_COPY(outs[o].data, v->data, v->nbytes);
-        }
-    }
+    for (int o = 0; o < b->noutputs && !rc; o++)
+        rc = s_take(b, &be, o, &outs[o], err, errlen);
     s_env_free(b, &be);
     return rc;
+}
+
+/* Iterations one Loop or Scan may run: a loop without a trip count whose condition never
+ * turns false would otherwise hold the worker for good. */
+#define S_MAX_ITERS ((int64_t)1 << 20)
+
+/* Values gathered over iterations (a scan output). */
+typedef struct {
+    gq_onnx_val_t *v;
+    int64_t n, cap;
+} s_list_t;
+
+static gq_status s_list_push(s_list_t *l, gq_onnx_val_t *v, char *err, size_t errlen)
+{
+    if (l->n && !gq_tdesc_equal(&l->v[0].desc, &v->desc)) {
+        char a[96], b[96];
+        gq_errf(err, errlen, "a scan output is %s in iteration %lld, %s in the first",
+                gq_tdesc_str(&v->desc, a, sizeof a), (long long)l->n,
+                gq_tdesc_str(&l->v[0].desc, b, sizeof b));
+        return GQ_ESHAPE;
+    }
+    if (l->n == l->cap) {
+        int64_t cap = l->cap ? 2 * l->cap : 16;
+        gq_onnx_val_t *nv = realloc(l->v, (size_t)cap * sizeof *nv);
+        if (!nv) {
+            gq_errf(err, errlen, "out of memory gathering a scan output");
+            return GQ_ENOMEM;
+        }
+        l->v = nv, l->cap = cap;
+    }
+    l->v[l->n++] = *v;
+    memset(v, 0, sizeof *v);
+    return GQ_OK;
+}
+
+static void s_list_free(const gq_onnx_plan_t *p, s_list_t *l)
+{
+    for (int64_t i = 0; i < l->n; i++)
+        s_release(p, &l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* out = the list's values stacked along a new axis (reversed when rev): [..., n, ...]. With
+ * no values, an empty [0] of dtype dt. */
+static gq_status s_stack(const s_list_t *l, int axis, bool rev, gq_dtype_t dt, gq_onnx_val_t *out,
+                         char *err, size_t errlen)
+{
+    gq_tdesc_t od = {.dtype = dt, .ndim = 1, .shape = {0}};
+    if (l->n) {
+        const gq_tdesc_t *ed = &l->v[0].desc;
+        if (axis < 0 || axis > ed->ndim || ed->ndim >= GQ_MAX_DIMS) {
+            gq_errf(err, errlen, "scan output axis %d for rank %d", axis, ed->ndim);
+            return GQ_EPARAM;
+        }
+        od = *ed;
+        od.ndim = ed->ndim + 1;
+        for (int d = ed->ndim; d > axis; d--)
+            od.shape[d] = ed->shape[d - 1];
+        od.shape[axis] = l->n;
+    }
+    gq_status rc = gq_onnx_out(out, &od, err, errlen);
+    if (rc || !l->n)
+        return rc;
+    int64_t outer = 1;
+    for (int d = 0; d < axis; d++)
+        outer *= od.shape[d];
+    size_t inner = outer ? l->v[0].nbytes / (size_t)outer : 0;
+    for (int64_t t = 0; t < l->n; t++) {
+        int64_t j = rev ? l->n - 1 - t : t;
+        for (int64_t o = 0; o < outer; o++)
+            GQ_ONNX_COPY((char *)out->data + ((size_t)(o * l->n + j)) * inner,
+                         (const char *)l->v[t].data + (size_t)o * inner, inner);
+    }
+    return GQ_OK;
+}
+
+/* A bool or integer scalar of a subgraph's run into slot s. */
+static gq_status s_set_scalar(s_env_t *be, int s, gq_dtype_t dt, int64_t v, char *err,
+                              size_t errlen)
+{
+    gq_tdesc_t d = {.dtype = dt, .ndim = 0};
+    gq_status rc = gq_onnx_out(&be->vals[s], &d, err, errlen);
+    if (!rc)
+        gq_onnx_seti(be->vals[s].data, dt, 0, v), be->set[s] = true;
+    return rc;
+}
+
+/* Whether v holds one element that is not 0 (a condition). */
+static gq_status s_truth(const gq_onnx_val_t *v, const char *what, bool *t, char *err,
+                         size_t errlen)
+{
+    if (!v || gq_tdesc_numel(&v->desc) != 1 || !gq_onnx_dtype_real(v->desc.dtype)) {
+        gq_errf(err, errlen, "%s must be one bool", what);
+        return GQ_ESHAPE;
+    }
+    *t = gq_onnx_getd(v->data, v->desc.dtype, 0) != 0;
+    return GQ_OK;
+}
+
+/* Loop: inputs M (trip count, optional), cond (optional), N carried values; the body takes
+ * (iteration, cond, N carried) and gives (cond, N carried, K scan values); outs get the N
+ * final values and the K scan outputs stacked along a new first axis. */
+static gq_status s_run_loop(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, const s_env_t *e,
+                            gq_onnx_val_t *const *in, gq_onnx_val_t *outs, char *err, size_t errlen)
+{
+    gq_onnx_plan_t *b = st->branch[0];
+    int N = st->nin - 2, K = b->noutputs - 1 - N;
+    if (N < 0 || K < 0 || b->ninputs != N + 2 || st->nout != N + K) {
+        gq_errf(err, errlen,
+                "the body takes %d inputs and gives %d outputs; the node has %d inputs and %d "
+                "outputs",
+                b->ninputs, b->noutputs, st->nin, st->nout);
+        return GQ_EFORMAT;
+    }
+    int64_t trips = INT64_MAX;
+    bool cond = true;
+    gq_status rc = GQ_OK;
+    if (in[0] && (gq_tdesc_numel(&in[0]->desc) != 1 || !gq_onnx_dtype_int(in[0]->desc.dtype))) {
+        gq_errf(err, errlen, "the trip count M must be one integer");
+        return GQ_ESHAPE;
+    }
+    if (in[0])
+        trips = gq_onnx_geti(in[0]->data, in[0]->desc.dtype, 0);
+    if (in[1] && (rc = s_truth(in[1], "the condition", &cond, err, errlen)))
+        return rc;
+    gq_onnx_val_t carry[GQ_MAX_INPUTS * 4];
+    s_list_t scan[GQ_MAX_OUTPUTS];
+    memset(scan, 0, sizeof scan);
+    for (int i = 0; i < N; i++) { /* borrowed until the first iteration replaces them */
+        if (!in[2 + i]) {
+            gq_errf(err, errlen, "loop-carried value %d is missing", i);
+            return GQ_EFORMAT;
+        }
+        s_borrow(&carry[i], in[2 + i]);
+    }
+    int64_t it = 0;
+    for (; !rc && it < trips && cond; it++) {
+        s_env_t be;
+        if (it >= S_MAX_ITERS) {
+            gq_errf(err, errlen, "over %lld iterations", (long long)S_MAX_ITERS);
+            rc = GQ_ETOOBIG;
+            break;
+        }
+        if ((rc = s_env_new(b, &be, err, errlen)))
+            break;
+        if (!(rc = s_bind_outer(p, b, e, &be, err, errlen)) &&
+            !(rc = s_set_scalar(&be, b->inputs[0], GQ_I64, it, err, errlen)) &&
+            !(rc = s_set_scalar(&be, b->inputs[1], GQ_BOOL, cond, err, errlen))) {
+            for (int i = 0; i < N; i++) {
+                s_borrow(&be.vals[b->inputs[2 + i]], &carry[i]);
+                be.set[b->inputs[2 + i]] = true;
+            }
+            rc = s_run_steps(b, &be, err, errlen);
+        }
+        int c = b->outputs[0];
+        if (!rc)
+            rc = s_truth(c >= 0 && be.set[c] ? &be.vals[c] : NULL, "the body's condition", &cond,
+                         err, errlen);
+        for (int i = 0; i < N && !rc; i++) { /* taken before the old value goes */
+            gq_onnx_val_t nv;
+            if (!(rc = s_take(b, &be, 1 + i, &nv, err, errlen))) {
+                s_release(p, &carry[i]);
+                carry[i] = nv;
+            }
+        }
+        for (int k = 0; k < K && !rc; k++) {
+            gq_onnx_val_t v;
+            if (!(rc = s_take(b, &be, 1 + N + k, &v, err, errlen)) &&
+                (rc = s_list_push(&scan[k], &v, err, errlen)))
+                s_release(p, &v);
+        }
+        s_env_free(b, &be);
+    }
+    for (int i = 0; i < N && !rc; i++) {
+        if (carry[i].owned) {
+            outs[i] = carry[i];
+            carry[i].owned = false;
+        } else if (!(rc = gq_onnx_out(&outs[i], &carry[i].desc, err, errlen))) {
+            GQ_ONNX_COPY(outs[i].data, carry[i].data, carry[i].nbytes);
+        }
+    }
+    for (int k = 0; k < K && !rc; k++)
+        rc = s_stack(&scan[k], 0, false, GQ_F32, &outs[N + k], err, errlen);
+    for (int i = 0; i < N; i++)
+        s_release(p, &carry[i]);
+    for (int k = 0; k < K; k++)
+        s_list_free(p, &scan[k]);
+    return rc;
+}
+
+/* The attribute name's ints for n values (default 0 each); GQ_EPARAM when of another count. */
+static gq_status s_scan_ints(const Onnx__NodeProto *nd, const char *name, int64_t *v, int n,
+                             char *err, size_t errlen)
+{
+    int got;
+    gq_status rc = gq_onnx_attr_ints(nd, name, v, GQ_MAX_OUTPUTS, &got, err, errlen);
+    if (!rc && got >= 0 && got != n) {
+        gq_errf(err, errlen, "%s has %d values for %d scans", name, got, n);
+        rc = GQ_EPARAM;
+    }
+    for (int i = 0; !rc && got < 0 && i < n; i++)
+        v[i] = 0;
+    return rc;
+}
+
+/* Scan (opset 9+): inputs N initial states and M sequences; the body takes (N states, M
+ * slices) and gives (N states, K scan values); outs get the N final states and the K scan
+ * outputs. Slices run along scan_input_axes (reversed where scan_input_directions is 1),
+ * outputs stack along scan_output_axes (reversed where scan_output_directions is 1). */
+static gq_status s_run_scan(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, const s_env_t *e,
+                            gq_onnx_val_t *const *in, gq_onnx_val_t *outs, char *err, size_t errlen)
+{
+    gq_onnx_plan_t *b = st->branch[0];
+    int M = (int)gq_onnx_attr_int(st->node, "num_scan_inputs", 0), N = st->nin - M;
+    int K = b->noutputs - N;
+    int64_t iax[GQ_MAX_OUTPUTS], idir[GQ_MAX_OUTPUTS], oax[GQ_MAX_OUTPUTS], odir[GQ_MAX_OUTPUTS];
+    if (M < 1 || N < 0 || K < 0 || M > GQ_MAX_OUTPUTS || K > GQ_MAX_OUTPUTS ||
+        b->ninputs != N + M || st->nout != N + K) {
+        gq_errf(err, errlen,
+                "num_scan_inputs %d: the body takes %d inputs and gives %d outputs; the node "
+                "has %d inputs and %d outputs",
+                M, b->ninputs, b->noutputs, st->nin, st->nout);
+        return GQ_EFORMAT;
+    }
+    gq_status rc;
+    if ((rc = s_scan_ints(st->node, "scan_input_axes", iax, M, err, errlen)) ||
+        (rc = s_scan_ints(st->node, "scan_input_directions", idir, M, err, errlen)) ||
+        (rc = s_scan_ints(st->node, "scan_output_axes", oax, K, err, errlen)) ||
+        (rc = s_scan_ints(st->node, "scan_output_directions", odir, K, err, errlen)))
+        return rc;
+    int64_t T = -1;
+    for (int j = 0; j < M; j++) {
+        const gq_onnx_val_t *x = in[N + j];
+        if (!x || (rc = gq_onnx_axis(iax[j], x->desc.ndim, &iax[j], err, errlen)))
+            return rc ? rc : GQ_EFORMAT;
+        if (T >= 0 && x->desc.shape[iax[j]] != T) {
+            gq_errf(err, errlen, "scan input %d has %lld steps, the first %lld", j,
+                    (long long)x->desc.shape[iax[j]], (long long)T);
+            return GQ_ESHAPE;
+        }
+        T = x->desc.shape[iax[j]];
+    }
+    gq_onnx_val_t carry[GQ_MAX_INPUTS * 4];
+    s_list_t scan[GQ_MAX_OUTPUTS];
+    memset(scan, 0, sizeof scan);
+    for (int i = 0; i < N; i++) {
+        if (!in[i]) {
+            gq_errf(err, errlen, "state %d is missing", i);
+            return GQ_EFORMAT;
+        }
+        s_borrow(&carry[i], in[i]);
+    }
+    for (int64_t t = 0; !rc && t < T; t++) {
+        s_env_t be;
+        if ((rc = s_env_new(b, &be, err, errlen)))
+            break;
+        rc = s_bind_outer(p, b, e, &be, err, errlen);
+        for (int i = 0; i < N && !rc; i++) {
+            s_borrow(&be.vals[b->inputs[i]], &carry[i]);
+            be.set[b->inputs[i]] = true;
+        }
+        for (int j = 0; j < M && !rc; j++) { /* slice t of sequence j, its axis dropped */
+            const gq_onnx_val_t *x = in[N + j];
+            int ax = (int)iax[j];
+            int64_t at = idir[j] ? T - 1 - t : t, outer = 1;
+            gq_tdesc_t sd = x->desc;
+            for (int d = 0; d < ax; d++)
+                outer *= sd.shape[d];
+            for (int d = ax; d + 1 < sd.ndim; d++)
+                sd.shape[d] = sd.shape[d + 1];
+            sd.ndim--;
+            gq_onnx_val_t *v = &be.vals[b->inputs[N + j]];
+            if ((rc = gq_onnx_out(v, &sd, err, errlen)))
+                break;
+            be.set[b->inputs[N + j]] = true;
+            size_t inner = outer ? v->nbytes / (size_t)outer : 0;
+            for (int64_t o = 0; o < outer; o++)
+                GQ_ONNX_COPY((char *)v->data + (size_t)o * inner,
+                             (const char *)x->data + (size_t)(o * T + at) * inner, inner);
+        }
+        if (!rc)
+            rc = s_run_steps(b, &be, err, errlen);
+        for (int i = 0; i < N && !rc; i++) {
+            gq_onnx_val_t nv;
+            if (!(rc = s_take(b, &be, i, &nv, err, errlen))) {
+                s_release(p, &carry[i]);
+                carry[i] = nv;
+            }
+        }
+        for (int k = 0; k < K && !rc; k++) {
+            gq_onnx_val_t v;
+            if (!(rc = s_take(b, &be, N + k, &v, err, errlen)) &&
+                (rc = s_list_push(&scan[k], &v, err, errlen)))
+                s_release(p, &v);
+        }
+        s_env_free(b, &be);
+    }
+    for (int i = 0; i < N && !rc; i++) {
+        if (carry[i].owned) {
+            outs[i] = carry[i];
+            carry[i].owned = false;
+        } else if (!(rc = gq_onnx_out(&outs[i], &carry[i].desc, err, errlen))) {
+            GQ_ONNX_COPY(outs[i].data, carry[i].data, carry[i].nbytes);
+        }
+    }
+    for (int k = 0; k < K && !rc; k++) {
+        int64_t ax = oax[k];
+        int rank = scan[k].n ? scan[k].v[0].desc.ndim + 1 : 1;
+        if ((rc = gq_onnx_axis(ax, rank, &ax, err, errlen)))
+            break;
+        rc = s_stack(&scan[k], (int)ax, odir[k] != 0, GQ_F32, &outs[N + k], err, errlen);
+    }
+    for (int i = 0; i < N; i++)
+        s_release(p, &carry[i]);
+    for (int k = 0; k < K; k++)
+        s_list_free(p, &scan[k]);
+    return rc;
+}
+
+/* Runs control-flow step st (If, Loop or Scan) through its subgraphs. */
+static gq_status s_run_ctrl(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, const s_env_t *e,
+                            gq_onnx_val_t *const *in, gq_onnx_val_t *outs, char *err, size_t errlen)
+{
+    const char *op = st->node->op_type;
+    return !strcmp(op, "If")     ? s_run_if(p, st, e, in, outs, err, errlen)
+           : !strcmp(op, "Loop") ? s_run_loop(p, st, e, in, outs, err, errlen)
+                                 : s_run_scan(p, st, e, in, outs, err, errlen);
 }
 
 /* Brings step k's inputs where it runs: to the device for a claimed step (constants once
@@ -273,7 +627,7 @@ static gq_status s_run_step(gq_onnx_plan_t *p, int k, s_env_t *e, char *err, siz
         rc = acc ? p->accel->ops->run(p->accel_plan, k, ins, st->nin, outs, st->nout, kerr,
                                       sizeof kerr)
              : st->branch[0]
-                 ? s_run_if(p, st, e, ins, outs, kerr, sizeof kerr)
+                 ? s_run_ctrl(p, st, e, ins, outs, kerr, sizeof kerr)
                  : st->k->fn(st->node, p->opset, ins, st->nin, outs, st->nout, kerr, sizeof kerr);
     if (!rc && acc && p->profile)
         rc = p->accel->ops->sync(p->accel_plan, kerr, sizeof kerr);
