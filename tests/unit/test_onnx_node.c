@@ -135,6 +135,29 @@ static int s_compare(const gq_view_t *got, const gq_tdesc_t *wd, const void *wan
     return 0;
 }
 
+/* Tests whose expected outputs come from ONNX's reference implementation where it departs
+ * from the operator's spec and from onnxruntime, which gq follows: skipped, with why. */
+static const struct {
+    const char *test, *why;
+} s_diverge[] = {
+    {"test_qlinearmatmul_2D_int8_float16", "the reference wraps out-of-range int8 results; "
+                                           "the spec and onnxruntime saturate (-236 -> -128)"},
+    {"test_qlinearmatmul_2D_int8_float32", "the reference wraps out-of-range int8 results; "
+                                           "the spec and onnxruntime saturate (-236 -> -128)"},
+    {"test_qlinearmatmul_3D_int8_float16", "the reference wraps out-of-range int8 results; "
+                                           "the spec and onnxruntime saturate"},
+    {"test_qlinearmatmul_3D_int8_float32", "the reference wraps out-of-range int8 results; "
+                                           "the spec and onnxruntime saturate"},
+};
+
+static const char *s_diverges(const char *test)
+{
+    for (size_t i = 0; i < sizeof s_diverge / sizeof s_diverge[0]; i++)
+        if (!strcmp(s_diverge[i].test, test))
+            return s_diverge[i].why;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *root = getenv("GQ_ONNX_TESTDATA") ? getenv("GQ_ONNX_TESTDATA") : S_TESTDATA;
@@ -173,6 +196,12 @@ int main(int argc, char **argv)
     int passed = 0, failed = 0, skipped = 0;
     for (size_t t = 0; t < nn; t++) {
         char path[1024], err[512] = "", why[512] = "";
+        if (s_diverges(names[t])) {
+            if (list)
+                fprintf(list, "skip %s  # %s\n", names[t], s_diverges(names[t]));
+            skipped++;
+            continue;
+        }
         snprintf(path, sizeof path, "%s/%s/model.onnx", root, names[t]);
         gq_status rc;
         gq_onnx_model_t *m = gq_onnx_model_load(path, NULL, &rc, err, sizeof err);
