@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "par.h"
 #include "util.h"
 #include "worker.h"
 
@@ -21,6 +22,10 @@ static void s_usage(FILE *f)
                "  --broker EP        broker's worker endpoint (default tcp://127.0.0.1:5556)\n"
                "  --name NAME        worker name (default host:pid)\n"
                "  --threads N        compute threads (default: online CPUs)\n"
+               "  --onnx-threads N   threads one job's ONNX CPU kernels and GEMMs may use: the\n"
+               "                     job's compute thread and N - 1 pool threads shared by all\n"
+               "                     jobs (env GQ_THREADS; default: online CPUs / threads, at\n"
+               "                     least 1)\n"
                "  --credits N        jobs in flight from the broker (default 4 x threads)\n"
                "  --urgent-threads N more threads that run only realtime and interactive jobs\n"
                "                     (default 1; 0: none)\n"
@@ -48,6 +53,7 @@ int main(int argc, char **argv)
     gq_log_init("gpuq-worker");
     gq_log_level_t level;
     cfg.backends = getenv("GQ_BACKENDS");
+    int onnx_threads = 0; /* 0: GQ_THREADS, else online CPUs / compute threads */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long long n = 0;
@@ -79,6 +85,8 @@ int main(int argc, char **argv)
             cfg.name = v;
         else if (!strcmp(a, "--threads") && !gq_parse_int(v, 1, 1024, &n))
             cfg.threads = (int)n;
+        else if (!strcmp(a, "--onnx-threads") && !gq_parse_int(v, 1, 256, &n))
+            onnx_threads = (int)n;
         else if (!strcmp(a, "--urgent-threads") && !gq_parse_int(v, 0, 64, &n))
             cfg.urgent_threads = (int)n;
         else if (!strcmp(a, "--bulk-nice") && !gq_parse_int(v, 0, 19, &n))
@@ -97,6 +105,13 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* Intra-op threads: with every compute thread busy the kernels' pool threads add at most
+     * CPUs / threads - 1 runnable threads, and by default none when threads = CPUs. */
+    const char *env = getenv("GQ_THREADS");
+    if (!onnx_threads && !(env && *env))
+        onnx_threads = ncpu > cfg.threads ? (int)(ncpu / cfg.threads) : 1;
+    if (onnx_threads)
+        gq_par_set_threads(onnx_threads);
     char err[256];
     s_worker = gq_worker_new(&cfg, err, sizeof err);
     if (!s_worker) {

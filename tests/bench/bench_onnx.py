@@ -2,17 +2,20 @@
 run, on the models of tests/py/check_onnx_models.py at batch 1 and 32.
 
 Both sides get the same number of threads (--threads, default 1): onnxruntime through
-intra_op_num_threads (inter_op 1), gq through OPENBLAS_NUM_THREADS (gq's own kernels are
-single-threaded; only its GEMMs use more). Each side runs once to warm up, then --repeat
+intra_op_num_threads (inter_op 1), gq through gq-onnx-run --threads (gq_par_set_threads: its
+own kernels and OpenBLAS's GEMMs on that many threads; OPENBLAS_NUM_THREADS is set to the same
+for the start-up). Each side runs once to warm up, then --repeat
 times; the median wall time of one run is compared. gq is timed inside gq-onnx-run (model
 loading, planning and .npy I/O excluded), onnxruntime around InferenceSession.run.
 
     venv/bin/python tests/bench/bench_onnx.py [--quick] [--threads N] [--repeat N]
-                                               [--backend opencl]
+                                               [--backend opencl|vulkan]
 
 --backend opencl also times gq with the OpenCL accelerator (gq-onnx-run --backend opencl,
 the first OpenCL device: PoCL on a machine without a GPU) and prints its time over gq's
-CPU executor's ("cl/cpu", lower is better for OpenCL) and their geometric mean.
+CPU executor's ("cl/cpu", lower is better for OpenCL) and their geometric mean;
+--backend vulkan the same with the Vulkan accelerator (the backend's pick of device:
+lavapipe on a machine without a GPU), as "vk/cpu".
 
 Needs the tests' venv (scripts/pyenv.sh) and gq-onnx-run in $GQ_BIN_DIR. Prints a ratio per
 model and batch (lower is better for gq) and their geometric mean."""
@@ -57,7 +60,8 @@ def time_gq(path, feeds, names, threads, repeat, tmp, backend="cpu"):
         np.save(p, feeds[nm])
         paths.append(p)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
-    r = subprocess.run([models.BIN, path, tmp, "--backend", backend, "--repeat", str(repeat)] + paths,
+    r = subprocess.run([models.BIN, path, tmp, "--backend", backend, "--threads", str(threads),
+                        "--repeat", str(repeat)] + paths,
                        capture_output=True, text=True, env=env, timeout=600)
     if r.returncode:
         raise RuntimeError(f"gq-onnx-run: {r.stderr.strip()}")
@@ -70,9 +74,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=0)
-    ap.add_argument("--backend", choices=["cpu", "opencl"], default="cpu")
+    ap.add_argument("--backend", choices=["cpu", "opencl", "vulkan"], default="cpu")
     a = ap.parse_args()
-    cl = a.backend == "opencl"
+    cl = a.backend != "cpu"
+    tag = {"opencl": "cl", "vulkan": "vk"}.get(a.backend, "")
     if not os.access(models.BIN, os.X_OK):
         print(f"bench_onnx: {models.BIN} is not built: not measured")
         return 0
@@ -80,7 +85,7 @@ def main():
     print(f"bench_onnx: gq / onnxruntime {ort.__version__} (CPU EP), {a.threads} thread(s), "
           "median wall time per run")
     print(f"{'model':18s} {'batch':>5s} {'gq ms':>9s} {'ort ms':>9s} {'ratio':>7s}"
-          + (f" {'cl ms':>9s} {'cl/cpu':>7s}" if cl else ""))
+          + (f" {tag + ' ms':>9s} {tag + '/cpu':>7s}" if cl else ""))
     ratios, cl_ratios = [], []
     for name, make in models.MODELS.items():
         model, feed = make()
@@ -95,13 +100,13 @@ def main():
             ratios.append(t_gq / t_ort)
             extra = ""
             if cl:
-                t_cl = time_gq(path, feeds, names, a.threads, repeat, tmp, "opencl")
+                t_cl = time_gq(path, feeds, names, a.threads, repeat, tmp, a.backend)
                 cl_ratios.append(t_cl / t_gq)
                 extra = f" {t_cl:9.3f} {t_cl / t_gq:7.2f}"
             print(f"{name:18s} {batch:5d} {t_gq:9.3f} {t_ort:9.3f} {t_gq / t_ort:7.2f}{extra}")
     print(f"geometric mean gq/ort: {float(np.exp(np.mean(np.log(ratios)))):.2f}")
     if cl:
-        print(f"geometric mean opencl/cpu: {float(np.exp(np.mean(np.log(cl_ratios)))):.2f}")
+        print(f"geometric mean {a.backend}/cpu: {float(np.exp(np.mean(np.log(cl_ratios)))):.2f}")
     return 0
 
 

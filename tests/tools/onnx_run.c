@@ -1,7 +1,8 @@
 /* gq-onnx-run: runs an .onnx model on gq's CPU ONNX executor over .npy inputs and writes
  * its outputs as .npy files — how the Python checks and benchmarks drive the executor.
  *
- *   gq-onnx-run MODEL OUTDIR [--backend cpu|opencl|vulkan] [--repeat N [--profile]] IN0.npy ...
+ *   gq-onnx-run MODEL OUTDIR [--backend cpu|opencl|vulkan] [--threads N] [--repeat N [--profile]]
+ *               IN0.npy ...
  *
  * Inputs are given in the graph's input order (initializers excluded). Outputs go to
  * OUTDIR/output_<i>.npy in graph order. With --repeat N the model runs N more times after
@@ -11,7 +12,10 @@
  * OpenCL accelerator claims on the first OpenCL device (PoCL counts) and prints
  * "gq-onnx-run: opencl ran A of S steps (declined: Op ...)" (the first run) on stderr;
  * --backend vulkan the same with the Vulkan accelerator on the device GQ_VK_DEVICE names
- * (an index or a name substring; else the backend's pick, lavapipe counting). Exit status:
+ * (an index or a name substring; else the backend's pick, lavapipe counting).
+ * --threads N (1..256) runs the CPU kernels and OpenBLAS on N threads (gq_par_set_threads;
+ * without it: GQ_THREADS for both, else serial kernels and OpenBLAS as OPENBLAS_NUM_THREADS
+ * says). Options come in any order before the inputs. Exit status:
  * 0 on success, 77 when the backend finds no device, 1 with the cause on stderr otherwise. Every
  * run's output types are checked against shape inference's.
  *
@@ -29,6 +33,7 @@
 #include "npy.h"
 #include "onnx_accel.h"
 #include "onnx_exec.h"
+#include "par.h"
 #ifdef GQ_HAVE_VULKAN
 #include "gq_vulkan.h"
 #endif
@@ -147,30 +152,55 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[2], "--plan"))
         return s_plan_report(argv[1]);
     if (argc < 3) {
-        fprintf(stderr, "usage: gq-onnx-run MODEL OUTDIR [--repeat N] IN0.npy [IN1.npy ...]\n");
+        fprintf(stderr, "usage: gq-onnx-run MODEL OUTDIR [--backend B] [--threads N] [--repeat N "
+                        "[--profile]] IN0.npy [IN1.npy ...]\n");
         return 1;
     }
     int first = 3, repeat = 0;
     bool profile = false;
     const char *backend = "cpu";
-    if (argc > first + 1 && !strcmp(argv[first], "--backend")) {
-        backend = argv[first + 1];
-        first += 2;
-        if (strcmp(backend, "cpu") && strcmp(backend, "opencl") && strcmp(backend, "vulkan")) {
-            fprintf(stderr, "gq-onnx-run: --backend %s is not cpu, opencl or vulkan\n", backend);
+    /* Options in any order before the inputs (.npy paths never start with "--"). */
+    while (argc > first && !strncmp(argv[first], "--", 2)) {
+        const char *opt = argv[first];
+        if (!strcmp(opt, "--profile")) {
+            profile = true, first++;
+            continue;
+        }
+        if (argc <= first + 1 ||
+            (strcmp(opt, "--backend") && strcmp(opt, "--repeat") && strcmp(opt, "--threads"))) {
+            fprintf(stderr, "gq-onnx-run: unknown option or missing value: %s\n", opt);
             return 1;
+        }
+        const char *val = argv[first + 1];
+        first += 2;
+        if (!strcmp(opt, "--backend")) {
+            backend = val;
+            if (strcmp(backend, "cpu") && strcmp(backend, "opencl") && strcmp(backend, "vulkan")) {
+                fprintf(stderr, "gq-onnx-run: --backend %s is not cpu, opencl or vulkan\n",
+                        backend);
+                return 1;
+            }
+        } else if (!strcmp(opt, "--repeat")) {
+            char *end;
+            long r = strtol(val, &end, 10);
+            if (*end || r < 1 || r > 100000) {
+                fprintf(stderr, "gq-onnx-run: --repeat %s is not in 1..100000\n", val);
+                return 1;
+            }
+            repeat = (int)r;
+        } else {
+            char *end;
+            long t = strtol(val, &end, 10);
+            if (*end || t < 1 || t > 256) {
+                fprintf(stderr, "gq-onnx-run: --threads %s is not in 1..256\n", val);
+                return 1;
+            }
+            gq_par_set_threads((int)t);
         }
     }
-    if (argc > first + 1 && !strcmp(argv[first], "--repeat")) {
-        const char *rs = argv[first + 1];
-        repeat = atoi(rs);
-        first += 2;
-        if (argc > first && !strcmp(argv[first], "--profile"))
-            profile = true, first++;
-        if (repeat < 1 || repeat > 100000) {
-            fprintf(stderr, "gq-onnx-run: --repeat %s is not in 1..100000\n", rs);
-            return 1;
-        }
+    if (profile && !repeat) {
+        fprintf(stderr, "gq-onnx-run: --profile needs --repeat N\n");
+        return 1;
     }
     char err[S_ERRLEN];
     gq_status rc;

@@ -12,10 +12,10 @@
  * onnx_node_tests_opencl.txt (or the file named after --opencl, for the variants ctest runs
  * side by side). Skipped (77) without an OpenCL device.
  *
- * --vulkan (ctest unit.test_onnx_node_vulkan): the same with the Vulkan accelerator (MatMul
- * and Gemm) on the device GQ_VK_DEVICE names (an index or a name substring), else the
- * backend's pick, a CPU device (lavapipe) counting; lists to onnx_node_tests_vulkan.txt.
- * Skipped (77) without a Vulkan device.
+ * --vulkan (ctest unit.test_onnx_node_vulkan): the same with the Vulkan accelerator (the
+ * OpenCL one's op set but Erf) on the device GQ_VK_DEVICE names (an index or a name
+ * substring), else the backend's pick, a CPU device (lavapipe) counting; prints and lists as
+ * --opencl does, to onnx_node_tests_vulkan.txt. Skipped (77) without a Vulkan device.
  *
  * --cpu LIST: the CPU run listing to LIST. GQ_ONNX_TESTDATA points the test at another copy
  * of the suite: ctest's unit.test_onnx_node_117 runs the newer one (opsets up to 22) that the
@@ -200,6 +200,7 @@ int main(int argc, char **argv)
             if (list)
                 fprintf(list, "skip %s  # %s\n", names[t], s_diverges(names[t]));
             skipped++;
+            free(names[t]);
             continue;
         }
         snprintf(path, sizeof path, "%s/%s/model.onnx", root, names[t]);

@@ -228,6 +228,24 @@ static gq_onnx_shape_fn s_lookup(const char *op)
     return NULL;
 }
 
+bool gq_onnx_infer_tables_sorted(char *err, size_t errlen)
+{
+    const struct {
+        const gq_onnx_shape_t *t;
+        const int *n;
+    } fam[] = {{gq_onnx_shapes_elem, &gq_onnx_shapes_elem_count},
+               {gq_onnx_shapes_tensor, &gq_onnx_shapes_tensor_count},
+               {gq_onnx_shapes_nn, &gq_onnx_shapes_nn_count}};
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++)
+        for (int i = 1; i < *fam[f].n; i++)
+            if (strcmp(fam[f].t[i - 1].op, fam[f].t[i].op) >= 0) {
+                gq_errf(err, errlen, "shape table %zu: '%s' comes before '%s'", f,
+                        fam[f].t[i - 1].op, fam[f].t[i].op);
+                return false;
+            }
+    return true;
+}
+
 bool gq_onnx_infer_has_fn(const char *op_type)
 {
     return s_lookup(op_type) != NULL || !strcmp(op_type, "If") || !strcmp(op_type, "Loop") ||

@@ -56,6 +56,10 @@ gq_status gq_onnx_infer(const gq_onnx_plan_t *p, const gq_onnx_info_t *parent_in
 /* Whether op_type has a shape function (ops without one give unknown outputs). */
 bool gq_onnx_infer_has_fn(const char *op_type);
 
+/* Whether every shape function table is sorted by op, as the lookup's halving needs (a test
+ * calls it); err names the first pair out of order. */
+bool gq_onnx_infer_tables_sorted(char *err, size_t errlen);
+
 /* Whether every dim is known; *nbytes then holds the value's size (false on overflow). */
 bool gq_onnx_info_known(const gq_onnx_info_t *v, size_t *nbytes);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "onnx_int.h"
+#include "par.h"
 #include "util.h"
 
 /* Spatial geometry of a windowed op: k dims after [N, C]. */
@@ -193,6 +194,45 @@ static void s_col2im(const s_geom_t *g, const float *col, int64_t C, float *y)
         }
 }
 
+/* im2col / col2im / bias+activation of one image and group, a channel (row) per index:
+ * the GEMM between them is OpenBLAS's, on its own threads. */
+typedef struct {
+    const s_geom_t *g;
+    const float *x, *col_in, *bias;
+    float *col, *y;
+    const gq_onnx_act_t *act;
+    int64_t rows; /* bias_act: rows per index */
+    int64_t nrows;
+} s_conv_job_t;
+
+static void s_im2col_one(void *ctx, int64_t c, int tid)
+{
+    (void)tid;
+    const s_conv_job_t *j = ctx;
+    s_im2col(j->g, j->x + c * j->g->isz, 1, j->col + c * j->g->ksz * j->g->osz);
+}
+
+static void s_col2im_one(void *ctx, int64_t c, int tid)
+{
+    (void)tid;
+    const s_conv_job_t *j = ctx;
+    const s_geom_t *g = j->g;
+    float *y = j->y + c * g->isz;
+    s_col2im(g, j->col_in + c * g->ksz * g->osz, 1, y);
+    if (j->bias)
+        for (int64_t p = 0; p < g->isz; p++)
+            y[p] += j->bias[c];
+}
+
+static void s_bias_act_rows(void *ctx, int64_t b, int tid)
+{
+    (void)tid;
+    const s_conv_job_t *j = ctx;
+    int64_t lo = b * j->rows, n = lo + j->rows < j->nrows ? j->rows : j->nrows - lo;
+    gq_onnx_bias_act(j->act, j->bias ? j->bias + lo : NULL, NULL, j->y + lo * j->g->osz, n,
+                     j->g->osz);
+}
+
 static gq_status s_f32_inputs(gq_onnx_val_t *const *in, int nin, int need, char *err, size_t errlen)
 {
     gq_status rc = gq_onnx_need(in, nin, need, err, errlen);
@@ -292,12 +332,21 @@ static gq_status s_conv_any(const gq_onnx_act_t *act, const Onnx__NodeProto *n,
         for (int64_t gi = 0; gi < group; gi++) {
             const float *xg = X + (b * C + gi * Cg) * g.isz;
             float *yg = Y + (b * M + gi * Mg) * g.osz;
+            s_conv_job_t j = {.g = &g,
+                              .x = xg,
+                              .col = col,
+                              .y = yg,
+                              .bias = bias ? bias + gi * Mg : NULL,
+                              .act = act,
+                              .nrows = Mg};
             if (!direct)
-                s_im2col(&g, xg, Cg, col);
+                gq_par_for_work(Cg, kdim * g.osz, s_im2col_one, &j);
             gq_onnx_sgemm(false, false, Mg, g.osz, kdim, 1.0f, W + gi * Mg * kdim, kdim,
                           direct ? xg : col, g.osz, 0.0f, yg, g.osz);
-            if (bias || act)
-                gq_onnx_bias_act(act, bias ? bias + gi * Mg : NULL, NULL, yg, Mg, g.osz);
+            if (bias || act) {
+                j.rows = g.osz >= 8192 ? 1 : 8192 / g.osz; /* rows of about 8K elements */
+                gq_par_for_work((Mg + j.rows - 1) / j.rows, Mg * g.osz, s_bias_act_rows, &j);
+            }
         }
     gq_onnx_scratch_free(col, colcap);
     return GQ_OK;
@@ -436,11 +485,12 @@ static gq_status s_conv_transpose(const Onnx__NodeProto *n, int opset, gq_onnx_v
             /* col[Mg * ksz, in] = W_g^T (W_g is [Cg, Mg * ksz]) x X_g [Cg, in] */
             gq_onnx_sgemm(true, false, rows, g.osz, Cg, 1.0f, W + gi * Cg * rows, rows,
                           X + (b * C + gi * Cg) * g.osz, g.osz, 0.0f, col, g.osz);
-            float *yg = Y + (b * M + gi * Mg) * g.isz;
-            s_col2im(&g, col, Mg, yg);
-            for (int64_t m = 0; bias && m < Mg; m++)
-                for (int64_t p = 0; p < g.isz; p++)
-                    yg[m * g.isz + p] += bias[gi * Mg + m];
+            s_conv_job_t j = {.g = &g,
+                              .col_in = col,
+                              .y = Y + (b * M + gi * Mg) * g.isz,
+                              .bias = bias ? bias + gi * Mg : NULL};
+            /* Each output channel gathers from its own rows of col: disjoint writes. */
+            gq_par_for_work(Mg, rows * g.osz, s_col2im_one, &j);
         }
     gq_onnx_scratch_free(col, colcap);
     return GQ_OK;
@@ -450,21 +500,21 @@ static gq_status s_conv_transpose(const Onnx__NodeProto *n, int opset, gq_onnx_v
 
 typedef enum { S_POOL_MAX, S_POOL_AVG, S_POOL_LP } s_pool_t;
 
-/* The taps of window o along dim d: those inside the input are [*lo, *hi); *padded counts
- * those inside the input plus its explicit pads (count_include_pad's divisor). */
+/* The taps of window o along dim d: those inside the input are [*lo, *hi); *padded is
+ * count_include_pad's divisor, the whole window — also where ceil_mode runs it past the
+ * explicit pads, as onnxruntime and ONNX's reference count it. */
 static void s_taps(const s_geom_t *g, int d, int64_t o, int64_t *lo, int64_t *hi, int64_t *padded)
 {
     int64_t st = o * g->stride[d] - g->pb[d], dl = g->dil[d], K = g->kern[d];
-    int64_t end = g->in[d] - st, pend = g->in[d] + g->pe[d] - st; /* st >= -pb always */
-    int64_t l, h, ph;
+    int64_t end = g->in[d] - st; /* st >= -pb always */
+    int64_t l, h;
     if (dl == 1) /* no divisions on the common path */
-        l = st < 0 ? -st : 0, h = end <= 0 ? 0 : end, ph = pend <= 0 ? 0 : pend;
+        l = st < 0 ? -st : 0, h = end <= 0 ? 0 : end;
     else
-        l = st < 0 ? (-st + dl - 1) / dl : 0, h = end <= 0 ? 0 : (end + dl - 1) / dl,
-        ph = pend <= 0 ? 0 : (pend + dl - 1) / dl;
+        l = st < 0 ? (-st + dl - 1) / dl : 0, h = end <= 0 ? 0 : (end + dl - 1) / dl;
     *lo = l;
     *hi = h < K ? (h > l ? h : l) : K;
-    *padded = ph < K ? ph : K;
+    *padded = K;
 }
 
 /* One output element of a pool over plane x (one [n, c]): *arg gets the flat index (within
@@ -617,6 +667,32 @@ GQ_ONNX_SIMD static void s_pool_plane_fast(const s_geom_t *h, int64_t *const tap
     }
 }
 
+typedef struct {
+    const s_geom_t *g, *h;
+    int64_t *taps[3];
+    const int64_t *range;
+    const float *div;
+    s_pool_t kind;
+    bool include_pad;
+    double p;
+    const float *X;
+    float *Y;
+    int64_t *idx; /* MaxPool's Indices output (s_pool_plane_any); NULL: none */
+} s_pool_job_t;
+
+static void s_pool3_plane(void *ctx, int64_t pl, int tid)
+{
+    (void)tid;
+    const s_pool_job_t *j = ctx;
+    const float *x = j->X + pl * j->g->isz;
+    float *y = j->Y + pl * j->g->osz;
+    if (j->kind == S_POOL_LP)
+        s_pool_plane3(j->h, j->taps, j->kind, j->include_pad, j->p, x, y);
+    else
+        s_pool_plane_fast(j->h, j->taps, j->range, j->kind == S_POOL_AVG, j->include_pad, j->div, x,
+                          y);
+}
+
 /* The 3-D pool over every plane, with its tap table. */
 static gq_status s_pool3(const s_geom_t *g, s_pool_t kind, bool include_pad, double p,
                          const float *X, float *Y, int64_t planes, char *err, size_t errlen)
@@ -654,16 +730,40 @@ static gq_status s_pool3(const s_geom_t *g, s_pool_t kind, bool include_pad, dou
             div[o] = cnt ? 1.0f / (float)cnt : 1.0f;
         }
     }
-    for (int64_t pl = 0; pl < planes; pl++)
-        if (kind == S_POOL_LP)
-            s_pool_plane3(&h, taps, kind, include_pad, p, X + pl * g->isz, Y + pl * g->osz);
-        else
-            s_pool_plane_fast(&h, taps, range, kind == S_POOL_AVG, include_pad, div,
-                              X + pl * g->isz, Y + pl * g->osz);
+    s_pool_job_t j = {.g = g,
+                      .h = &h,
+                      .taps = {taps[0], taps[1], taps[2]},
+                      .range = range,
+                      .div = div,
+                      .kind = kind,
+                      .include_pad = include_pad,
+                      .p = p,
+                      .X = X,
+                      .Y = Y};
+    /* Planes are independent and share the read-only tap tables. */
+    gq_par_for_work(planes, planes * g->osz * g->ksz, s_pool3_plane, &j);
     gq_onnx_scratch_free(div, dcap);
     gq_onnx_scratch_free(range, rcap);
     gq_onnx_scratch_free(buf, cap);
     return GQ_OK;
+}
+
+/* One plane of any pool, an output element at a time (MaxPool with Indices, 4-D and up). */
+static void s_pool_plane_any(void *ctx, int64_t pl, int tid)
+{
+    (void)tid;
+    const s_pool_job_t *j = ctx;
+    const s_geom_t *g = j->g;
+    int64_t o[GQ_MAX_DIMS] = {0};
+    for (int64_t q = 0; q < g->osz; q++) {
+        int64_t arg;
+        j->Y[pl * g->osz + q] = s_pool_one(g, j->kind, j->include_pad, j->p, j->X + pl * g->isz, o,
+                                           j->idx ? &arg : NULL);
+        if (j->idx)
+            j->idx[pl * g->osz + q] = pl * g->isz + arg;
+        for (int d = g->k - 1; d >= 0 && ++o[d] == g->out[d]; d--)
+            o[d] = 0;
+    }
 }
 
 static gq_status s_pool(s_pool_t kind, const Onnx__NodeProto *n, int opset,
@@ -695,23 +795,19 @@ static gq_status s_pool(s_pool_t kind, const Onnx__NodeProto *n, int opset,
         if ((rc = gq_onnx_out(&out[1], &od, err, errlen)))
             return rc;
     }
-    int64_t planes = x->shape[0] * x->shape[1], o[GQ_MAX_DIMS];
+    int64_t planes = x->shape[0] * x->shape[1];
     const float *X = in[0]->data;
     float *Y = out->data;
     if (g.k <= 3 && !want_idx)
         return s_pool3(&g, kind, include_pad, p, X, Y, planes, err, errlen);
-    for (int64_t pl = 0; pl < planes; pl++) {
-        memset(o, 0, sizeof o);
-        for (int64_t q = 0; q < g.osz; q++) {
-            int64_t arg;
-            Y[pl * g.osz + q] =
-                s_pool_one(&g, kind, include_pad, p, X + pl * g.isz, o, want_idx ? &arg : NULL);
-            if (want_idx)
-                ((int64_t *)out[1].data)[pl * g.osz + q] = pl * g.isz + arg;
-            for (int d = g.k - 1; d >= 0 && ++o[d] == g.out[d]; d--)
-                o[d] = 0;
-        }
-    }
+    s_pool_job_t j = {.g = &g,
+                      .kind = kind,
+                      .include_pad = include_pad,
+                      .p = p,
+                      .X = X,
+                      .Y = Y,
+                      .idx = want_idx ? out[1].data : NULL};
+    gq_par_for_work(planes, planes * g.osz * g.ksz, s_pool_plane_any, &j);
     return GQ_OK;
 }
 
@@ -748,6 +844,33 @@ GQ_ONNX_SIMD static void s_global_fast(bool max, const float *X, int64_t planes,
     }
 }
 
+typedef struct {
+    s_pool_t kind;
+    double p;
+    const float *X;
+    float *Y;
+    int64_t sz, planes, per; /* plane size; planes; planes per block */
+} s_global_job_t;
+
+/* Planes [b * per, (b + 1) * per) of a global pool. */
+static void s_global_block(void *ctx, int64_t b, int tid)
+{
+    (void)tid;
+    const s_global_job_t *j = ctx;
+    int64_t lo = b * j->per, hi = lo + j->per < j->planes ? lo + j->per : j->planes, sz = j->sz;
+    if (j->kind != S_POOL_LP) {
+        s_global_fast(j->kind == S_POOL_MAX, j->X + lo * sz, hi - lo, sz, j->Y + lo);
+        return;
+    }
+    for (int64_t pl = lo; pl < hi; pl++) {
+        const float *xp = j->X + pl * sz;
+        double acc = 0;
+        for (int64_t i = 0; i < sz; i++)
+            acc += pow(fabs(xp[i]), j->p);
+        j->Y[pl] = (float)pow(acc, 1.0 / j->p);
+    }
+}
+
 /* GlobalAveragePool / GlobalMaxPool / GlobalLpPool: one value per [n, c], spatial dims 1. */
 static gq_status s_global(s_pool_t kind, const Onnx__NodeProto *n, gq_onnx_val_t *const *in,
                           int nin, gq_onnx_val_t *out, char *err, size_t errlen)
@@ -766,24 +889,24 @@ static gq_status s_global(s_pool_t kind, const Onnx__NodeProto *n, gq_onnx_val_t
         sz *= x->shape[d], od.shape[d] = 1;
     if ((rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
-    double p = (double)gq_onnx_attr_int(n, "p", 2);
     int64_t planes = x->shape[0] * x->shape[1];
-    const float *X = in[0]->data;
-    if (kind != S_POOL_LP) {
-        s_global_fast(kind == S_POOL_MAX, X, planes, sz, out->data);
+    s_global_job_t j = {.kind = kind,
+                        .p = (double)gq_onnx_attr_int(n, "p", 2),
+                        .X = in[0]->data,
+                        .Y = out->data,
+                        .sz = sz,
+                        .planes = planes};
+    int64_t work = planes * sz * (kind == S_POOL_LP ? 8 : 1);
+    if (work >= gq_par_min_work() && planes > 1) {
+        /* Blocks of up to 16K elements (whole planes), at least 64 blocks when there are as
+         * many planes: gq_par_for hands them out in chunks. */
+        int64_t per = sz >= 16384 ? 1 : 16384 / (sz ? sz : 1), most = planes / 64;
+        j.per = per < most ? per : most > 0 ? most : 1;
+        gq_par_for((planes + j.per - 1) / j.per, s_global_block, &j);
         return GQ_OK;
     }
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *xp = X + pl * sz;
-        double acc = kind == S_POOL_MAX ? -INFINITY : 0;
-        for (int64_t i = 0; i < sz; i++)
-            acc = kind == S_POOL_MAX   ? (xp[i] > acc ? xp[i] : acc)
-                  : kind == S_POOL_AVG ? acc + xp[i]
-                                       : acc + pow(fabs(xp[i]), p);
-        ((float *)out->data)[pl] = (float)(kind == S_POOL_AVG  ? acc / (double)sz
-                                           : kind == S_POOL_LP ? pow(acc, 1.0 / p)
-                                                               : acc);
-    }
+    j.per = planes > 0 ? planes : 1;
+    s_global_block(&j, 0, 0);
     return GQ_OK;
 }
 

@@ -6,7 +6,11 @@
 
 #include "onnx_int.h"
 #include "optable.h"
+#include "par.h"
 #include "util.h"
+
+/* Elements per index of a threaded elementwise loop. */
+#define S_BLOCK 16384
 
 #define GQ_ONNX_ELEMS(v) ((int64_t)((v)->nbytes / gq_dtype_size((v)->desc.dtype)))
 
@@ -82,35 +86,100 @@ static void s_binary_any(s_binop_t op, const gq_onnx_val_t *a, const gq_onnx_val
     });
 }
 
-static gq_status s_binary(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out,
-                          char *err, size_t errlen)
+/* A broadcast as few dims as it takes: size-1 dims dropped, neighbours that both inputs
+ * walk the same way (contiguously, or not at all) merged, so the last dim is a long run in
+ * which each input's stride is 1 or 0. */
+typedef struct {
+    int nd;
+    int64_t shape[GQ_MAX_DIMS], sa[GQ_MAX_DIMS], sb[GQ_MAX_DIMS];
+} s_bplan_t;
+
+static void s_bplan(const gq_tdesc_t *a, const gq_tdesc_t *b, const gq_tdesc_t *out, s_bplan_t *p)
 {
-    if (nin < 2 || !in[0] || !in[1]) {
-        gq_errf(err, errlen, "needs two inputs");
-        return GQ_ESHAPE;
+    int64_t sa[GQ_MAX_DIMS], sb[GQ_MAX_DIMS];
+    gq_onnx_bstrides(a, out, sa);
+    gq_onnx_bstrides(b, out, sb);
+    int nd = 0;
+    for (int d = 0; d < out->ndim; d++) {
+        if (out->shape[d] == 1)
+            continue;
+        if (nd > 0 && p->sa[nd - 1] == sa[d] * out->shape[d] &&
+            p->sb[nd - 1] == sb[d] * out->shape[d]) {
+            p->shape[nd - 1] *= out->shape[d];
+            p->sa[nd - 1] = sa[d], p->sb[nd - 1] = sb[d];
+            continue;
+        }
+        p->shape[nd] = out->shape[d], p->sa[nd] = sa[d], p->sb[nd] = sb[d];
+        nd++;
     }
-    const gq_onnx_val_t *a = in[0], *b = in[1];
-    gq_dtype_t dt = a->desc.dtype;
-    if (b->desc.dtype != dt && op != S_POW) {
-        gq_errf(err, errlen, "inputs are %s and %s", gq_dtype_name(dt),
-                gq_dtype_name(b->desc.dtype));
-        return GQ_EDTYPE;
-    }
-    gq_status rc = gq_onnx_broadcast(&a->desc, &b->desc, &out->desc, err, errlen);
-    if (rc)
-        return rc;
-    out->desc.dtype = dt;
-    if ((rc = gq_onnx_val_alloc(out, err, errlen)))
-        return rc;
-#define S_ARITH(T, EXPR)                                                                           \
+    if (nd == 0)
+        p->shape[0] = 1, p->sa[0] = p->sb[0] = 0, nd = 1;
+    p->nd = nd;
+}
+
+/* z[io] = EXPR(p = x[ia], q = y[ib]) for output elements [LO, HI) of plan BP: runs along
+ * the last dim, with its two common stride patterns as loops that vectorize. */
+#define S_BRANGE(BP, LO, HI, T, X, Y, Z, EXPR)                                                     \
     do {                                                                                           \
-        const T *x = a->data, *y = b->data;                                                        \
-        T *z = out->data;                                                                          \
-        GQ_ONNX_BCAST_LOOP(&out->desc, &a->desc, &b->desc, {                                       \
-            T p = x[ia], q = y[ib];                                                                \
-            z[io] = (EXPR);                                                                        \
-        });                                                                                        \
+        const s_bplan_t *bp_ = (BP);                                                               \
+        int l_ = bp_->nd - 1;                                                                      \
+        int64_t idx_[GQ_MAX_DIMS], ia_ = 0, ib_ = 0, io_ = (LO), hi_ = (HI), r_ = io_;             \
+        for (int d_ = l_; d_ >= 0; d_--) {                                                         \
+            idx_[d_] = r_ % bp_->shape[d_], r_ /= bp_->shape[d_];                                  \
+            ia_ += idx_[d_] * bp_->sa[d_], ib_ += idx_[d_] * bp_->sb[d_];                          \
+        }                                                                                          \
+        int64_t W_ = bp_->shape[l_], sal_ = bp_->sa[l_], sbl_ = bp_->sb[l_];                       \
+        while (io_ < hi_) {                                                                        \
+            int64_t cnt_ = W_ - idx_[l_] < hi_ - io_ ? W_ - idx_[l_] : hi_ - io_;                  \
+            const T *restrict x_ = (X) + ia_, *restrict y_ = (Y) + ib_;                            \
+            T *restrict z_ = (Z) + io_;                                                            \
+            if (sal_ == 1 && sbl_ == 1)                                                            \
+                for (int64_t k_ = 0; k_ < cnt_; k_++) {                                            \
+                    T p = x_[k_], q = y_[k_];                                                      \
+                    z_[k_] = (EXPR);                                                               \
+                }                                                                                  \
+            else if (sal_ == 0)                                                                    \
+                for (int64_t k_ = 0; k_ < cnt_; k_++) {                                            \
+                    T p = x_[0], q = y_[k_ * sbl_];                                                \
+                    z_[k_] = (EXPR);                                                               \
+                }                                                                                  \
+            else                                                                                   \
+                for (int64_t k_ = 0; k_ < cnt_; k_++) {                                            \
+                    T p = x_[k_ * sal_], q = y_[k_ * sbl_];                                        \
+                    z_[k_] = (EXPR);                                                               \
+                }                                                                                  \
+            io_ += cnt_, ia_ += cnt_ * sal_, ib_ += cnt_ * sbl_, idx_[l_] += cnt_;                 \
+            if (idx_[l_] < W_)                                                                     \
+                continue;                                                                          \
+            ia_ -= W_ * sal_, ib_ -= W_ * sbl_, idx_[l_] = 0;                                      \
+            for (int d_ = l_ - 1; d_ >= 0; d_--) {                                                 \
+                ia_ += bp_->sa[d_], ib_ += bp_->sb[d_];                                            \
+                if (++idx_[d_] < bp_->shape[d_])                                                   \
+                    break;                                                                         \
+                ia_ -= bp_->sa[d_] * idx_[d_], ib_ -= bp_->sb[d_] * idx_[d_];                      \
+                idx_[d_] = 0;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
+
+typedef struct {
+    s_binop_t op;
+    gq_dtype_t dt;
+    s_bplan_t plan;
+    const void *a, *b;
+    void *z;
+    int64_t n;
+} s_binary_job_t;
+
+/* Output elements [b * S_BLOCK, ...) of a typed binary op. */
+GQ_ONNX_SIMD static void s_binary_block(void *ctx, int64_t blk, int tid)
+{
+    (void)tid;
+    const s_binary_job_t *j = ctx;
+    int64_t lo = blk * S_BLOCK, hi = lo + S_BLOCK < j->n ? lo + S_BLOCK : j->n;
+    s_binop_t op = j->op;
+#define S_ARITH(T, EXPR)                                                                           \
+    S_BRANGE(&j->plan, lo, hi, T, (const T *)j->a, (const T *)j->b, (T *)j->z, EXPR)
 #define S_ALL_OPS(T, DIV, POW)                                                                     \
     switch (op) {                                                                                  \
     case S_ADD:                                                                                    \
@@ -135,15 +204,7 @@ static gq_status s_binary(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_on
         S_ARITH(T, p < q ? p : q);                                                                 \
         break;                                                                                     \
     }
-    if (op == S_POW && b->desc.dtype != dt) {
-        if (!gq_onnx_dtype_real(b->desc.dtype) || b->desc.dtype == GQ_BOOL) {
-            gq_errf(err, errlen, "exponent of type %s", gq_dtype_name(b->desc.dtype));
-            return GQ_EDTYPE;
-        }
-        s_binary_any(op, a, b, out);
-        return GQ_OK;
-    }
-    switch (dt) {
+    switch (j->dt) {
     case GQ_F32:
         S_ALL_OPS(float, p / q, powf(p, q));
         break;
@@ -156,6 +217,54 @@ static gq_status s_binary(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_on
     case GQ_I64:
         S_ALL_OPS(int64_t, q ? p / q : 0, (int64_t)pow((double)p, (double)q));
         break;
+    default:
+        break;
+    }
+#undef S_ALL_OPS
+#undef S_ARITH
+}
+
+static gq_status s_binary(s_binop_t op, gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out,
+                          char *err, size_t errlen)
+{
+    if (nin < 2 || !in[0] || !in[1]) {
+        gq_errf(err, errlen, "needs two inputs");
+        return GQ_ESHAPE;
+    }
+    const gq_onnx_val_t *a = in[0], *b = in[1];
+    gq_dtype_t dt = a->desc.dtype;
+    if (b->desc.dtype != dt && op != S_POW) {
+        gq_errf(err, errlen, "inputs are %s and %s", gq_dtype_name(dt),
+                gq_dtype_name(b->desc.dtype));
+        return GQ_EDTYPE;
+    }
+    gq_status rc = gq_onnx_broadcast(&a->desc, &b->desc, &out->desc, err, errlen);
+    if (rc)
+        return rc;
+    out->desc.dtype = dt;
+    if ((rc = gq_onnx_val_alloc(out, err, errlen)))
+        return rc;
+    if (op == S_POW && b->desc.dtype != dt) {
+        if (!gq_onnx_dtype_real(b->desc.dtype) || b->desc.dtype == GQ_BOOL) {
+            gq_errf(err, errlen, "exponent of type %s", gq_dtype_name(b->desc.dtype));
+            return GQ_EDTYPE;
+        }
+        s_binary_any(op, a, b, out);
+        return GQ_OK;
+    }
+    switch (dt) {
+    case GQ_F32:
+    case GQ_F64:
+    case GQ_I32:
+    case GQ_I64: {
+        s_binary_job_t j = {.op = op, .dt = dt, .a = a->data, .b = b->data, .z = out->data};
+        j.n = gq_tdesc_numel(&out->desc);
+        s_bplan(&a->desc, &b->desc, &out->desc, &j.plan);
+        /* Pow is a libm call an element: worth threading at fewer elements. */
+        gq_par_for_work((j.n + S_BLOCK - 1) / S_BLOCK, op == S_POW ? 16 * j.n : j.n, s_binary_block,
+                        &j);
+        break;
+    }
     default:
         if (!gq_onnx_dtype_real(dt) || dt == GQ_BOOL) {
             gq_errf(err, errlen, "%s inputs are not supported", gq_dtype_name(dt));
@@ -384,6 +493,42 @@ static double s_apply(s_unop_t op, double x, double p0, double p1)
     return x;
 }
 
+typedef struct {
+    s_unop_t op;
+    double p0, p1;
+    gq_onnx_act_t f; /* f.k != NONE: the vectorized f32 form */
+    gq_dtype_t dt;
+    const void *x;
+    void *y;
+    int64_t n;
+} s_unary_job_t;
+
+/* Elements [b * S_BLOCK, ...) of an f32 or f64 unary op, or of a copy (Identity). */
+static void s_unary_block(void *ctx, int64_t blk, int tid)
+{
+    (void)tid;
+    const s_unary_job_t *j = ctx;
+    int64_t lo = blk * S_BLOCK, hi = lo + S_BLOCK < j->n ? lo + S_BLOCK : j->n;
+    if (j->op == S_IDENTITY) {
+        size_t es = gq_dtype_size(j->dt);
+        memcpy((char *)j->y + lo * es, (const char *)j->x + lo * es, (size_t)(hi - lo) * es);
+    } else if (j->dt == GQ_F32 && j->f.k != GQ_ONNX_ACT_NONE) {
+        /* vectorized f32, no trip through double */
+        memcpy((float *)j->y + lo, (const float *)j->x + lo, (size_t)(hi - lo) * sizeof(float));
+        gq_onnx_act_apply(&j->f, (float *)j->y + lo, hi - lo);
+    } else if (j->dt == GQ_F32) {
+        const float *x = j->x;
+        float *y = j->y;
+        for (int64_t i = lo; i < hi; i++)
+            y[i] = (float)s_apply(j->op, x[i], j->p0, j->p1);
+    } else {
+        const double *x = j->x;
+        double *y = j->y;
+        for (int64_t i = lo; i < hi; i++)
+            y[i] = s_apply(j->op, x[i], j->p0, j->p1);
+    }
+}
+
 static gq_status s_unary(s_unop_t op, double p0, double p1, gq_onnx_val_t *const *in, int nin,
                          gq_onnx_val_t *out, char *err, size_t errlen)
 {
@@ -404,22 +549,18 @@ static gq_status s_unary(s_unop_t op, double p0, double p1, gq_onnx_val_t *const
                                           [S_LEAKY] = GQ_ONNX_ACT_LEAKYRELU,
                                           [S_HARDSIGMOID] = GQ_ONNX_ACT_HARDSIGMOID};
     gq_onnx_actk_t fk = (size_t)op < sizeof fast / sizeof fast[0] ? fast[op] : GQ_ONNX_ACT_NONE;
-    if (dt == GQ_F32 && fk != GQ_ONNX_ACT_NONE) { /* vectorized f32, no trip through double */
-        gq_onnx_act_t f = {fk, (float)p0, (float)p1};
-        GQ_ONNX_COPY(out->data, a->data, a->nbytes);
-        gq_onnx_act_apply(&f, out->data, n);
-    } else if (dt == GQ_F32) {
-        const float *x = a->data;
-        float *y = out->data;
-        for (int64_t i = 0; i < n; i++)
-            y[i] = (float)s_apply(op, x[i], p0, p1);
-    } else if (dt == GQ_F64) {
-        const double *x = a->data;
-        double *y = out->data;
-        for (int64_t i = 0; i < n; i++)
-            y[i] = s_apply(op, x[i], p0, p1);
-    } else if (op == S_IDENTITY) {
-        GQ_ONNX_COPY(out->data, a->data, a->nbytes);
+    s_unary_job_t j = {.op = op,
+                       .p0 = p0,
+                       .p1 = p1,
+                       .f = {fk, (float)p0, (float)p1},
+                       .dt = dt,
+                       .x = a->data,
+                       .y = out->data,
+                       .n = n};
+    if (dt == GQ_F32 || dt == GQ_F64 || op == S_IDENTITY) {
+        /* Relu and friends and copies run at memory speed; the rest call libm an element. */
+        int64_t cost = op == S_IDENTITY || (dt == GQ_F32 && fk != GQ_ONNX_ACT_NONE) ? 1 : 8;
+        gq_par_for_work((n + S_BLOCK - 1) / S_BLOCK, cost * n, s_unary_block, &j);
     } else if (dt == GQ_F16 ||
                (gq_onnx_dtype_int(dt) && (op == S_ABS || op == S_NEG || op == S_RELU ||
                                           op == S_CLIP || op == S_SIGN || op == S_SHRINK))) {

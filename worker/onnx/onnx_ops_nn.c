@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "onnx_int.h"
+#include "par.h"
 #include "optable.h"
 #include "util.h"
 
@@ -199,6 +200,32 @@ const gq_onnx_kernel_t gq_onnx_kernel_matmul_add = {"MatMul+Add", 1, s_matmul_ad
 
 /* ---- softmax ---- */
 
+typedef struct {
+    bool log_form;
+    const float *x;
+    float *y;
+    int64_t len, inner;
+} s_softmax_job_t;
+
+/* Line l = (o, q) of a softmax: len values inner apart. */
+static void s_softmax_line(void *ctx, int64_t l, int tid)
+{
+    (void)tid;
+    const s_softmax_job_t *j = ctx;
+    int64_t inner = j->inner, len = j->len, o = l / inner, q = l % inner;
+    const float *xs = j->x + o * len * inner + q;
+    float *ys = j->y + o * len * inner + q;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < len; i++)
+        mx = xs[i * inner] > mx ? xs[i * inner] : mx;
+    double sum = 0;
+    for (int64_t i = 0; i < len; i++)
+        sum += exp((double)xs[i * inner] - mx);
+    for (int64_t i = 0; i < len; i++)
+        ys[i * inner] = j->log_form ? (float)(xs[i * inner] - mx - log(sum))
+                                    : (float)(exp((double)xs[i * inner] - mx) / sum);
+}
+
 static gq_status s_softmax_any(bool log_form, const Onnx__NodeProto *n, int opset,
                                gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out, char *err,
                                size_t errlen)
@@ -229,22 +256,10 @@ static gq_status s_softmax_any(bool log_form, const Onnx__NodeProto *n, int opse
         else
             inner *= d->shape[i];
     }
-    const float *x = in[0]->data;
-    float *y = out->data;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t q = 0; q < inner; q++) {
-            const float *xs = x + o * len * inner + q;
-            float *ys = y + o * len * inner + q;
-            float mx = -INFINITY;
-            for (int64_t i = 0; i < len; i++)
-                mx = xs[i * inner] > mx ? xs[i * inner] : mx;
-            double sum = 0;
-            for (int64_t i = 0; i < len; i++)
-                sum += exp((double)xs[i * inner] - mx);
-            for (int64_t i = 0; i < len; i++)
-                ys[i * inner] = log_form ? (float)(xs[i * inner] - mx - log(sum))
-                                         : (float)(exp((double)xs[i * inner] - mx) / sum);
-        }
+    s_softmax_job_t j = {
+        .log_form = log_form, .x = in[0]->data, .y = out->data, .len = len, .inner = inner};
+    /* Two exp a value: worth threading at a few thousand values. */
+    gq_par_for_work(outer * inner, outer * inner * len * 16, s_softmax_line, &j);
     return GQ_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "onnx_int.h"
+#include "par.h"
 #include "util.h"
 
 static gq_status s_f32(gq_onnx_val_t *const *in, int nin, int need, char *err, size_t errlen)
@@ -34,6 +35,26 @@ static gq_status s_per_channel(gq_onnx_val_t *const *in, int first, int count, i
     return GQ_OK;
 }
 
+typedef struct {
+    const float *X, *sc, *bi, *mu, *var;
+    float *Y;
+    double eps;
+    int64_t C, sz;
+} s_bn_job_t;
+
+/* Plane i = [n, c] of BatchNormalization. */
+static void s_bn_plane(void *ctx, int64_t i, int tid)
+{
+    (void)tid;
+    const s_bn_job_t *j = ctx;
+    int64_t c = i % j->C;
+    float a = (float)(j->sc[c] / sqrt((double)j->var[c] + j->eps)), b = j->bi[c] - a * j->mu[c];
+    const float *xp = j->X + i * j->sz;
+    float *yp = j->Y + i * j->sz;
+    for (int64_t k = 0; k < j->sz; k++)
+        yp[k] = a * xp[k] + b;
+}
+
 static gq_status s_batchnorm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                              gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
@@ -53,26 +74,25 @@ static gq_status s_batchnorm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t 
         return rc;
     double eps = gq_onnx_attr_float(n, "epsilon", 1e-5f);
     int64_t sz = C && N ? gq_tdesc_numel(x) / (N * C) : 0;
-    const float *X = in[0]->data, *sc = in[1]->data, *bi = in[2]->data, *mu = in[3]->data,
-                *var = in[4]->data;
-    float *Y = out->data;
-    for (int64_t c = 0; c < C; c++) {
-        float a = (float)(sc[c] / sqrt((double)var[c] + eps)), b = bi[c] - a * mu[c];
-        for (int64_t b0 = 0; b0 < N; b0++) {
-            const float *xp = X + (b0 * C + c) * sz;
-            float *yp = Y + (b0 * C + c) * sz;
-            for (int64_t i = 0; i < sz; i++)
-                yp[i] = a * xp[i] + b;
-        }
-    }
+    s_bn_job_t j = {.X = in[0]->data,
+                    .sc = in[1]->data,
+                    .bi = in[2]->data,
+                    .mu = in[3]->data,
+                    .var = in[4]->data,
+                    .Y = out->data,
+                    .eps = eps,
+                    .C = C,
+                    .sz = sz};
+    gq_par_for_work(N * C, N * C * sz, s_bn_plane, &j);
     return GQ_OK;
 }
 
-/* y = (x - mean) / sqrt(var + eps) over rows of len values; mean/inv per row when asked. */
-static void s_norm_rows(const float *x, float *y, int64_t rows, int64_t len, double eps,
+/* y = (x - mean) / sqrt(var + eps) over rows [r0, r1) of len values; mean/inv per row when
+ * asked. */
+static void s_norm_rows(const float *x, float *y, int64_t r0, int64_t r1, int64_t len, double eps,
                         float *mean_out, float *inv_out)
 {
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * len;
         float *yr = y + r * len;
         double s = 0, ss = 0;
@@ -88,6 +108,38 @@ static void s_norm_rows(const float *x, float *y, int64_t rows, int64_t len, dou
             mean_out[r] = (float)mean;
         if (inv_out)
             inv_out[r] = (float)inv;
+    }
+}
+
+typedef struct {
+    const float *X;
+    float *Y;
+    const float *sc, *bi; /* bi NULL: no bias */
+    float *mean, *inv;    /* NULL: not asked for */
+    const gq_tdesc_t *inner;
+    int64_t ss[GQ_MAX_DIMS], sb[GQ_MAX_DIMS];
+    double eps;
+    int64_t len;
+} s_ln_job_t;
+
+/* Row r of LayerNormalization: normalised, then scaled and shifted. */
+static void s_ln_row(void *ctx, int64_t r, int tid)
+{
+    (void)tid;
+    const s_ln_job_t *j = ctx;
+    s_norm_rows(j->X, j->Y, r, r + 1, j->len, j->eps, j->mean, j->inv);
+    float *y = j->Y + r * j->len;
+    const gq_tdesc_t *inner = j->inner;
+    int64_t idx[GQ_MAX_DIMS] = {0}, is = 0, ib = 0;
+    for (int64_t i = 0; i < j->len; i++) {
+        y[i] = y[i] * j->sc[is] + (j->bi ? j->bi[ib] : 0.0f);
+        for (int d = inner->ndim - 1; d >= 0; d--) {
+            is += j->ss[d], ib += j->sb[d];
+            if (++idx[d] < inner->shape[d])
+                break;
+            is -= j->ss[d] * idx[d], ib -= j->sb[d] * idx[d];
+            idx[d] = 0;
+        }
     }
 }
 
@@ -126,25 +178,40 @@ static gq_status s_layernorm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t 
     for (int o = 1; o < nout && o < 3; o++)
         if ((rc = gq_onnx_out(&out[o], &stat, err, errlen)))
             return rc;
-    float *Y = out->data;
-    s_norm_rows(in[0]->data, Y, rows, len, gq_onnx_attr_float(n, "epsilon", 1e-5f),
-                nout > 1 ? out[1].data : NULL, nout > 2 ? out[2].data : NULL);
-    int64_t ss[GQ_MAX_DIMS], sb[GQ_MAX_DIMS];
-    gq_onnx_bstrides(&in[1]->desc, &inner, ss);
-    if (nin > 2 && in[2])
-        gq_onnx_bstrides(&in[2]->desc, &inner, sb);
-    const float *sc = in[1]->data, *bi = nin > 2 && in[2] ? in[2]->data : NULL;
-    int64_t idx[GQ_MAX_DIMS] = {0};
-    for (int64_t i = 0; i < len; i++) {
-        int64_t is = 0, ib = 0;
-        for (int d = 0; d < inner.ndim; d++)
-            is += idx[d] * ss[d], ib += idx[d] * (bi ? sb[d] : 0);
-        for (int64_t r = 0; r < rows; r++)
-            Y[r * len + i] = Y[r * len + i] * sc[is] + (bi ? bi[ib] : 0.0f);
-        for (int d = inner.ndim - 1; d >= 0 && ++idx[d] == inner.shape[d]; d--)
-            idx[d] = 0;
-    }
+    s_ln_job_t j = {.X = in[0]->data,
+                    .Y = out->data,
+                    .sc = in[1]->data,
+                    .bi = nin > 2 && in[2] ? in[2]->data : NULL,
+                    .mean = nout > 1 ? out[1].data : NULL,
+                    .inv = nout > 2 ? out[2].data : NULL,
+                    .inner = &inner,
+                    .eps = gq_onnx_attr_float(n, "epsilon", 1e-5f),
+                    .len = len};
+    gq_onnx_bstrides(&in[1]->desc, &inner, j.ss);
+    if (j.bi)
+        gq_onnx_bstrides(&in[2]->desc, &inner, j.sb);
+    else
+        memset(j.sb, 0, sizeof j.sb);
+    gq_par_for_work(rows, rows * len * 4, s_ln_row, &j);
     return GQ_OK;
+}
+
+typedef struct {
+    const float *X, *sc, *bi;
+    float *Y;
+    double eps;
+    int64_t C, sz;
+} s_in_job_t;
+
+/* Plane r = [n, c] of InstanceNormalization. */
+static void s_in_plane(void *ctx, int64_t r, int tid)
+{
+    (void)tid;
+    const s_in_job_t *j = ctx;
+    s_norm_rows(j->X, j->Y, r, r + 1, j->sz, j->eps, NULL, NULL);
+    float *y = j->Y + r * j->sz, a = j->sc[r % j->C], b = j->bi[r % j->C];
+    for (int64_t i = 0; i < j->sz; i++)
+        y[i] = y[i] * a + b;
 }
 
 static gq_status s_instancenorm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
@@ -164,12 +231,74 @@ static gq_status s_instancenorm(const Onnx__NodeProto *n, int opset, gq_onnx_val
         sz *= x->shape[d];
     if ((rc = s_per_channel(in, 1, 2, C, err, errlen)) || (rc = gq_onnx_out(out, x, err, errlen)))
         return rc;
-    float *Y = out->data;
-    const float *sc = in[1]->data, *bi = in[2]->data;
-    s_norm_rows(in[0]->data, Y, N * C, sz, gq_onnx_attr_float(n, "epsilon", 1e-5f), NULL, NULL);
-    for (int64_t r = 0; r < N * C; r++)
-        for (int64_t i = 0; i < sz; i++)
-            Y[r * sz + i] = Y[r * sz + i] * sc[r % C] + bi[r % C];
+    s_in_job_t j = {.X = in[0]->data,
+                    .Y = out->data,
+                    .sc = in[1]->data,
+                    .bi = in[2]->data,
+                    .eps = gq_onnx_attr_float(n, "epsilon", 1e-5f),
+                    .C = C,
+                    .sz = sz};
+    gq_par_for_work(N * C, N * C * sz * 4, s_in_plane, &j);
+    return GQ_OK;
+}
+
+/* GroupNormalization: row r = [n, group] is Cg channels of sz elements, normalised as one;
+ * then scale and bias per group (opset 18) or per channel (opset 21). */
+typedef struct {
+    const float *X, *sc, *bi;
+    float *Y;
+    double eps;
+    int64_t G, Cg, sz;
+    bool per_channel;
+} s_gn_job_t;
+
+static void s_gn_row(void *ctx, int64_t r, int tid)
+{
+    (void)tid;
+    const s_gn_job_t *j = ctx;
+    int64_t len = j->Cg * j->sz, g = r % j->G;
+    s_norm_rows(j->X, j->Y, r, r + 1, len, j->eps, NULL, NULL);
+    float *y = j->Y + r * len;
+    for (int64_t c = 0; c < j->Cg; c++) {
+        int64_t k = j->per_channel ? g * j->Cg + c : g;
+        float a = j->sc[k], b = j->bi[k];
+        for (int64_t i = 0; i < j->sz; i++)
+            y[c * j->sz + i] = y[c * j->sz + i] * a + b;
+    }
+}
+
+static gq_status s_groupnorm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
+                             int nin, gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)nout;
+    gq_status rc = s_f32(in, nin, 3, err, errlen);
+    if (rc)
+        return rc;
+    const gq_tdesc_t *x = &in[0]->desc;
+    int64_t G = gq_onnx_attr_int(n, "num_groups", 0);
+    if (x->ndim < 2 || G < 1 || x->shape[1] % G) {
+        char a[96];
+        gq_errf(err, errlen, "input %s with num_groups %lld: want [N, C, ...], C a multiple",
+                gq_tdesc_str(x, a, sizeof a), (long long)G);
+        return GQ_ESHAPE;
+    }
+    int64_t N = x->shape[0], C = x->shape[1], sz = 1;
+    for (int d = 2; d < x->ndim; d++)
+        sz *= x->shape[d];
+    bool per_channel = opset >= 21;
+    if ((rc = s_per_channel(in, 1, 2, per_channel ? C : G, err, errlen)) ||
+        (rc = gq_onnx_out(out, x, err, errlen)))
+        return rc;
+    s_gn_job_t j = {.X = in[0]->data,
+                    .Y = out->data,
+                    .sc = in[1]->data,
+                    .bi = in[2]->data,
+                    .eps = gq_onnx_attr_float(n, "epsilon", 1e-5f),
+                    .G = G,
+                    .Cg = C / G,
+                    .sz = sz,
+                    .per_channel = per_channel};
+    gq_par_for_work(N * G, N * C * sz * 4, s_gn_row, &j);
     return GQ_OK;
 }
 
@@ -282,6 +411,6 @@ static gq_status s_mvn(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
 const gq_onnx_kernel_t gq_onnx_kernels_norm[] = {
     {"BatchNormalization", 6, s_batchnorm},       {"LayerNormalization", 17, s_layernorm},
     {"InstanceNormalization", 6, s_instancenorm}, {"LpNormalization", 1, s_lpnorm},
-    {"MeanVarianceNormalization", 9, s_mvn},
+    {"MeanVarianceNormalization", 9, s_mvn},      {"GroupNormalization", 18, s_groupnorm},
 };
 const int gq_onnx_kernels_norm_count = GQ_ONNX_COUNT(gq_onnx_kernels_norm);

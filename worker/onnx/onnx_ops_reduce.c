@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "onnx_int.h"
+#include "par.h"
 #include "util.h"
 
 typedef enum {
@@ -91,6 +92,113 @@ static double s_red_final(s_red_t k, double acc, int64_t cnt, double mx)
     }
 }
 
+typedef struct {
+    s_red_t kind;
+    gq_dtype_t dt;
+    const void *x;
+    void *y;
+    bool noop;
+    int64_t cnt; /* elements a group */
+    /* reduced and kept dims, innermost first, with their strides in x */
+    int nr, nk;
+    int64_t rshape[GQ_MAX_DIMS], rstride[GQ_MAX_DIMS], kshape[GQ_MAX_DIMS], kstride[GQ_MAX_DIMS];
+} s_red_job_t;
+
+static inline double s_red_get(const s_red_job_t *j, int64_t off)
+{
+    return j->dt == GQ_F32 ? ((const float *)j->x)[off] : gq_onnx_getd(j->x, j->dt, off);
+}
+
+/* Output g: its group's elements in input order (the order of the serial sum). */
+static void s_red_group(void *ctx, int64_t g, int tid)
+{
+    (void)tid;
+    const s_red_job_t *j = ctx;
+    if (j->noop) {
+        gq_onnx_setd(j->y, j->dt, g, gq_onnx_getd(j->x, j->dt, g));
+        return;
+    }
+    int64_t base = 0, r = g;
+    for (int d = 0; d < j->nk; d++)
+        base += (r % j->kshape[d]) * j->kstride[d], r /= j->kshape[d];
+    double mx = -INFINITY, acc = s_red_init(j->kind);
+    for (int pass = j->kind == S_LOGSUMEXP ? 0 : 1; pass < 2; pass++) {
+        int64_t idx[GQ_MAX_DIMS] = {0}, off = base;
+        for (int64_t i = 0; i < j->cnt; i++) {
+            double v = s_red_get(j, off);
+            if (pass == 0)
+                mx = v > mx ? v : mx;
+            else
+                acc = j->kind == S_LOGSUMEXP ? acc + exp(v - mx) : s_red_step(j->kind, acc, v);
+            for (int d = 0; d < j->nr; d++) {
+                off += j->rstride[d];
+                if (++idx[d] < j->rshape[d])
+                    break;
+                off -= j->rstride[d] * idx[d];
+                idx[d] = 0;
+            }
+        }
+    }
+    gq_onnx_setd(j->y, j->dt, g, s_red_final(j->kind, acc, j->cnt, mx));
+}
+
+#define S_RED_RUN 64 /* neighbouring outputs a s_red_run index computes */
+
+/* Outputs that are neighbours in memory along x's innermost (kept) dim: index i is run
+ * i % runs of row i / runs, where a row is the kept innermost dim and runs = its runs of up
+ * to S_RED_RUN. The reduced elements stream in input order, each group's in the same order
+ * as s_red_group takes them, and the inner loop runs over the run's outputs. */
+static void s_red_run(void *ctx, int64_t i, int tid)
+{
+    (void)tid;
+    const s_red_job_t *j = ctx;
+    int64_t W = j->kshape[0], runs = (W + S_RED_RUN - 1) / S_RED_RUN;
+    int64_t row = i / runs, q0 = (i % runs) * S_RED_RUN,
+            m = W - q0 < S_RED_RUN ? W - q0 : S_RED_RUN;
+    int64_t g0 = row * W + q0, base = q0, r = row;
+    for (int d = 1; d < j->nk; d++)
+        base += (r % j->kshape[d]) * j->kstride[d], r /= j->kshape[d];
+    double acc[S_RED_RUN], mx[S_RED_RUN];
+    for (int64_t k = 0; k < m; k++)
+        acc[k] = s_red_init(j->kind), mx[k] = -INFINITY;
+    for (int pass = j->kind == S_LOGSUMEXP ? 0 : 1; pass < 2; pass++) {
+        int64_t idx[GQ_MAX_DIMS] = {0}, off = base;
+        for (int64_t e = 0; e < j->cnt; e++) {
+            const float *x = (const float *)j->x + off;
+            bool f32 = j->dt == GQ_F32 && pass == 1;
+            /* the common sums as plain loops (they vectorize), the rest through s_red_step */
+            if (f32 && (j->kind == S_SUM || j->kind == S_MEAN || j->kind == S_LOGSUM)) {
+                for (int64_t k = 0; k < m; k++)
+                    acc[k] += x[k];
+            } else if (f32 && (j->kind == S_SUMSQ || j->kind == S_L2)) {
+                for (int64_t k = 0; k < m; k++)
+                    acc[k] += (double)x[k] * x[k];
+            } else if (f32 && j->kind != S_LOGSUMEXP) {
+                for (int64_t k = 0; k < m; k++)
+                    acc[k] = s_red_step(j->kind, acc[k], x[k]);
+            } else {
+                for (int64_t k = 0; k < m; k++) {
+                    double v = s_red_get(j, off + k);
+                    if (pass == 0)
+                        mx[k] = v > mx[k] ? v : mx[k];
+                    else
+                        acc[k] = j->kind == S_LOGSUMEXP ? acc[k] + exp(v - mx[k])
+                                                        : s_red_step(j->kind, acc[k], v);
+                }
+            }
+            for (int d = 0; d < j->nr; d++) {
+                off += j->rstride[d];
+                if (++idx[d] < j->rshape[d])
+                    break;
+                off -= j->rstride[d] * idx[d];
+                idx[d] = 0;
+            }
+        }
+    }
+    for (int64_t k = 0; k < m; k++)
+        gq_onnx_setd(j->y, j->dt, g0 + k, s_red_final(j->kind, acc[k], j->cnt, mx[k]));
+}
+
 static gq_status s_reduce(s_red_t kind, const Onnx__NodeProto *n, int opset,
                           gq_onnx_val_t *const *in, int nin, gq_onnx_val_t *out, char *err,
                           size_t errlen)
@@ -99,7 +207,9 @@ static gq_status s_reduce(s_red_t kind, const Onnx__NodeProto *n, int opset,
     if (rc)
         return rc;
     const gq_tdesc_t *x = &in[0]->desc;
-    if (!gq_onnx_dtype_real(x->dtype) || x->dtype == GQ_BOOL) {
+    /* bool: ReduceMax / ReduceMin from opset 20 (any / all) */
+    bool bool_ok = (kind == S_MAX || kind == S_MIN) && opset >= 20;
+    if (!gq_onnx_dtype_real(x->dtype) || (x->dtype == GQ_BOOL && !bool_ok)) {
         gq_errf(err, errlen, "%s input is not supported", gq_dtype_name(x->dtype));
         return GQ_EDTYPE;
     }
@@ -118,39 +228,26 @@ static gq_status s_reduce(s_red_t kind, const Onnx__NodeProto *n, int opset,
     }
     if ((rc = gq_onnx_out(out, &od, err, errlen)))
         return rc;
-    double *acc = malloc((size_t)(2 * groups + 1) * sizeof *acc);
-    if (!acc) {
-        gq_errf(err, errlen, "out of memory");
-        return GQ_ENOMEM;
+    s_red_job_t j = {.kind = kind,
+                     .dt = x->dtype,
+                     .x = in[0]->data,
+                     .y = out->data,
+                     .noop = noop,
+                     .cnt = groups ? total / groups : 0};
+    int64_t st = 1;
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        if (red[d])
+            j.rshape[j.nr] = x->shape[d], j.rstride[j.nr++] = st;
+        else
+            j.kshape[j.nk] = x->shape[d], j.kstride[j.nk++] = st;
+        st *= x->shape[d];
     }
-    double *mx = acc + groups; /* LogSumExp: the max of each group, for stability */
-    int64_t st[GQ_MAX_DIMS], cnt = groups ? total / groups : 0;
-    gq_onnx_bstrides(&kd, x, st);
-    for (int64_t g = 0; g < groups; g++)
-        acc[g] = s_red_init(kind), mx[g] = -INFINITY;
-    for (int pass = kind == S_LOGSUMEXP ? 0 : 1; pass < 2; pass++) {
-        int64_t idx[GQ_MAX_DIMS] = {0}, g = 0;
-        for (int64_t i = 0; i < total; i++) {
-            double v = gq_onnx_getd(in[0]->data, x->dtype, i);
-            if (pass == 0)
-                mx[g] = v > mx[g] ? v : mx[g];
-            else
-                acc[g] =
-                    kind == S_LOGSUMEXP ? acc[g] + exp(v - mx[g]) : s_red_step(kind, acc[g], v);
-            for (int d = x->ndim - 1; d >= 0; d--) {
-                g += st[d];
-                if (++idx[d] < x->shape[d])
-                    break;
-                g -= st[d] * idx[d];
-                idx[d] = 0;
-            }
-        }
+    if (!noop && j.nk > 0 && j.kstride[0] == 1 && j.kshape[0] > 1) {
+        int64_t runs = (j.kshape[0] + S_RED_RUN - 1) / S_RED_RUN;
+        gq_par_for_work(groups / j.kshape[0] * runs, total * 4, s_red_run, &j);
+    } else {
+        gq_par_for_work(groups, total * 4, s_red_group, &j);
     }
-    for (int64_t g = 0; g < groups; g++)
-        gq_onnx_setd(out->data, x->dtype, g,
-                     noop ? gq_onnx_getd(in[0]->data, x->dtype, g)
-                          : s_red_final(kind, acc[g], cnt, mx[g]));
-    free(acc);
     return GQ_OK;
 }
 

@@ -298,6 +298,7 @@ const gq_onnx_shape_t gq_onnx_shapes_elem[] = {
     {"Gelu", s_f_same},
     {"Greater", s_f_compare},
     {"GreaterOrEqual", s_f_compare},
+    {"GroupNormalization", s_f_same},
     {"HardSigmoid", s_f_same},
     {"HardSwish", s_f_same},
     {"Hardmax", s_f_same},
