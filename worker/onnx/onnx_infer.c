@@ -204,21 +204,24 @@ bool gq_onnx_shape_attr_k(const Onnx__NodeProto *n, const char *name, int want, 
 
 /* ---- the table ---- */
 
+/* The shape function tables, one per family. */
+static const struct {
+    const gq_onnx_shape_t *t;
+    const int *n;
+} s_fam[] = {{gq_onnx_shapes_elem, &gq_onnx_shapes_elem_count},
+             {gq_onnx_shapes_tensor, &gq_onnx_shapes_tensor_count},
+             {gq_onnx_shapes_nn, &gq_onnx_shapes_nn_count}};
+#define S_NFAM (sizeof s_fam / sizeof s_fam[0])
+
 static gq_onnx_shape_fn s_lookup(const char *op)
 {
-    const struct {
-        const gq_onnx_shape_t *t;
-        const int *n;
-    } fam[] = {{gq_onnx_shapes_elem, &gq_onnx_shapes_elem_count},
-               {gq_onnx_shapes_tensor, &gq_onnx_shapes_tensor_count},
-               {gq_onnx_shapes_nn, &gq_onnx_shapes_nn_count}};
-    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
-        size_t lo = 0, hi = (size_t)*fam[f].n;
+    for (size_t f = 0; f < S_NFAM; f++) {
+        size_t lo = 0, hi = (size_t)*s_fam[f].n;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
-            int d = strcmp(fam[f].t[mid].op, op);
+            int d = strcmp(s_fam[f].t[mid].op, op);
             if (!d)
-                return fam[f].t[mid].fn;
+                return s_fam[f].t[mid].fn;
             if (d < 0)
                 lo = mid + 1;
             else
@@ -230,17 +233,11 @@ static gq_onnx_shape_fn s_lookup(const char *op)
 
 bool gq_onnx_infer_tables_sorted(char *err, size_t errlen)
 {
-    const struct {
-        const gq_onnx_shape_t *t;
-        const int *n;
-    } fam[] = {{gq_onnx_shapes_elem, &gq_onnx_shapes_elem_count},
-               {gq_onnx_shapes_tensor, &gq_onnx_shapes_tensor_count},
-               {gq_onnx_shapes_nn, &gq_onnx_shapes_nn_count}};
-    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++)
-        for (int i = 1; i < *fam[f].n; i++)
-            if (strcmp(fam[f].t[i - 1].op, fam[f].t[i].op) >= 0) {
+    for (size_t f = 0; f < S_NFAM; f++)
+        for (int i = 1; i < *s_fam[f].n; i++)
+            if (strcmp(s_fam[f].t[i - 1].op, s_fam[f].t[i].op) >= 0) {
                 gq_errf(err, errlen, "shape table %zu: '%s' comes before '%s'", f,
-                        fam[f].t[i - 1].op, fam[f].t[i].op);
+                        s_fam[f].t[i - 1].op, s_fam[f].t[i].op);
                 return false;
             }
     return true;

@@ -310,6 +310,44 @@ static gq_status s_stack(const s_list_t *l, int axis, bool rev, gq_dtype_t dt, g
     return GQ_OK;
 }
 
+/* After an iteration of body b (run be): its outputs first .. first + N - 1 become the carried
+ * values (each taken before the old one goes), the next K join the scan outputs. */
+static gq_status s_collect(const gq_onnx_plan_t *b, s_env_t *be, int first, gq_onnx_val_t *carry,
+                           int N, s_list_t *scan, int K, char *err, size_t errlen)
+{
+    gq_status rc = GQ_OK;
+    for (int i = 0; i < N && !rc; i++) {
+        gq_onnx_val_t nv;
+        if (!(rc = s_take(b, be, first + i, &nv, err, errlen))) {
+            s_release(b, &carry[i]);
+            carry[i] = nv;
+        }
+    }
+    for (int k = 0; k < K && !rc; k++) {
+        gq_onnx_val_t v;
+        if (!(rc = s_take(b, be, first + N + k, &v, err, errlen)) &&
+            (rc = s_list_push(&scan[k], &v, err, errlen)))
+            s_release(b, &v);
+    }
+    return rc;
+}
+
+/* The final carried values into outs[0..N): moved when owned, copied when still borrowed
+ * (no iteration ran). */
+static gq_status s_give(gq_onnx_val_t *carry, int N, gq_onnx_val_t *outs, char *err, size_t errlen)
+{
+    gq_status rc = GQ_OK;
+    for (int i = 0; i < N && !rc; i++) {
+        if (carry[i].owned) {
+            outs[i] = carry[i];
+            carry[i].owned = false;
+        } else if (!(rc = gq_onnx_out(&outs[i], &carry[i].desc, err, errlen))) {
+            GQ_ONNX_COPY(outs[i].data, carry[i].data, carry[i].nbytes);
+        }
+    }
+    return rc;
+}
+
 /* A bool or integer scalar of a subgraph's run into slot s. */
 static gq_status s_set_scalar(s_env_t *be, int s, gq_dtype_t dt, int64_t v, char *err,
                               size_t errlen)
@@ -392,29 +430,12 @@ static gq_status s_run_loop(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, c
         if (!rc)
             rc = s_truth(c >= 0 && be.set[c] ? &be.vals[c] : NULL, "the body's condition", &cond,
                          err, errlen);
-        for (int i = 0; i < N && !rc; i++) { /* taken before the old value goes */
-            gq_onnx_val_t nv;
-            if (!(rc = s_take(b, &be, 1 + i, &nv, err, errlen))) {
-                s_release(p, &carry[i]);
-                carry[i] = nv;
-            }
-        }
-        for (int k = 0; k < K && !rc; k++) {
-            gq_onnx_val_t v;
-            if (!(rc = s_take(b, &be, 1 + N + k, &v, err, errlen)) &&
-                (rc = s_list_push(&scan[k], &v, err, errlen)))
-                s_release(p, &v);
-        }
+        if (!rc)
+            rc = s_collect(b, &be, 1, carry, N, scan, K, err, errlen);
         s_env_free(b, &be);
     }
-    for (int i = 0; i < N && !rc; i++) {
-        if (carry[i].owned) {
-            outs[i] = carry[i];
-            carry[i].owned = false;
-        } else if (!(rc = gq_onnx_out(&outs[i], &carry[i].desc, err, errlen))) {
-            GQ_ONNX_COPY(outs[i].data, carry[i].data, carry[i].nbytes);
-        }
-    }
+    if (!rc)
+        rc = s_give(carry, N, outs, err, errlen);
     for (int k = 0; k < K && !rc; k++)
         rc = s_stack(&scan[k], 0, false, GQ_F32, &outs[N + k], err, errlen);
     for (int i = 0; i < N; i++)
@@ -516,29 +537,12 @@ static gq_status s_run_scan(const gq_onnx_plan_t *p, const gq_onnx_step_t *st, c
         }
         if (!rc)
             rc = s_run_steps(b, &be, err, errlen);
-        for (int i = 0; i < N && !rc; i++) {
-            gq_onnx_val_t nv;
-            if (!(rc = s_take(b, &be, i, &nv, err, errlen))) {
-                s_release(p, &carry[i]);
-                carry[i] = nv;
-            }
-        }
-        for (int k = 0; k < K && !rc; k++) {
-            gq_onnx_val_t v;
-            if (!(rc = s_take(b, &be, N + k, &v, err, errlen)) &&
-                (rc = s_list_push(&scan[k], &v, err, errlen)))
-                s_release(p, &v);
-        }
+        if (!rc)
+            rc = s_collect(b, &be, 0, carry, N, scan, K, err, errlen);
         s_env_free(b, &be);
     }
-    for (int i = 0; i < N && !rc; i++) {
-        if (carry[i].owned) {
-            outs[i] = carry[i];
-            carry[i].owned = false;
-        } else if (!(rc = gq_onnx_out(&outs[i], &carry[i].desc, err, errlen))) {
-            GQ_ONNX_COPY(outs[i].data, carry[i].data, carry[i].nbytes);
-        }
-    }
+    if (!rc)
+        rc = s_give(carry, N, outs, err, errlen);
     for (int k = 0; k < K && !rc; k++) {
         int64_t ax = oax[k];
         int rank = scan[k].n ? scan[k].v[0].desc.ndim + 1 : 1;
