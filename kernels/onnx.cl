@@ -234,10 +234,9 @@ __kernel void gq_onnx_pool_rows(__global const float *x, __global float *y, int 
     float init = kind == 0 ? -INFINITY : 0.0f;
     for (int j = 0; j < OW; j++)
         yr[j] = init;
-    int ch = 0, ph = 0;
+    int ch = 0;
     for (int kh = 0; kh < KH; kh++) {
         int ih = oh * SH - PH + kh * DH;
-        ph += ih < IH + PHe;
         if (ih < 0 || ih >= IH)
             continue;
         ch++;
@@ -259,14 +258,13 @@ __kernel void gq_onnx_pool_rows(__global const float *x, __global float *y, int 
     if (kind == 0)
         return;
     for (int j = 0; j < OW; j++) {
-        int cw = 0, pw = 0;
+        int cw = 0;
         for (int kw = 0; kw < KW; kw++) {
             int iw = j * SW - PW + kw * DW;
             cw += iw >= 0 && iw < IW;
-            pw += iw < IW + PWe;
         }
         int cnt = ch * cw;
-        yr[j] = yr[j] / (float)(include_pad ? ph * pw : cnt ? cnt : 1);
+        yr[j] = yr[j] / (float)(include_pad ? KH * KW : cnt ? cnt : 1);
     }
 }
 
@@ -344,8 +342,9 @@ __kernel void gq_onnx_conv_direct(__global const float *x, __global const float 
 /* ---- pools ---- */
 
 /* MaxPool (kind 0) / AveragePool (kind 1) of one output element over its window's taps
- * inside the input; the average's divisor is the taps inside the input plus the explicit
- * pads (count_include_pad) or those inside the input alone, as on the CPU. */
+ * inside the input; the average's divisor is the whole window (count_include_pad: also where
+ * ceil_mode runs it past the pads, as onnxruntime counts it) or the taps inside the input, as
+ * on the CPU. PHe, PWe: unused (the claim's geometry). */
 __kernel void gq_onnx_pool(__global const float *x, __global float *y, int kind, int include_pad,
                            int IH, int IW, int OH, int OW, int KH, int KW, int SH, int SW, int DH,
                            int DW, int PH, int PW, int PHe, int PWe, ulong n, int chk)
@@ -356,17 +355,15 @@ __kernel void gq_onnx_pool(__global const float *x, __global float *y, int kind,
     int i = (int)gi;
     int ow = i % OW, t = i / OW, oh = t % OH, pl = t / OH;
     __global const float *xp = x + (long)pl * IH * IW;
-    int sh = oh * SH - PH, sw = ow * SW - PW, ch = 0, cw = 0, ph = 0, pw = 0;
+    int sh = oh * SH - PH, sw = ow * SW - PW, ch = 0, cw = 0;
     for (int kw = 0; kw < KW; kw++) {
         int iw = sw + kw * DW;
         cw += iw >= 0 && iw < IW;
-        pw += iw < IW + PWe;
     }
     float m = -INFINITY;
     gq_onnx_acc acc = 0;
     for (int kh = 0; kh < KH; kh++) {
         int ih = sh + kh * DH;
-        ph += ih < IH + PHe;
         if (ih < 0 || ih >= IH)
             continue;
         ch++;
@@ -383,7 +380,7 @@ __kernel void gq_onnx_pool(__global const float *x, __global float *y, int kind,
         y[gi] = m;
     } else {
         int cnt = ch * cw;
-        y[gi] = (float)(acc / (gq_onnx_acc)(include_pad ? ph * pw : cnt ? cnt : 1));
+        y[gi] = (float)(acc / (gq_onnx_acc)(include_pad ? KH * KW : cnt ? cnt : 1));
     }
 }
 

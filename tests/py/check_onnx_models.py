@@ -241,8 +241,40 @@ def fused():
     return m, lambda n, r: {"x": r.standard_normal((n, 40)).astype(np.float32)}
 
 
+def conv_pool():
+    """Conv(+act) -> MaxPool pairs gq runs as one step, at the edges: channels not a multiple
+    of 4, odd sizes, a padded ceil_mode pool, overlapping and dilated windows, a strided
+    conv without activation, a depthwise conv with LeakyRelu, a 1-D conv with BN + Sigmoid,
+    a conv whose output is also a graph output (not fused), a window taller than 8 rows, and
+    grouped filters."""
+    b = Builder(10)
+    x = b.op("Relu", [b.conv("img", 5, 6, [3, 3], pads=[1, 1, 1, 1])])
+    a = b.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
+    x = b.conv(a, 6, 7, [2, 3], strides=[2, 1])
+    x = b.op("MaxPool", [x], kernel_shape=[2, 3], strides=[1, 1], dilations=[1, 2])
+    x = b.op("LeakyRelu", [b.conv(x, 7, 7, [3, 3], group=7, pads=[1, 0, 1, 2])], alpha=0.2)
+    c = b.op("MaxPool", [x], kernel_shape=[1, 2], strides=[1, 2], ceil_mode=1)
+    y = b.op("Sigmoid", [b.bn(b.conv("seq", 6, 9, 5, strides=[2], pads=[2, 2]), 9)])
+    y = b.op("MaxPool", [y], kernel_shape=[3], strides=[2], pads=[1, 1], ceil_mode=1)
+    z = b.conv(y, 9, 5, 3, auto_pad="SAME_UPPER")
+    zp = b.op("MaxPool", [z], kernel_shape=[2], auto_pad="VALID")
+    # 2 input channels, a 2x2/2 pool whose last window passes the row's end; a stride-2
+    # conv with a dilated, padded width under a window taller than 8 rows; groups of 5
+    # filters (a block and a partial one)
+    u = b.op("Relu", [b.conv("wide", 2, 7, [3, 3], pads=[1, 1, 1, 1])])
+    u = b.op("MaxPool", [u], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    v = b.conv("wide", 2, 9, [3, 3], strides=[2, 2], dilations=[1, 2], pads=[0, 2, 0, 1])
+    v = b.op("MaxPool", [v], kernel_shape=[9, 2], strides=[1, 2])
+    g = b.conv("wide", 2, 10, [3, 3], group=2, strides=[2, 2])
+    m = b.model("conv_pool", [fin("img", ["N", 5, 23, 19]), fin("seq", ["N", 6, 37]),
+                              fin("wide", ["N", 2, 20, 45])], [a, c, y, z, zp, u, v, g])
+    return m, lambda n, r: {"img": r.standard_normal((n, 5, 23, 19)).astype(np.float32),
+                            "seq": r.standard_normal((n, 6, 37)).astype(np.float32),
+                            "wide": r.standard_normal((n, 2, 20, 45)).astype(np.float32)}
+
+
 # Models whose pairs gq fuses: how many steps it runs them in (--profile lists them).
-FUSED_STEPS = {"fused": 8}
+FUSED_STEPS = {"fused": 8, "kws_conv2d": 6, "cnn2d": 6, "conv_pool": 9}
 
 
 MODELS = {
@@ -255,6 +287,7 @@ MODELS = {
     "gru_lbr0_reverse": lambda: gru(0, "reverse"),
     "if_branches": if_branches,
     "fused": fused,
+    "conv_pool": conv_pool,
 }
 
 
@@ -346,7 +379,7 @@ def main(backend="cpu"):
             try:
                 got = run_gq(path, feeds, names, outdir, backend, steps)
             except NoDevice as e:
-                print(f"no OpenCL device ({e}): the {backend} pass is skipped")
+                print(f"no {backend} device ({e}): the {backend} pass is skipped")
                 return 77
             except RuntimeError as e:
                 failures.append(f"{name} batch {batch}: {e}")
@@ -382,7 +415,8 @@ def main(backend="cpu"):
 
 if __name__ == "__main__":
     rc = main()
-    if rc != 77:  # the same models with the OpenCL accelerator, when a device is there
-        rc_cl = main("opencl")
-        rc = rc or (rc_cl if rc_cl != 77 else 0)
+    if rc != 77:  # the same models with each accelerator, when its device is there
+        for accel in ("opencl", "vulkan"):
+            rc_ax = main(accel)
+            rc = rc or (rc_ax if rc_ax != 77 else 0)
     sys.exit(rc)

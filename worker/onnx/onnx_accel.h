@@ -99,10 +99,9 @@ void gq_onnx_accel_destroy(gq_onnx_accel_t **self_p);
 struct gq_backend;
 gq_onnx_accel_t *gq_onnx_accel_opencl_new(struct gq_backend *be, char *err, size_t errlen);
 
-/* The Vulkan accelerator (worker/vulkan/vk_onnx.c) on backend be (a "vulkan" backend, which
- * must outlive it and every plan given it): f32 MatMul and Gemm on the backend's SGEMM,
- * every other step declined. NULL with err set when be is not a Vulkan backend. Only with
- * GQ_HAVE_VULKAN. */
+/* The Vulkan accelerator (worker/vulkan/vk_onnx*.c) on backend be (a "vulkan" backend, which
+ * must outlive it and every plan given it): the OpenCL accelerator's set of steps but Erf
+ * (f32). NULL with err set when be is not a Vulkan backend. Only with GQ_HAVE_VULKAN. */
 gq_onnx_accel_t *gq_onnx_accel_vulkan_new(struct gq_backend *be, char *err, size_t errlen);
 
 #endif

@@ -5,7 +5,9 @@
  * - MatMul -> Add of a constant vector along the last dim: the bias of MatMul+Add;
  * - Conv, Gemm, MatMul(+Add) -> Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid: the
  *   activation runs in the kernel's epilogue (gq_onnx_kernel_conv_act, _gemm_act,
- *   _matmul_add), on output still in cache instead of another pass over memory. */
+ *   _matmul_add), on output still in cache instead of another pass over memory;
+ * - Conv(+Act) -> MaxPool: one step that pools each band of conv rows from cache
+ *   (gq_onnx_kernel_conv_maxpool), so the conv's output never goes to memory. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,6 +319,68 @@ static const gq_onnx_kernel_t *s_act_kernel(const gq_onnx_plan_t *p, const gq_on
     return NULL;
 }
 
+/* Conv or Conv+Act step k -> MaxPool step j (1-D/2-D, pads explicit or VALID, no Indices):
+ * Conv+MaxPool, inputs [x, w, bias or -1, epilogue or -1, pool], the pool as the i64[11]
+ * onnx_int.h describes. The conv's output, read back by the pool alone, is never stored. */
+static gq_status s_fuse_maxpool(gq_onnx_plan_t *p, int k, int j)
+{
+    gq_onnx_step_t *cv = &p->steps[k], *mp = &p->steps[j];
+    gq_onnx_val_t tmp;
+    const gq_onnx_val_t *w = s_const(p, cv->in[1], &tmp);
+    const Onnx__NodeProto *n = mp->node;
+    if (strcmp(n->op_type, "MaxPool") || mp->in[0] != cv->out[0] || !w || w->desc.dtype != GQ_F32 ||
+        w->desc.ndim < 3 || w->desc.ndim > 4)
+        return GQ_OK;
+    int kd = w->desc.ndim - 2, nk, ns, nd, np;
+    int64_t ks[4], st[4] = {1, 1}, dl[4] = {1, 1}, pads[8] = {0};
+    char ap[32], e[8];
+    if (gq_onnx_attr_ints(n, "kernel_shape", ks, 4, &nk, e, sizeof e) ||
+        gq_onnx_attr_ints(n, "strides", st, 4, &ns, e, sizeof e) ||
+        gq_onnx_attr_ints(n, "dilations", dl, 4, &nd, e, sizeof e) ||
+        gq_onnx_attr_ints(n, "pads", pads, 8, &np, e, sizeof e) ||
+        gq_onnx_attr_str(n, "auto_pad", "NOTSET", ap, sizeof ap, e, sizeof e) ||
+        (strcmp(ap, "NOTSET") && strcmp(ap, "VALID")) || nk != kd || (ns >= 0 && ns != kd) ||
+        (nd >= 0 && nd != kd) || (np >= 0 && np != 2 * kd))
+        return GQ_OK;
+    if (ns < 0)
+        st[0] = st[1] = 1;
+    if (nd < 0)
+        dl[0] = dl[1] = 1;
+    if (np < 0 || !strcmp(ap, "VALID"))
+        memset(pads, 0, sizeof pads);
+    int64_t *sp = gq_aligned_alloc(64, 11 * sizeof *sp);
+    int *ni = realloc(cv->in, 5 * sizeof *ni);
+    if (!sp || !ni) {
+        free(sp);
+        return GQ_ENOMEM;
+    }
+    cv->in = ni;
+    int l = kd - 1; /* 1-D: one row */
+    int64_t v[11] = {l ? ks[0] : 1,
+                     ks[l],
+                     l ? st[0] : 1,
+                     st[l],
+                     l ? dl[0] : 1,
+                     dl[l],
+                     l ? pads[0] : 0,
+                     pads[l],
+                     l ? pads[2] : 0,
+                     pads[kd + l],
+                     p->opset >= 10 && gq_onnx_attr_int(n, "ceil_mode", 0)};
+    memcpy(sp, v, sizeof v);
+    gq_tdesc_t sd = {.dtype = GQ_I64, .ndim = 1, .shape = {11}};
+    int ss = s_add_fold(p, p->names[mp->out[0]], &sd, sp);
+    if (ss < 0)
+        return GQ_ENOMEM;
+    for (int i = cv->nin; i < 4; i++)
+        cv->in[i] = -1;
+    cv->in[4] = ss, cv->nin = 5;
+    cv->k = &gq_onnx_kernel_conv_maxpool;
+    cv->out[0] = mp->out[0];
+    s_drop_step(p, j);
+    return GQ_OK;
+}
+
 gq_status gq_onnx_plan_fuse(gq_onnx_plan_t *p)
 {
     for (int k = 0; k < p->nsteps; k++) {
@@ -348,6 +412,9 @@ gq_status gq_onnx_plan_fuse(gq_onnx_plan_t *p)
         gq_onnx_act_t f;
         if (kern && (j = s_sole_reader(p, k)) >= 0 && p->steps[j].in[0] == st->out[0] &&
             s_act_of(p, &p->steps[j], &f) && (rc = s_fuse_act(p, k, j, &f, kern)))
+            return rc;
+        if ((conv || st->k == &gq_onnx_kernel_conv_act) && st->nin >= 2 &&
+            (j = s_sole_reader(p, k)) >= 0 && (rc = s_fuse_maxpool(p, k, j)))
             return rc;
     }
     return GQ_OK;

@@ -427,6 +427,8 @@ gq_status gq_onnx_infer(const gq_onnx_plan_t *p, const gq_onnx_info_t *parent_in
                                  .errlen = sizeof cause};
         cause[0] = '\0';
         gq_onnx_shape_fn fn = st->branch[0] ? NULL : s_lookup(st->node->op_type);
+        if (st->k == &gq_onnx_kernel_conv_maxpool) /* a fused step: the node is its Conv */
+            fn = gq_onnx_shape_conv_maxpool;
         if (st->branch[0] && st->branch[1])
             rc = s_infer_if(st, info, syms, out, cause, sizeof cause);
         else if (st->branch[0])

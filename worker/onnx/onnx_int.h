@@ -120,6 +120,24 @@ gq_status gq_onnx_conv2d_direct(const gq_onnx_conv2d_t *g, const float *x, const
                                 const float *bias, const gq_onnx_act_t *act, float *y, char *err,
                                 size_t errlen);
 
+/* A MaxPool fused after a conv (onnx_fuse.c), over the conv's output [oh, ow]: window,
+ * strides, dilations, leading pads, and its output dims. */
+typedef struct {
+    int64_t kh, kw, sh, sw, dh, dw, ph, pw;
+    int64_t oh, ow;
+} gq_onnx_pool2d_t;
+
+/* gq_onnx_conv2d_direct, then MaxPool pl (NULL: none) on each band of conv rows while it is
+ * in cache: y is [N, M, pl->oh, pl->ow]. */
+gq_status gq_onnx_conv2d_pool(const gq_onnx_conv2d_t *g, const gq_onnx_pool2d_t *pl, const float *x,
+                              const float *w, const float *bias, const gq_onnx_act_t *act, float *y,
+                              char *err, size_t errlen);
+
+/* Conv(+Act) -> MaxPool (onnx_ops_convpool.c): X, W, B (or absent), epilogue (or absent),
+ * the pool as a constant i64[11] {kh, kw, sh, sw, dh, dw, pad top, left, bottom, right,
+ * ceil_mode} (1-D: kh = sh = dh = 1, top = bottom = 0). */
+extern const gq_onnx_kernel_t gq_onnx_kernel_conv_maxpool;
+
 /* The kernel for op_type at opset; NULL when none. */
 const gq_onnx_kernel_t *gq_onnx_kernel_find(const char *op_type, int opset);
 

@@ -29,6 +29,9 @@ typedef struct {
 
 typedef gq_status (*gq_onnx_shape_fn)(gq_onnx_shape_ctx_t *c);
 
+/* The fused Conv(+Act) -> MaxPool step (onnx_ops_convpool.c): the conv's dims, pooled. */
+gq_status gq_onnx_shape_conv_maxpool(gq_onnx_shape_ctx_t *c);
+
 typedef struct {
     const char *op;
     gq_onnx_shape_fn fn;

@@ -6,6 +6,7 @@
 
 #include "cl_int.h"
 #include "onnx_accel.h"
+#include "onnx_claim.h"
 #include "onnx_plan.h"
 
 /* Kernels of kernels/onnx.cl, by id (names in cl_onnx.c). */
@@ -67,10 +68,13 @@ typedef struct gq_clx gq_clx_t;
 
 /* What the claim of the step being run found (filled by gq_clx_claim, read by gq_clx_run). */
 typedef struct {
-    int op; /* cl_onnx_ops.c's op index */
-    int64_t v[48];
-    float f[4];
-    gq_tdesc_t od[2];
+    int op;                   /* cl_onnx_claim.c's table index */
+    int64_t v[48];            /* per op: see cl_onnx_claim.c */
+    float f[4];               /* f[2], f[3]: the epilogue's parameters (code in v[40]) */
+    gq_tdesc_t od[2];         /* the outputs */
+    gq_onnx_claim_win_t w;    /* convs, pools: the window */
+    gq_onnx_claim_win_t pool; /* Conv+MaxPool: the pool over the conv's output */
+    gq_onnx_claim_bplan_t bp; /* binary ops, Transpose */
 } gq_clx_claim_t;
 
 /* One plan's state: its queue and kernels, its constants on the device, the run's buffers. */
@@ -141,6 +145,7 @@ typedef enum {
     GQ_CLX_K_CONV,
     GQ_CLX_K_CONV_RELU,
     GQ_CLX_K_CONV_ACT,
+    GQ_CLX_K_CONV_POOL, /* Conv(+Act) -> MaxPool fused (onnx_fuse.c) */
     GQ_CLX_K_GEMM_ACT,
     GQ_CLX_K_MATMUL_ADD,
     GQ_CLX_K_MAXPOOL,
@@ -162,13 +167,12 @@ typedef enum {
 typedef struct {
     const char *op; /* op type, or a fused kernel's name ("Conv+Relu") */
     gq_clx_kind_t kind;
-    int kid; /* unary: the kernel; binary: the flat kernel (bcast follows it) */
+    int kid; /* unary: the kernel; binary: the flat kernel (bcast follows it); reshape-like:
+                their gq_onnx_claim_alias_t */
 } gq_clx_entry_t;
 
 /* The ops the accelerator knows; gq_clx_claim_t.op and gq_clx_step_op index it. */
 extern const gq_clx_entry_t gq_clx_table[];
-
-#define GQ_CLX_INT_MAX ((int64_t)0x7fffffff) /* kernels index with int */
 
 /* The op step k's kernel can run as (plan time: op type and kernel), -1 when none. */
 int gq_clx_step_op(const gq_onnx_plan_t *p, int k);

@@ -77,14 +77,14 @@ static gq_status s_gemm(gq_clx_plan_t *ps, s_gemm_t *g, char *err, size_t errlen
     return gq_clx_launch(ps, GQ_CLX_GEMM, a, (int)(sizeof a / sizeof a[0]), 3, global, err, errlen);
 }
 
-/* y = x under a strided plan (v[0] = nd, v[1..8] shape, v[9..16] strides). */
-static gq_status s_strided(gq_clx_plan_t *ps, cl_mem x, cl_mem y, const int64_t *v, size_t n,
-                           char *err, size_t errlen)
+/* y = x under a strided plan (bp's shape and s0). */
+static gq_status s_strided(gq_clx_plan_t *ps, cl_mem x, cl_mem y, const gq_onnx_claim_bplan_t *bp,
+                           size_t n, char *err, size_t errlen)
 {
-    cl_int nd = (cl_int)v[0];
+    cl_int nd = bp->nd;
     cl_long8 sh, sa;
     for (int i = 0; i < 8; i++)
-        sh.s[i] = v[1 + i], sa.s[i] = v[9 + i];
+        sh.s[i] = bp->sh[i], sa.s[i] = bp->s0[i];
     cl_ulong nn = n;
     gq_clx_arg_t a[] = {GQ_CLX_ARG(x),  GQ_CLX_ARG(y),  GQ_CLX_ARG(nd),
                         GQ_CLX_ARG(sh), GQ_CLX_ARG(sa), GQ_CLX_ARG(nn)};
@@ -108,9 +108,10 @@ static gq_status s_run_gemm(gq_clx_plan_t *ps, int k, gq_onnx_val_t *const *in, 
         } else {
             rc = keep ? gq_clx_alloc_const(ps, in[1]->nbytes, &bt, err, errlen)
                       : gq_clx_alloc(ps, in[1]->nbytes, &bt, err, errlen);
-            int64_t v[17] = {2, 1, 1, 1, 1, 1, 1, K, N, 0, 0, 0, 0, 0, 0, 1, K};
+            gq_onnx_claim_bplan_t bp = {
+                .nd = 2, .sh = {1, 1, 1, 1, 1, 1, K, N}, .s0 = {0, 0, 0, 0, 0, 0, 1, K}};
             if (!rc)
-                rc = s_strided(ps, B, bt->m, v, (size_t)(K * N), err, errlen);
+                rc = s_strided(ps, B, bt->m, &bp, (size_t)(K * N), err, errlen);
             if (!rc && keep)
                 ps->derived[k] = bt;
         }
@@ -186,11 +187,12 @@ static gq_status s_run_conv(gq_clx_plan_t *ps, gq_onnx_val_t *const *in, int nin
                             char *err, size_t errlen)
 {
     const int64_t *v = ps->cur.v;
+    const gq_onnx_claim_win_t *w_ = &ps->cur.w;
     cl_float acta = ps->cur.f[2], actb = ps->cur.f[3];
-    cl_int IH = (cl_int)v[0], IW = (cl_int)v[1], KH = (cl_int)v[2], KW = (cl_int)v[3];
-    cl_int SH = (cl_int)v[4], SW = (cl_int)v[5], DH = (cl_int)v[6], DW = (cl_int)v[7];
-    cl_int PH = (cl_int)v[8], PW = (cl_int)v[9], OH = (cl_int)v[12], OW = (cl_int)v[13];
-    int64_t N = v[14], C = v[15], M = v[16], G = v[17];
+    cl_int IH = (cl_int)w_->ih, IW = (cl_int)w_->iw, KH = (cl_int)w_->kh, KW = (cl_int)w_->kw;
+    cl_int SH = (cl_int)w_->sh, SW = (cl_int)w_->sw, DH = (cl_int)w_->dh, DW = (cl_int)w_->dw;
+    cl_int PH = (cl_int)w_->ph, PW = (cl_int)w_->pw, OH = (cl_int)w_->oh, OW = (cl_int)w_->ow;
+    int64_t N = v[0], C = v[1], M = v[2], G = v[3];
     cl_int has_bias = nin > 2 && in[2] != NULL, act = (cl_int)v[40];
     int64_t Cg = C / G, Mg = M / G, K = Cg * KH * KW, P = (int64_t)OH * OW;
     cl_mem x = s_mem(in[0]), w = s_mem(in[1]), bias = has_bias ? s_mem(in[2]) : y;
@@ -233,8 +235,8 @@ static gq_status s_run_conv(gq_clx_plan_t *ps, gq_onnx_val_t *const *in, int nin
                   .act = act,
                   .acta = acta,
                   .actb = actb};
-    bool direct =
-        KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && v[10] == 0 && v[11] == 0;
+    bool direct = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PH == 0 && PW == 0 && w_->phe == 0 &&
+                  w_->pwe == 0;
     if (direct) {
         g.B = x;
         g.bmod = N * G;
@@ -286,11 +288,14 @@ static gq_status s_run_conv(gq_clx_plan_t *ps, gq_onnx_val_t *const *in, int nin
     return rc;
 }
 
-static gq_status s_run_pool(gq_clx_plan_t *ps, bool avg, cl_mem x, cl_mem y, size_t n, char *err,
-                            size_t errlen)
+/* Pool w of x into y (n elements); inc_pad: AveragePool's count_include_pad. */
+static gq_status s_run_pool(gq_clx_plan_t *ps, bool avg, bool inc_pad, const gq_onnx_claim_win_t *w,
+                            cl_mem x, cl_mem y, size_t n, char *err, size_t errlen)
 {
-    const int64_t *v = ps->cur.v;
-    cl_int kind = avg, inc = (cl_int)v[14], g[14];
+    cl_int kind = avg, inc = inc_pad;
+    const int64_t v[14] = {w->ih, w->iw, w->kh, w->kw,  w->sh,  w->sw, w->dh,
+                           w->dw, w->ph, w->pw, w->phe, w->pwe, w->oh, w->ow};
+    cl_int g[14];
     for (int i = 0; i < 14; i++)
         g[i] = (cl_int)v[i];
     cl_ulong nn = n;
@@ -352,10 +357,10 @@ gq_status gq_clx_run(gq_clx_plan_t *ps, int k, gq_onnx_val_t *const *in, int nin
             rc = gq_clx_launch_ew(ps, e->kid, a, 4, n, err, errlen);
             break;
         }
-        cl_int nd = (cl_int)c->v[0];
+        cl_int nd = c->bp.nd;
         cl_long8 sh, sa, sb;
         for (int i = 0; i < 8; i++)
-            sh.s[i] = c->v[1 + i], sa.s[i] = c->v[9 + i], sb.s[i] = c->v[17 + i];
+            sh.s[i] = c->bp.sh[i], sa.s[i] = c->bp.s0[i], sb.s[i] = c->bp.s1[i];
         gq_clx_arg_t a[] = {GQ_CLX_ARG(x),  GQ_CLX_ARG(b),  GQ_CLX_ARG(y),  GQ_CLX_ARG(nd),
                             GQ_CLX_ARG(sh), GQ_CLX_ARG(sa), GQ_CLX_ARG(sb), GQ_CLX_ARG(n)};
         rc = gq_clx_launch_ew(ps, e->kid + 1, a, 8, n, err, errlen);
@@ -376,8 +381,21 @@ gq_status gq_clx_run(gq_clx_plan_t *ps, int k, gq_onnx_val_t *const *in, int nin
         break;
     case GQ_CLX_K_MAXPOOL:
     case GQ_CLX_K_AVGPOOL:
-        rc = s_run_pool(ps, e->kind == GQ_CLX_K_AVGPOOL, x, y, n, err, errlen);
+        rc = s_run_pool(ps, e->kind == GQ_CLX_K_AVGPOOL, c->v[0], &c->w, x, y, n, err, errlen);
         break;
+    case GQ_CLX_K_CONV_POOL: { /* the conv's output in a run buffer, pooled into y */
+        const gq_onnx_claim_win_t *w = &c->w;
+        gq_clx_buf_t *t = NULL;
+        rc = gq_clx_alloc(ps, (size_t)(c->v[0] * c->v[2] * w->oh * w->ow) * sizeof(float), &t, err,
+                          errlen);
+        if (!rc)
+            rc = s_run_conv(ps, in, nin < 3 ? nin : 3, t->m, err, errlen);
+        if (!rc)
+            rc = s_run_pool(ps, false, false, &c->pool, t->m, y, n, err, errlen);
+        if (t)
+            gq_clx_unref(ps, t); /* reused only by later commands of the same queue */
+        break;
+    }
     case GQ_CLX_K_GMAXPOOL:
     case GQ_CLX_K_GAVGPOOL: {
         cl_int kind = e->kind == GQ_CLX_K_GAVGPOOL;
@@ -409,7 +427,7 @@ gq_status gq_clx_run(gq_clx_plan_t *ps, int k, gq_onnx_val_t *const *in, int nin
         break;
     }
     case GQ_CLX_K_TRANSPOSE:
-        rc = s_strided(ps, x, y, c->v, n, err, errlen);
+        rc = s_strided(ps, x, y, &c->bp, n, err, errlen);
         break;
     default:
         gq_errf(err, errlen, "opencl: op %s has no launch", e->op);
