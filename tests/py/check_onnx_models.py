@@ -245,8 +245,8 @@ def conv_pool():
     """Conv(+act) -> MaxPool pairs gq runs as one step, at the edges: channels not a multiple
     of 4, odd sizes, a padded ceil_mode pool, overlapping and dilated windows, a strided
     conv without activation, a depthwise conv with LeakyRelu, a 1-D conv with BN + Sigmoid,
-    a conv whose output is also a graph output (not fused), a window taller than 8 rows, and
-    grouped filters."""
+    a conv whose output is also a graph output (not fused), a window taller than 8 rows,
+    grouped filters, and a strided conv whose rows are whole vectors."""
     b = Builder(10)
     x = b.op("Relu", [b.conv("img", 5, 6, [3, 3], pads=[1, 1, 1, 1])])
     a = b.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
@@ -260,21 +260,22 @@ def conv_pool():
     zp = b.op("MaxPool", [z], kernel_shape=[2], auto_pad="VALID")
     # 2 input channels, a 2x2/2 pool whose last window passes the row's end; a stride-2
     # conv with a dilated, padded width under a window taller than 8 rows; groups of 5
-    # filters (a block and a partial one)
+    # filters (a block and a partial one); rows of whole vectors (run one by one)
     u = b.op("Relu", [b.conv("wide", 2, 7, [3, 3], pads=[1, 1, 1, 1])])
     u = b.op("MaxPool", [u], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
     v = b.conv("wide", 2, 9, [3, 3], strides=[2, 2], dilations=[1, 2], pads=[0, 2, 0, 1])
     v = b.op("MaxPool", [v], kernel_shape=[9, 2], strides=[1, 2])
     g = b.conv("wide", 2, 10, [3, 3], group=2, strides=[2, 2])
+    t = b.op("Tanh", [b.conv("wide", 2, 6, [3, 3], strides=[2, 2], pads=[1, 2, 1, 2])])  # 24 wide
     m = b.model("conv_pool", [fin("img", ["N", 5, 23, 19]), fin("seq", ["N", 6, 37]),
-                              fin("wide", ["N", 2, 20, 45])], [a, c, y, z, zp, u, v, g])
+                              fin("wide", ["N", 2, 20, 45])], [a, c, y, z, zp, u, v, g, t])
     return m, lambda n, r: {"img": r.standard_normal((n, 5, 23, 19)).astype(np.float32),
                             "seq": r.standard_normal((n, 6, 37)).astype(np.float32),
                             "wide": r.standard_normal((n, 2, 20, 45)).astype(np.float32)}
 
 
 # Models whose pairs gq fuses: how many steps it runs them in (--profile lists them).
-FUSED_STEPS = {"fused": 8, "kws_conv2d": 6, "cnn2d": 6, "conv_pool": 9}
+FUSED_STEPS = {"fused": 8, "kws_conv2d": 6, "cnn2d": 6, "conv_pool": 10}
 
 
 MODELS = {

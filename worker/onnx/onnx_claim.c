@@ -2,6 +2,7 @@
  * attribute and shape rules, checked before a step goes to a device, and the geometry of its
  * launch. */
 #include "onnx_claim.h"
+#include "optable.h"
 
 #include <math.h>
 #include <string.h>
@@ -436,65 +437,24 @@ bool gq_onnx_claim_transpose(const Onnx__NodeProto *n, gq_onnx_val_t *const *in,
     return true;
 }
 
-/* Axes from the attribute (opset < 13) or the second input; -1 when unreadable here. */
+/* Squeeze/Unsqueeze's axes as the CPU reads them; -1 when the input is not readable here. */
 static int s_axes(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                   int64_t *axes)
 {
-    if (opset >= 13) {
-        if (nin < 2 || !in[1])
-            return 0;
-        if (in[1]->desc.dtype != GQ_I64 || !gq_onnx_claim_host(in[1]))
-            return -1;
-        int64_t k = gq_tdesc_numel(&in[1]->desc);
-        if (k > GQ_MAX_DIMS)
-            return -1;
-        GQ_ONNX_COPY(axes, in[1]->data, (size_t)k * sizeof *axes);
-        return (int)k;
-    }
-    const Onnx__AttributeProto *a = gq_onnx_attr(n, "axes");
-    if (!a)
-        return 0;
-    if (a->n_ints > GQ_MAX_DIMS)
+    if (opset >= 13 && nin >= 2 && in[1] &&
+        (in[1]->desc.dtype != GQ_I64 || !gq_onnx_claim_host(in[1])))
         return -1;
-    GQ_ONNX_COPY(axes, a->ints, a->n_ints * sizeof *axes);
-    return (int)a->n_ints;
+    return gq_onnx_axes_arg(n, opset, in, nin, axes);
 }
 
-/* Reshape's target shape (the CPU's rule: 0 copies the input's dim unless allowzero, one -1
- * inferred). */
+/* Reshape's target shape by the CPU's rule, when the shape input is readable here. */
 static bool s_reshape(const Onnx__NodeProto *n, const gq_onnx_val_t *sv, const gq_tdesc_t *s,
                       gq_tdesc_t *d)
 {
-    if (!sv || sv->desc.dtype != GQ_I64 || sv->desc.ndim != 1 || !gq_onnx_claim_host(sv) ||
-        sv->desc.shape[0] > GQ_MAX_DIMS)
-        return false;
-    const int64_t *sh = sv->data;
-    int64_t nd = sv->desc.shape[0], known = 1, total = gq_tdesc_numel(s);
-    bool allowzero = gq_onnx_attr_int(n, "allowzero", 0);
-    int infer = -1;
-    d->ndim = (int)nd;
-    for (int i = 0; i < nd; i++) {
-        int64_t v = sh[i];
-        if (v == 0 && !allowzero) {
-            if (i >= s->ndim)
-                return false;
-            v = s->shape[i];
-        }
-        if (v == -1 && infer < 0) {
-            infer = i;
-            continue;
-        }
-        if (v < 0)
-            return false;
-        d->shape[i] = v;
-        known *= v;
-    }
-    if (infer >= 0) {
-        if (known == 0 || total % known)
-            return false;
-        d->shape[infer] = total / known;
-    }
-    return true;
+    char err[GQ_ERRLEN];
+    return sv && sv->desc.dtype == GQ_I64 && sv->desc.ndim == 1 && gq_onnx_claim_host(sv) &&
+           !gq_onnx_reshape_dims(s, sv->data, sv->desc.shape[0],
+                                 gq_onnx_attr_int(n, "allowzero", 0), d, err, sizeof err);
 }
 
 /* Squeeze (squeeze) or Unsqueeze: the k dims listed dropped or inserted (k < 0: axes that

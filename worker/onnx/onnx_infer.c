@@ -335,8 +335,8 @@ static gq_status s_infer_body(const gq_onnx_step_t *st, const gq_onnx_info_t *in
 {
     const gq_onnx_plan_t *b = st->branch[0];
     bool loop = !strcmp(st->node->op_type, "Loop");
-    int nstate = loop ? st->nin - 2 : st->nin - (int)gq_onnx_attr_int(st->node,
-                                                                      "num_scan_inputs", 0);
+    int nstate =
+        loop ? st->nin - 2 : st->nin - (int)gq_onnx_attr_int(st->node, "num_scan_inputs", 0);
     int skip = loop ? 1 : 0; /* Loop's body gives its condition first */
     gq_onnx_bind_t none = {0};
     gq_onnx_info_t *bi = calloc((size_t)b->nslots + 1, sizeof *bi);
@@ -351,9 +351,8 @@ static gq_status s_infer_body(const gq_onnx_step_t *st, const gq_onnx_info_t *in
             continue;
         const gq_onnx_info_t *v = &bi[b->outputs[bo]];
         bool scanned = o >= nstate;
-        s_rank(&out[o], v->dtype, v->rank < 0 || v->rank + scanned > GQ_MAX_DIMS
-                                      ? -1
-                                      : v->rank + scanned);
+        s_rank(&out[o], v->dtype,
+               v->rank < 0 || v->rank + scanned > GQ_MAX_DIMS ? -1 : v->rank + scanned);
     }
     free(bi);
     return rc;

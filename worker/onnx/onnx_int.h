@@ -138,6 +138,17 @@ gq_status gq_onnx_conv2d_pool(const gq_onnx_conv2d_t *g, const gq_onnx_pool2d_t 
  * ceil_mode} (1-D: kh = sh = dh = 1, top = bottom = 0). */
 extern const gq_onnx_kernel_t gq_onnx_kernel_conv_maxpool;
 
+/* Reshape's target dims for input s and shape sh[0..nd) (the CPU kernel's rule, which the
+ * accelerators claim by): 0 copies the input's dim unless allowzero, one -1 is inferred.
+ * GQ_ESHAPE naming the fault. */
+gq_status gq_onnx_reshape_dims(const gq_tdesc_t *s, const int64_t *sh, int64_t nd, bool allowzero,
+                               gq_tdesc_t *d, char *err, size_t errlen);
+
+/* Squeeze/Unsqueeze's axes: the attribute before opset 13, the i64 second input from 13 (0
+ * when absent); -1 when more than GQ_MAX_DIMS. */
+int gq_onnx_axes_arg(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                     int64_t *axes);
+
 /* The kernel for op_type at opset; NULL when none. */
 const gq_onnx_kernel_t *gq_onnx_kernel_find(const char *op_type, int opset);
 

@@ -78,8 +78,9 @@ static int64_t s_pool_tlen(const gq_onnx_conv2d_t *g, const gq_onnx_pool2d_t *pl
 
 /* One tile: mb channels x nb vectors of flat outputs from f (< fend). Stores into scr
  * (channel stride j->ss, flat index minus fbase) when pooling, else into the output planes
- * y (row oh, column ow of f), skipping the columns past each row. always_inline: mb and nb
- * are constants at each call, so the accumulators live in registers. */
+ * y (row oh, column ow of f), skipping the columns past each row. k3: 1 when kw is 3, 2
+ * when the taps are also 3 rows (one channel). always_inline: mb, nb and k3 are constants
+ * at each call, so the accumulators live in registers and 3-wide tap loops unroll. */
 static inline __attribute__((always_inline)) void s_tile(int mb, int nb, int k3, const s_job_t *j,
                                                          const float *buf, const float *const *wr,
                                                          const float *bb, int64_t mv, int64_t f,
@@ -189,6 +190,7 @@ GQ_ONNX_SIMD static void s_run(const s_job_t *j, const float *buf, const float *
         while (ow >= L)
             ow -= L, oh++;
     }
+#undef S_TILE
 }
 
 /* Conv rows [r0, r1) of one channel block (s_run's arguments): one flat run, or a run per

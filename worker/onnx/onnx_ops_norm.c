@@ -267,8 +267,8 @@ static void s_gn_row(void *ctx, int64_t r, int tid)
     }
 }
 
-static gq_status s_groupnorm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in,
-                             int nin, gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+static gq_status s_groupnorm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                             gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
     (void)nout;
     gq_status rc = s_f32(in, nin, 3, err, errlen);

@@ -27,33 +27,24 @@ static gq_status s_copy_as(const gq_onnx_val_t *in, const gq_tdesc_t *d, gq_onnx
     return rc;
 }
 
-static gq_status s_reshape(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
-                           gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+gq_status gq_onnx_reshape_dims(const gq_tdesc_t *s, const int64_t *sh, int64_t nd, bool allowzero,
+                               gq_tdesc_t *d, char *err, size_t errlen)
 {
-    (void)nout;
-    if (opset < 5 || nin < 2 || !in[0] || !in[1] || in[1]->desc.dtype != GQ_I64 ||
-        in[1]->desc.ndim != 1) {
-        gq_errf(err, errlen, "needs data and an i64[n] shape");
-        return GQ_ESHAPE;
-    }
-    const int64_t *sh = in[1]->data;
-    int64_t nd = in[1]->desc.shape[0];
-    bool allowzero = gq_onnx_attr_int(n, "allowzero", 0);
     if (nd > GQ_MAX_DIMS) {
         gq_errf(err, errlen, "shape has %lld dims, over %d", (long long)nd, GQ_MAX_DIMS);
         return GQ_ESHAPE;
     }
-    gq_tdesc_t d = {.dtype = in[0]->desc.dtype, .ndim = (int)nd};
-    int64_t known = 1, total = gq_tdesc_numel(&in[0]->desc);
+    *d = (gq_tdesc_t){.dtype = s->dtype, .ndim = (int)nd};
+    int64_t known = 1, total = gq_tdesc_numel(s);
     int infer = -1;
     for (int i = 0; i < nd; i++) {
         int64_t v = sh[i];
         if (v == 0 && !allowzero) {
-            if (i >= in[0]->desc.ndim) {
+            if (i >= s->ndim) {
                 gq_errf(err, errlen, "shape[%d] = 0 copies a dim the input does not have", i);
                 return GQ_ESHAPE;
             }
-            v = in[0]->desc.shape[i];
+            v = s->shape[i];
         }
         if (v == -1) {
             if (infer >= 0) {
@@ -67,7 +58,7 @@ static gq_status s_reshape(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *c
             gq_errf(err, errlen, "shape[%d] = %lld", i, (long long)v);
             return GQ_ESHAPE;
         }
-        d.shape[i] = v;
+        d->shape[i] = v;
         known *= v;
     }
     if (infer >= 0) {
@@ -76,9 +67,24 @@ static gq_status s_reshape(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *c
                     (long long)total, (long long)known);
             return GQ_ESHAPE;
         }
-        d.shape[infer] = total / known;
+        d->shape[infer] = total / known;
     }
-    return s_copy_as(in[0], &d, out, err, errlen);
+    return GQ_OK;
+}
+
+static gq_status s_reshape(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                           gq_onnx_val_t *out, int nout, char *err, size_t errlen)
+{
+    (void)nout;
+    if (opset < 5 || nin < 2 || !in[0] || !in[1] || in[1]->desc.dtype != GQ_I64 ||
+        in[1]->desc.ndim != 1) {
+        gq_errf(err, errlen, "needs data and an i64[n] shape");
+        return GQ_ESHAPE;
+    }
+    gq_tdesc_t d;
+    gq_status rc = gq_onnx_reshape_dims(&in[0]->desc, in[1]->data, in[1]->desc.shape[0],
+                                        gq_onnx_attr_int(n, "allowzero", 0), &d, err, errlen);
+    return rc ? rc : s_copy_as(in[0], &d, out, err, errlen);
 }
 
 static gq_status s_flatten(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
@@ -162,9 +168,8 @@ static gq_status s_shape(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *con
     return rc;
 }
 
-/* Axes from the attribute (opset < 13) or the second input (>= 13). */
-static int s_axes(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
-                  int64_t *axes)
+int gq_onnx_axes_arg(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
+                     int64_t *axes)
 {
     if (opset >= 13) {
         if (nin < 2 || !in[1] || in[1]->desc.dtype != GQ_I64)
@@ -189,7 +194,7 @@ static gq_status s_unsqueeze(const Onnx__NodeProto *n, int opset, gq_onnx_val_t 
 {
     (void)nout;
     int64_t axes[GQ_MAX_DIMS];
-    int k = s_axes(n, opset, in, nin, axes);
+    int k = gq_onnx_axes_arg(n, opset, in, nin, axes);
     const gq_tdesc_t *s = &in[0]->desc;
     int nd = s->ndim + k;
     if (k <= 0 || nd > GQ_MAX_DIMS) {
@@ -216,7 +221,7 @@ static gq_status s_squeeze(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *c
 {
     (void)nout;
     int64_t axes[GQ_MAX_DIMS];
-    int k = s_axes(n, opset, in, nin, axes);
+    int k = gq_onnx_axes_arg(n, opset, in, nin, axes);
     const gq_tdesc_t *s = &in[0]->desc;
     bool drop[GQ_MAX_DIMS] = {false};
     if (k < 0) {
