@@ -64,9 +64,10 @@ static void s_init(void)
     }
     atomic_store(&s_target, n);
     /* Without GQ_THREADS OpenBLAS keeps its own setting (OPENBLAS_NUM_THREADS, else its
-     * default) until gq_par_set_threads. */
+     * default) until gq_par_set_threads; with it, one thread: gq_onnx_sgemm splits large
+     * products over this pool. */
     if (env && *env)
-        openblas_set_num_threads(n);
+        openblas_set_num_threads(1);
 }
 
 /* Claims and runs chunks of t until none are left. */
@@ -217,7 +218,7 @@ void gq_par_set_threads(int n)
         s_stop = false;
     }
     pthread_mutex_unlock(&s_mu);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1); /* large products split over this pool instead */
     pthread_mutex_unlock(&s_cfg_mu);
 }
 

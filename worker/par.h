@@ -24,10 +24,10 @@ void gq_par_for(int64_t n, gq_par_fn fn, void *ctx);
 int gq_par_threads(void);
 
 /* Sets the process-wide number of participants (1: serial, the pool is stopped); starts the
- * pool threads lazily on the first parallel call. Also sets OpenBLAS's thread count to the
- * same number (openblas_set_num_threads) so GEMMs and our kernels agree. Default: from the
- * GQ_THREADS environment variable if set (OpenBLAS too), else 1 (OpenBLAS then keeps its own
- * setting). Meant for start-up: a kernel sizes per-participant scratch by gq_par_threads()
+ * pool threads lazily on the first parallel call. Also sets OpenBLAS to one thread
+ * (openblas_set_num_threads): the ONNX GEMM splits large products over this pool, so one
+ * scheduler owns the cores. Default: from the GQ_THREADS environment variable if set
+ * (OpenBLAS then one thread too), else 1 (OpenBLAS keeps its own setting). Meant for start-up: a kernel sizes per-participant scratch by gq_par_threads()
  * just before its gq_par_for, so changing it while kernels run is not safe. */
 void gq_par_set_threads(int n);
 

@@ -8,6 +8,7 @@
 
 #include "half.h"
 #include "onnx_int.h"
+#include "par.h"
 #include "util.h"
 
 double gq_onnx_getd(const void *p, gq_dtype_t dt, int64_t i)
@@ -234,6 +235,40 @@ static void s_sgemm_loops(bool ta, bool tb, int64_t m, int64_t n, int64_t k, flo
         }
 }
 
+/* Products below this many multiply-adds run whole on the caller: a split costs a wake-up
+ * and each part packs its operand again. */
+#define S_GEMM_SPLIT ((int64_t)1 << 20)
+
+/* One part of a split product: rows (or columns) [i * blk, (i + 1) * blk) of C. */
+typedef struct {
+    bool ta, tb, rows;
+    int64_t m, n, k, blk, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} s_gemm_job_t;
+
+static void s_gemm_part(void *ctx, int64_t i, int tid)
+{
+    (void)tid;
+    const s_gemm_job_t *j = ctx;
+    int64_t m = j->m, n = j->n, o = i * j->blk;
+    const float *a = j->a, *b = j->b;
+    float *c = j->c;
+    if (j->rows) { /* rows o.. of op(A) and C */
+        m = j->blk < j->m - o ? j->blk : j->m - o;
+        a += j->ta ? o : o * j->lda;
+        c += o * j->ldc;
+    } else { /* columns o.. of op(B) and C */
+        n = j->blk < j->n - o ? j->blk : j->n - o;
+        b += j->tb ? o * j->ldb : o;
+        c += o;
+    }
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                (blasint)m, (blasint)n, (blasint)j->k, j->alpha, a, (blasint)j->lda, b,
+                (blasint)j->ldb, j->beta, c, (blasint)j->ldc);
+}
+
 void gq_onnx_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
@@ -252,9 +287,33 @@ void gq_onnx_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
                     c, 1);
         return;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b, (blasint)ldb, beta,
-                c, (blasint)ldc);
+    /* Large products split over gq's pool, in parts of whole 16-row (or 16-column) panels,
+     * two per participant; OpenBLAS itself runs on one thread (gq_par_set_threads), so the
+     * worker's cores have one scheduler and small products never wake a second one. */
+    int P = gq_par_threads();
+    s_gemm_job_t j = {.ta = ta,
+                      .tb = tb,
+                      .m = m,
+                      .n = n,
+                      .k = k,
+                      .lda = lda,
+                      .ldb = ldb,
+                      .ldc = ldc,
+                      .alpha = alpha,
+                      .beta = beta,
+                      .a = a,
+                      .b = b,
+                      .c = c};
+    if (P > 1 && (double)m * (double)n * (double)k >= (double)S_GEMM_SPLIT &&
+        (m >= 32 * P || n >= 32 * P)) {
+        j.rows = m >= n;
+        int64_t len = j.rows ? m : n, parts = 2 * (int64_t)P;
+        j.blk = ((len + parts - 1) / parts + 15) / 16 * 16;
+        gq_par_for((len + j.blk - 1) / j.blk, s_gemm_part, &j);
+        return;
+    }
+    j.rows = true, j.blk = m;
+    s_gemm_part(&j, 0, 0);
 }
 
 /* dst[o] = src[base + sum_d o_d * st[d]] over every element of od (strides in elements,

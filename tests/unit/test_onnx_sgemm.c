@@ -1,0 +1,86 @@
+/* gq_onnx_sgemm (the GEMM under MatMul, Gemm, 1x1 and im2col convs, RNN steps) against loops
+ * in double: every transposition, alpha and beta, padded leading dims, the GEMV path (one
+ * row), and products large enough to be split over gq's thread pool by rows or by columns
+ * (at 1 and 3 threads). */
+#include "check.h"
+#include "onnx_int.h"
+#include "par.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    int64_t m, n, k;
+} s_shape_t;
+
+static float s_rand(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (float)((*seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* Runs one product and compares it with the loops; returns the worst relative error. */
+static double s_one(bool ta, bool tb, const s_shape_t *s, float alpha, float beta)
+{
+    int64_t m = s->m, n = s->n, k = s->k, pad = 3;
+    int64_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    int64_t arows = ta ? k : m, brows = tb ? n : k;
+    float *a = malloc((size_t)(arows * lda) * sizeof *a);
+    float *b = malloc((size_t)(brows * ldb) * sizeof *b);
+    float *c = malloc((size_t)(m * ldc) * sizeof *c);
+    double *want = malloc((size_t)(m * n) * sizeof *want);
+    unsigned seed = (unsigned)(m * 131 + n * 7 + k);
+    for (int64_t i = 0; i < arows * lda; i++)
+        a[i] = s_rand(&seed);
+    for (int64_t i = 0; i < brows * ldb; i++)
+        b[i] = s_rand(&seed);
+    for (int64_t i = 0; i < m * ldc; i++)
+        c[i] = s_rand(&seed);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0;
+            for (int64_t p = 0; p < k; p++)
+                acc += (double)(ta ? a[p * lda + i] : a[i * lda + p]) *
+                       (double)(tb ? b[j * ldb + p] : b[p * ldb + j]);
+            want[i * n + j] = alpha * acc + (beta == 0 ? 0 : beta * (double)c[i * ldc + j]);
+        }
+    gq_onnx_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    double worst = 0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double e = fabs(c[i * ldc + j] - want[i * n + j]) / (fabs(want[i * n + j]) + sqrt(k));
+            worst = e > worst ? e : worst;
+        }
+    free(a), free(b), free(c), free(want);
+    return worst;
+}
+
+int main(void)
+{
+    const s_shape_t shapes[] = {
+        {5, 7, 3},      /* small: one call */
+        {1, 300, 200},  /* one row: GEMV */
+        {300, 257, 70}, /* split by rows */
+        {40, 1100, 60}, /* split by columns */
+        {97, 33, 400},  /* partial panels */
+    };
+    const int threads[] = {1, 3};
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        gq_par_set_threads(threads[t]);
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int tr = 0; tr < 4; tr++)
+                for (int ab = 0; ab < 2; ab++) {
+                    float alpha = ab ? 2.0f : 1.0f, beta = ab ? 0.5f : 0.0f;
+                    double e = s_one(tr & 1, tr & 2, &shapes[i], alpha, beta);
+                    CHECK(e < 1e-5,
+                          "%d threads, %lldx%lldx%lld ta %d tb %d alpha %g beta %g: "
+                          "error %g",
+                          threads[t], (long long)shapes[i].m, (long long)shapes[i].n,
+                          (long long)shapes[i].k, tr & 1, (tr & 2) != 0, alpha, beta, e);
+                }
+    }
+    gq_par_set_threads(1);
+    printf("test_onnx_sgemm: %d checks, %d failed\n", s_checks, s_failed);
+    return s_failed != 0;
+}
