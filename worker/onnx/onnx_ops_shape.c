@@ -127,23 +127,12 @@ static gq_status s_transpose(const Onnx__NodeProto *n, int opset, gq_onnx_val_t 
     gq_status rc = gq_onnx_val_alloc(out, err, errlen);
     if (rc)
         return rc;
-    int64_t st[GQ_MAX_DIMS], acc = 1, idx[GQ_MAX_DIMS] = {0};
+    int64_t st[GQ_MAX_DIMS], ost[GQ_MAX_DIMS], acc = 1;
     for (int i = nd - 1; i >= 0; i--)
         st[i] = acc, acc *= s->shape[i];
-    size_t es = gq_dtype_size(s->dtype);
-    int64_t total = gq_tdesc_numel(&out->desc), src = 0;
-    const char *x = in[0]->data;
-    char *y = out->data;
-    for (int64_t o = 0; o < total; o++) {
-        GQ_ONNX_COPY(y + o * es, x + src * es, es);
-        for (int d = nd - 1; d >= 0; d--) {
-            src += st[perm[d]];
-            if (++idx[d] < out->desc.shape[d])
-                break;
-            src -= st[perm[d]] * idx[d];
-            idx[d] = 0;
-        }
-    }
+    for (int i = 0; i < nd; i++) /* the source stride of each output dim */
+        ost[i] = st[perm[i]];
+    gq_onnx_strided_copy(&out->desc, gq_dtype_size(s->dtype), in[0]->data, 0, ost, out->data);
     return GQ_OK;
 }
 

@@ -318,29 +318,68 @@ void gq_onnx_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
 
 /* dst[o] = src[base + sum_d o_d * st[d]] over every element of od (strides in elements,
  * may be 0 or negative); runs along the last dim are memcpy'd when contiguous. */
+/* n elements es bytes wide from src (stride sst elements) to contiguous dst: typed loops
+ * for the common widths, not a memcpy call per element. */
+static void s_gather_run(char *dst, const char *src, int64_t n, int64_t sst, size_t es)
+{
+    switch (es) {
+    case 4:
+        for (int64_t j = 0; j < n; j++)
+            memcpy(dst + 4 * j, src + 4 * j * sst, 4); /* a single load / store */
+        break;
+    case 8:
+        for (int64_t j = 0; j < n; j++)
+            memcpy(dst + 8 * j, src + 8 * j * sst, 8);
+        break;
+    case 2:
+        for (int64_t j = 0; j < n; j++)
+            memcpy(dst + 2 * j, src + 2 * j * sst, 2);
+        break;
+    case 1:
+        for (int64_t j = 0; j < n; j++)
+            dst[j] = src[j * sst];
+        break;
+    default:
+        for (int64_t j = 0; j < n; j++)
+            memcpy(dst + (int64_t)es * j, src + (int64_t)es * j * sst, es);
+    }
+}
+
 void gq_onnx_strided_copy(const gq_tdesc_t *od, size_t es, const char *src, int64_t base,
                           const int64_t *st, char *dst)
 {
     int64_t n = gq_tdesc_numel(od);
     if (n == 0)
         return;
-    if (od->ndim == 0) {
+    /* Dims of size 1 dropped, and a dim merged into the one before it where the source is
+     * contiguous across them, so runs are as long as they can be. */
+    int64_t sh[GQ_MAX_DIMS], sd[GQ_MAX_DIMS], idx[GQ_MAX_DIMS] = {0};
+    int k = 0;
+    for (int d = 0; d < od->ndim; d++) {
+        if (od->shape[d] == 1)
+            continue;
+        if (k > 0 && sd[k - 1] == st[d] * od->shape[d]) {
+            sh[k - 1] *= od->shape[d], sd[k - 1] = st[d];
+            continue;
+        }
+        sh[k] = od->shape[d], sd[k] = st[d], k++;
+    }
+    if (k == 0) {
         memcpy(dst, src + base * (int64_t)es, es);
         return;
     }
-    int last = od->ndim - 1;
-    int64_t run = od->shape[last], idx[GQ_MAX_DIMS] = {0}, off = base;
+    int last = k - 1;
+    int64_t run = sh[last], off = base;
     for (int64_t o = 0; o < n; o += run) {
-        if (st[last] == 1)
+        if (sd[last] == 1)
             memcpy(dst + o * (int64_t)es, src + off * (int64_t)es, (size_t)run * es);
         else
-            for (int64_t j = 0; j < run; j++)
-                memcpy(dst + (o + j) * (int64_t)es, src + (off + j * st[last]) * (int64_t)es, es);
+            s_gather_run(dst + o * (int64_t)es, src + off * (int64_t)es, run, sd[last], es);
         for (int d = last - 1; d >= 0; d--) {
-            off += st[d];
-            if (++idx[d] < od->shape[d])
+            off += sd[d];
+            if (++idx[d] < sh[d])
                 break;
-            off -= st[d] * idx[d];
+            off -= sd[d] * idx[d];
             idx[d] = 0;
         }
     }
