@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "par.h"
 #include "util.h"
 #include "worker.h"
 
@@ -105,13 +104,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    /* Intra-op threads: with every compute thread busy the kernels' pool threads add at most
-     * CPUs / threads - 1 runnable threads, and by default none when threads = CPUs. */
-    const char *env = getenv("GQ_THREADS");
-    if (!onnx_threads && !(env && *env))
-        onnx_threads = ncpu > cfg.threads ? (int)(ncpu / cfg.threads) : 1;
-    if (onnx_threads)
-        gq_par_set_threads(onnx_threads);
+    cfg.onnx_threads = onnx_threads; /* gq_worker_new sets the kernels' threads */
     char err[256];
     s_worker = gq_worker_new(&cfg, err, sizeof err);
     if (!s_worker) {

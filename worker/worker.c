@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "exec.h"
 #include "models.h"
+#include "par.h"
 #include "util.h"
 #include "wire.h"
 #ifdef GQ_HAVE_VULKAN
@@ -806,6 +807,14 @@ gq_worker_t *gq_worker_new(const gq_worker_config_t *cfg, char *err, size_t errl
         self->cfg.heartbeat_ms = 1000;
     if (self->cfg.liveness <= 0)
         self->cfg.liveness = 3;
+    const char *env = getenv("GQ_THREADS");
+    if (self->cfg.onnx_threads > 0 || !(env && *env)) {
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        int n = self->cfg.onnx_threads;
+        if (n <= 0)
+            n = ncpu > self->cfg.threads ? (int)(ncpu / self->cfg.threads) : 1;
+        gq_par_set_threads(n);
+    }
     self->stop_pipe[0] = self->stop_pipe[1] = -1;
     gq_wire_limits_default(&self->limits);
     pthread_mutex_init(&self->mu, NULL);

@@ -20,6 +20,9 @@ typedef struct {
     int heartbeat_ms;   /* default 1000 */
     int liveness;       /* silent broker intervals before reconnecting (default 3) */
     int strict;         /* a stage that falls back to a lower backend fails instead */
+    int onnx_threads;   /* participants in each ONNX kernel (worker/par.h; process-wide):
+                         * 0: GQ_THREADS if set, else online CPUs / threads, at least 1 —
+                         * with every compute thread busy no core is oversubscribed */
     void *zmq_ctx;      /* NULL: the worker makes its own */
     /* Backends in priority order, comma-separated: "opencl,cpu". NULL: OpenCL when a GPU
      * (or accelerator) device is found, then the CPU; a CPU-only OpenCL platform (PoCL)
