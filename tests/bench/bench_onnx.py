@@ -8,7 +8,7 @@ for the start-up). Each side runs once to warm up, then --repeat
 times; the median wall time of one run is compared. gq is timed inside gq-onnx-run (model
 loading, planning and .npy I/O excluded), onnxruntime around InferenceSession.run.
 
-    venv/bin/python tests/bench/bench_onnx.py [--quick] [--threads N] [--repeat N]
+    venv/bin/python tests/bench/bench_onnx.py [--quick] [--threads N] [--repeat N] [--models a,b]
                                                [--backend opencl|vulkan]
 
 --backend opencl also times gq with the OpenCL accelerator (gq-onnx-run --backend opencl,
@@ -75,7 +75,13 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=0)
     ap.add_argument("--backend", choices=["cpu", "opencl", "vulkan"], default="cpu")
+    ap.add_argument("--models", help="comma-separated model names (default: all of them)")
     a = ap.parse_args()
+    only = set(a.models.split(",")) if a.models else None
+    if only and only - set(models.MODELS):
+        print(f"bench_onnx: no model {', '.join(sorted(only - set(models.MODELS)))}; "
+              f"there are {', '.join(models.MODELS)}")
+        return 2
     cl = a.backend != "cpu"
     tag = {"opencl": "cl", "vulkan": "vk"}.get(a.backend, "")
     if not os.access(models.BIN, os.X_OK):
@@ -88,6 +94,8 @@ def main():
           + (f" {tag + ' ms':>9s} {tag + '/cpu':>7s}" if cl else ""))
     ratios, cl_ratios = [], []
     for name, make in models.MODELS.items():
+        if only and name not in only:
+            continue
         model, feed = make()
         path = os.path.join(tmp, f"{name}.onnx")
         onnx.save(model, path)
