@@ -186,6 +186,36 @@ def gru(lbr, direction):
     return m, lambda n, r: {"feat": r.standard_normal((n, T, F)).astype(np.float32)}
 
 
+def rnn_lens():
+    """sequence_lens (ties, 1 and T among them) on the other cells and directions: GRU
+    bidirectional (linear_before_reset 0), GRU reverse (1), RNN reverse, LSTM reverse with
+    peepholes and an initial state, every output of each."""
+    b, F, T = Builder(9), 40, 50
+    x = b.op("Transpose", ["feat"], perm=[1, 0, 2])
+    outs = []
+    for op, gates, H, dirs, attrs in (("GRU", 3, 24, 2, {"linear_before_reset": 0}),
+                                      ("GRU", 3, 20, 1, {"linear_before_reset": 1}),
+                                      ("RNN", 1, 16, 1, {}), ("LSTM", 4, 12, 1, {})):
+        W, R, B = rnn_weights(b, gates, H, F, dirs)
+        ins = [x, W, R, B, "lens"]
+        if op == "LSTM":
+            h0 = b.const((b.rng.standard_normal((dirs, 1, H)) * 0.1).astype(np.float32))
+            n = b.op("Gather", [b.op("Shape", ["feat"]), b.const(np.array([0], np.int64))])
+            h0 = b.op("Expand", [h0, b.op("Concat", [b.const(np.array([dirs], np.int64)), n,
+                                                    b.const(np.array([H], np.int64))], axis=0)])
+            ins += [h0, h0, b.const(b.rng.uniform(-0.5, 0.5, (dirs, 3 * H)).astype(np.float32))]
+        outs += b.op(op, ins, nout=3 if op == "LSTM" else 2, hidden_size=H,
+                     direction="bidirectional" if dirs == 2 else "reverse", **attrs)
+    m = b.model("rnn_lens", [fin("feat", ["N", T, F]), fin("lens", ["N"], TensorProto.INT32)], outs)
+
+    def feed(n, r):
+        lens = r.integers(1, T + 1, n)
+        lens[: min(n, 4)] = [T, 1, 7, 7][: min(n, 4)]
+        return {"feat": r.standard_normal((n, T, F)).astype(np.float32),
+                "lens": lens.astype(np.int32)}
+    return m, feed
+
+
 def if_branches():
     """If on the sign of the input's mean; the branches read outer values (x, the conv
     output, a weight) and the then-branch holds a nested If reading its grandparent's x.
@@ -286,6 +316,7 @@ MODELS = {
     "lstm_lens": lambda: lstm(True),
     "gru_lbr1_forward": lambda: gru(1, "forward"),
     "gru_lbr0_reverse": lambda: gru(0, "reverse"),
+    "rnn_lens": rnn_lens,
     "if_branches": if_branches,
     "fused": fused,
     "conv_pool": conv_pool,

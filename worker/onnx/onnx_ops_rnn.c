@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "onnx_int.h"
+#include "onnx_vec.h"
 #include "par.h"
 #include "util.h"
 
@@ -109,10 +110,15 @@ typedef struct {
     float clip; /* <= 0: none */
     s_act_t act[2][3];
     const float *X, *W, *R, *Bias, *h0, *c0, *P;
-    int64_t *lens;    /* per batch, owned */
-    int64_t maxlen;   /* the longest of lens */
-    bool batch_first; /* layout 1: X, states and outputs batch-major; run on copies */
-    float *own[3];    /* layout 1: X, initial_h, initial_c in layout 0 */
+    int64_t *lens;  /* per batch, owned */
+    int64_t maxlen; /* the longest of lens */
+    /* The steps run on the rows still inside their sequence only: the batch is ordered by
+     * descending length (perm[p]: the batch entry at row p), so step s's rows are the prefix
+     * 0..nact[s], and its input projections are packed at rows off[s].. of xw. */
+    int64_t *perm, *nact, *off; /* in lens' allocation */
+    bool uniform;               /* every length the same: perm is the identity */
+    bool batch_first;           /* layout 1: X, states and outputs batch-major; run on copies */
+    float *own[3];              /* layout 1: X, initial_h, initial_c in layout 0 */
 } s_rnn_t;
 
 /* Parses activations: nact per direction, defaults def[0..nact). */
@@ -237,6 +243,31 @@ static gq_status s_to_layout1(const s_rnn_t *r, gq_onnx_val_t *out, int nout, in
     return GQ_OK;
 }
 
+/* perm, nact, off and maxlen from lens: a counting sort by descending length, stable. */
+static void s_order(s_rnn_t *r)
+{
+    int64_t T = r->T, B = r->B, *cnt = r->lens + B;
+    r->perm = cnt + T + 2, r->nact = r->perm + B, r->off = r->nact + T;
+    memset(cnt, 0, (size_t)(T + 2) * sizeof *cnt);
+    for (int64_t b = 0; b < B; b++) /* cnt[T - len + 1]: rows of length len */
+        cnt[T - r->lens[b] + 1]++;
+    for (int64_t k = 1; k <= T + 1; k++) /* cnt[T - len]: first row of length len */
+        cnt[k] += cnt[k - 1];
+    for (int64_t b = 0; b < B; b++)
+        r->perm[cnt[T - r->lens[b]]++] = b;
+    r->maxlen = B ? r->lens[r->perm[0]] : 0;
+    r->uniform = true;
+    for (int64_t b = 0; b < B; b++)
+        r->uniform = r->uniform && r->lens[b] == r->maxlen;
+    int64_t m = B;
+    r->off[0] = 0;
+    for (int64_t s = 0; s < T; s++) {
+        while (m > 0 && r->lens[r->perm[m - 1]] <= s)
+            m--;
+        r->nact[s] = m, r->off[s + 1] = r->off[s] + m;
+    }
+}
+
 static gq_status s_setup(const Onnx__NodeProto *n, gq_onnx_val_t *const *in, int nin, int G,
                          int nact, const char **def, s_rnn_t *r, char *err, size_t errlen)
 {
@@ -283,7 +314,8 @@ static gq_status s_setup(const Onnx__NodeProto *n, gq_onnx_val_t *const *in, int
     r->P = G == 4 && nin > 7 && in[7] ? in[7]->data : NULL;
     if (bf && (rc = s_to_layout0(r, err, errlen)))
         return rc;
-    if (!(r->lens = malloc((size_t)(r->B + 1) * sizeof *r->lens))) {
+    /* lens [B], perm [B], nact [T], off [T + 1], count [T + 2] */
+    if (!(r->lens = malloc((size_t)(3 * r->B + 3 * r->T + 4) * sizeof *r->lens))) {
         gq_errf(err, errlen, "out of memory");
         return GQ_ENOMEM;
     }
@@ -305,74 +337,48 @@ static gq_status s_setup(const Onnx__NodeProto *n, gq_onnx_val_t *const *in, int
             return GQ_EPARAM;
         }
     }
-    for (int64_t b = 0; b < r->B; b++)
-        r->maxlen = r->lens[b] > r->maxlen ? r->lens[b] : r->maxlen;
+    s_order(r);
     return GQ_OK;
 }
 
-/* Allocates Y [T, D, B, H] (zeroed: steps past a sequence's length stay 0) and the final
- * states [D, B, H] for outputs 1..nstate. */
+/* Allocates Y [T, D, B, H] (zeroed where a sequence is shorter than T: those steps stay 0)
+ * and the final states [D, B, H] for outputs 1..nstate. */
 static gq_status s_outputs(const s_rnn_t *r, gq_onnx_val_t *out, int nout, int nstate, char *err,
                            size_t errlen)
 {
     gq_tdesc_t y = {.dtype = GQ_F32, .ndim = 4, .shape = {r->T, r->D, r->B, r->H}};
     gq_tdesc_t h = {.dtype = GQ_F32, .ndim = 3, .shape = {r->D, r->B, r->H}};
     gq_status rc = gq_onnx_out(&out[0], &y, err, errlen);
-    if (!rc)
+    if (!rc && !(r->uniform && r->maxlen == r->T))
         memset(out[0].data, 0, out[0].nbytes);
     for (int o = 1; !rc && o <= nstate && o < nout; o++)
         rc = gq_onnx_out(&out[o], &h, err, errlen);
     return rc;
 }
 
-/* xw[T * B, G * H] = X W_d^T + bias (Wb, and Rb where add_rb); bsum: room for G * H. */
-static void s_project(const s_rnn_t *r, int64_t d, const bool *add_rb, float *xw, float *bsum)
-{
-    int64_t GH = r->G * r->H;
-    gq_onnx_sgemm(false, true, r->T * r->B, GH, r->I, 1.0f, r->X, r->I, r->W + d * GH * r->I, r->I,
-                  0.0f, xw, GH);
-    if (!r->Bias)
-        return;
-    const float *wb = r->Bias + d * 2 * GH, *rb = wb + GH;
-    for (int64_t j = 0; j < GH; j++) /* the summed bias, in the state row (free until the steps) */
-        bsum[j] = wb[j] + (add_rb[j / r->H] ? rb[j] : 0.0f);
-    gq_onnx_bias_act(NULL, NULL, bsum, xw, r->T * r->B, GH);
-}
-
-/* Time index of step s for batch entry b, or -1 when s is past its length. */
-static inline int64_t s_time(const s_rnn_t *r, bool rev, int64_t s, int64_t b)
-{
-    return s >= r->lens[b] ? -1 : rev ? r->lens[b] - 1 - s : s;
-}
-
-/* The initial state [B, H] of direction d from init (NULL: zeros). */
-static void s_init_state(const s_rnn_t *r, const float *init, int64_t d, float *h)
-{
-    if (init)
-        memcpy(h, init + d * r->B * r->H, (size_t)(r->B * r->H) * sizeof *h);
-    else
-        memset(h, 0, (size_t)(r->B * r->H) * sizeof *h);
-}
-
-/* Work buffers of one run: xw [T*B, GH], hr [B, GH], h/c/tmp [B, H]; from the plan's
- * pool, so a warm plan does not fault in xw's pages each run. */
+/* Work buffers of one run: xs [rows, I] (X gathered in step order), xw [rows, GH] (rows:
+ * the packed (step, active row) pairs, off[maxlen]), hr [B, GH], h/c/tmp [B, H]; from the
+ * plan's pool, so a warm plan does not fault in xw's pages each run. */
+enum { S_NBUF = 6 };
 typedef struct {
-    float *xw, *hr, *h, *c, *tmp;
-    size_t cap[5];
+    float *xs, *xw, *hr, *h, *c, *tmp;
+    size_t cap[S_NBUF];
 } s_work_t;
 
 static gq_status s_work_new(const s_rnn_t *r, s_work_t *w, char *err, size_t errlen)
 {
-    size_t sz[5];
-    if (!gq_onnx_size3(r->T * r->B, r->G * r->H, sizeof(float), &sz[0]) ||
-        !gq_onnx_size3(r->B, r->G * r->H, sizeof(float), &sz[1]) ||
-        !gq_onnx_size3(r->B, r->H, sizeof(float), &sz[2])) {
+    size_t sz[S_NBUF];
+    int64_t rows = r->off[r->maxlen];
+    if (!gq_onnx_size3(rows, r->I, sizeof(float), &sz[0]) ||
+        !gq_onnx_size3(rows, r->G * r->H, sizeof(float), &sz[1]) ||
+        !gq_onnx_size3(r->B, r->G * r->H, sizeof(float), &sz[2]) ||
+        !gq_onnx_size3(r->B, r->H, sizeof(float), &sz[3])) {
         gq_errf(err, errlen, "the recurrent state's size overflows");
         return GQ_ETOOBIG;
     }
-    sz[3] = sz[4] = sz[2];
-    float **p[5] = {&w->xw, &w->hr, &w->h, &w->c, &w->tmp};
-    for (int i = 0; i < 5; i++)
+    sz[4] = sz[5] = sz[3];
+    float **p[S_NBUF] = {&w->xs, &w->xw, &w->hr, &w->h, &w->c, &w->tmp};
+    for (int i = 0; i < S_NBUF; i++)
         if (!(*p[i] = gq_onnx_scratch(sz[i] + sizeof(float), &w->cap[i]))) {
             gq_errf(err, errlen, "out of memory for the recurrent state");
             return GQ_ENOMEM;
@@ -382,8 +388,8 @@ static gq_status s_work_new(const s_rnn_t *r, s_work_t *w, char *err, size_t err
 
 static void s_work_free_bufs(s_work_t *w)
 {
-    float *p[5] = {w->xw, w->hr, w->h, w->c, w->tmp};
-    for (int i = 0; i < 5; i++)
+    float *p[S_NBUF] = {w->xs, w->xw, w->hr, w->h, w->c, w->tmp};
+    for (int i = 0; i < S_NBUF; i++)
         gq_onnx_scratch_free(p[i], w->cap[i]);
     memset(w, 0, sizeof *w);
 }
@@ -395,77 +401,171 @@ static void s_work_free(s_work_t *w, s_rnn_t *r)
     free(r->own[0]), free(r->own[1]), free(r->own[2]);
 }
 
-/* Stores h (and c) of direction d: Y at each valid step, the final states at the end. */
-static void s_emit(const s_rnn_t *r, int64_t d, int64_t t, int64_t b, const float *h, float *Y)
+/* Time index of step s for batch entry b (s below its length). */
+static inline int64_t s_time(const s_rnn_t *r, bool rev, int64_t s, int64_t b)
 {
-    memcpy(Y + ((t * r->D + d) * r->B + b) * r->H, h, (size_t)r->H * sizeof *h);
+    return rev ? r->lens[b] - 1 - s : s;
 }
 
+/* w->xw's packed rows = X W_d^T + bias (Wb, and Rb where add_rb), row off[s] + p holding
+ * step s of row p. Forward over equal lengths X is already in that order; else it is
+ * gathered into w->xs first. */
+static void s_project(const s_rnn_t *r, int64_t d, bool rev, const bool *add_rb, s_work_t *w)
+{
+    int64_t GH = r->G * r->H, I = r->I, rows = r->off[r->maxlen];
+    const float *x = r->X;
+    if (rev || !r->uniform) {
+        for (int64_t s = 0; s < r->maxlen; s++)
+            for (int64_t p = 0; p < r->nact[s]; p++) {
+                int64_t b = r->perm[p], t = s_time(r, rev, s, b);
+                memcpy(w->xs + (r->off[s] + p) * I, r->X + (t * r->B + b) * I,
+                       (size_t)I * sizeof *x);
+            }
+        x = w->xs;
+    }
+    gq_onnx_sgemm(false, true, rows, GH, I, 1.0f, x, I, r->W + d * GH * I, I, 0.0f, w->xw, GH);
+    if (!r->Bias)
+        return;
+    const float *wb = r->Bias + d * 2 * GH, *rb = wb + GH;
+    float *bsum = w->hr; /* the summed bias, in hr (free until the steps) */
+    for (int64_t j = 0; j < GH; j++)
+        bsum[j] = wb[j] + (add_rb[j / r->H] ? rb[j] : 0.0f);
+    gq_onnx_bias_act(NULL, NULL, bsum, w->xw, rows, GH);
+}
+
+/* The initial state [B, H] of direction d from init (NULL: zeros), rows in perm's order. */
+static void s_init_state(const s_rnn_t *r, const float *init, int64_t d, float *h)
+{
+    size_t row = (size_t)r->H * sizeof *h;
+    for (int64_t p = 0; p < r->B; p++)
+        if (init)
+            memcpy(h + p * r->H, init + (d * r->B + r->perm[p]) * r->H, row);
+        else
+            memset(h + p * r->H, 0, row);
+}
+
+/* Y's row of direction d, time t, batch entry b. */
+static inline float *s_yrow(const s_rnn_t *r, float *Y, int64_t d, int64_t t, int64_t b)
+{
+    return Y + ((t * r->D + d) * r->B + b) * r->H;
+}
+
+/* The final states of direction d, back in batch order. */
 static void s_finals(const s_rnn_t *r, int64_t d, const s_work_t *w, gq_onnx_val_t *out, int nout,
                      int nstate)
 {
-    size_t BH = (size_t)(r->B * r->H);
-    if (nout > 1 && nstate >= 1)
-        memcpy((float *)out[1].data + d * (int64_t)BH, w->h, BH * sizeof(float));
-    if (nout > 2 && nstate >= 2)
-        memcpy((float *)out[2].data + d * (int64_t)BH, w->c, BH * sizeof(float));
+    size_t row = (size_t)r->H * sizeof(float);
+    for (int o = 1; o < nout && o <= nstate; o++)
+        for (int64_t p = 0; p < r->B; p++)
+            memcpy((float *)out[o].data + (d * r->B + r->perm[p]) * r->H,
+                   (o == 1 ? w->h : w->c) + p * r->H, row);
 }
 
-/* One LSTM direction. Gates in ONNX order i, o, f, c; per batch row the pre-activations
- * are summed into hr's row, then activated a gate at a time. */
-GQ_ONNX_SIMD static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
+/* onnx_vec.h's helpers, inlined into the gate math so that a gate's pre-activation goes
+ * from the product to the state in registers. */
+typedef gq_onnx_v8 s_v8;
+typedef gq_onnx_v8u s_v8u;
+#define S_LD(p) (*(const s_v8u *)(p))
+#define S_ST(p, v) (*(s_v8u *)(p) = (v))
+
+/* Eight lanes of an LSTM cell with the default activations and no clip: g points at the
+ * i, o, f, c~ pre-activations (H apart), P at the peepholes (NULL: none). A division costs
+ * as much as the rest of an activation, so each sigmoid is 0.5 + 0.5 tanh(x / 2) (within
+ * 2e-7) and the five activations share two divisions:
+ *   c' = f c + i c~ = ((Qf + Nf) c Qi Qc~ + (Qi + Ni) Nc~ Qf) / (2 Qf Qi Qc~)
+ *   h' = o tanh(c') = (Qo + No) Nt / (2 Qo Qt). */
+static inline __attribute__((always_inline)) void s_lstm8(const float *g, int64_t H, const float *P,
+                                                          float *c, float *h)
+{
+    s_v8 xi = S_LD(g), xo = S_LD(g + H), xf = S_LD(g + 2 * H), cv = S_LD(c), ni, qi, nf, qf, ng, qg,
+         no, qo, nt, qt;
+    if (P)
+        xi += S_LD(P) * cv, xf += S_LD(P + 2 * H) * cv;
+    gq_onnx_tanh_nq(xi * 0.5f, &ni, &qi);
+    gq_onnx_tanh_nq(xf * 0.5f, &nf, &qf);
+    gq_onnx_tanh_nq(S_LD(g + 3 * H), &ng, &qg);
+    s_v8 qig = qi * qg;
+    cv = ((qf + nf) * cv * qig + (qi + ni) * ng * qf) / (2.0f * qf * qig);
+    if (P)
+        xo += S_LD(P + H) * cv;
+    gq_onnx_tanh_nq(xo * 0.5f, &no, &qo);
+    gq_onnx_tanh_nq(cv, &nt, &qt);
+    S_ST(c, cv), S_ST(h, (qo + no) * nt / (2.0f * qo * qt));
+}
+
+/* One row of LSTM cells, fused (see s_lstm8): c and h updated in place. */
+GQ_ONNX_SIMD static void s_lstm_row(const float *g, int64_t H, const float *P, float *c, float *h)
+{
+    int64_t j = 0;
+    for (; j + 8 <= H; j += 8)
+        s_lstm8(g + j, H, P ? P + j : NULL, c + j, h + j);
+    if (j == H)
+        return;
+    float tg[32] = {0}, tp[24] = {0}, tc[8] = {0}, th[8]; /* the tail, zero-padded */
+    int64_t n = H - j;
+    for (int k = 0; k < 4; k++)
+        memcpy(tg + 8 * k, g + k * H + j, (size_t)n * sizeof *tg);
+    for (int k = 0; P && k < 3; k++)
+        memcpy(tp + 8 * k, P + k * H + j, (size_t)n * sizeof *tp);
+    memcpy(tc, c + j, (size_t)n * sizeof *tc);
+    s_lstm8(tg, 8, P ? tp : NULL, tc, th);
+    memcpy(c + j, tc, (size_t)n * sizeof *tc);
+    memcpy(h + j, th, (size_t)n * sizeof *th);
+}
+
+/* One row of LSTM cells, any activations and clip: gt's gates activated one at a time. */
+static void s_lstm_row_any(const s_rnn_t *r, const s_act_t *act, float *gt, const float *P,
+                           float *cb, float *hb, float *tmp)
+{
+    int64_t H = r->H;
+    const s_act_t *f = &act[0], *g = &act[1], *hh = &act[2];
+    for (int64_t j = 0; P && j < H; j++)
+        gt[j] += P[j] * cb[j], gt[2 * H + j] += P[2 * H + j] * cb[j];
+    s_act_vec(f, r->clip, gt, H);         /* i */
+    s_act_vec(f, r->clip, gt + 2 * H, H); /* f */
+    s_act_vec(g, r->clip, gt + 3 * H, H); /* c~ */
+    for (int64_t j = 0; j < H; j++)
+        cb[j] = gt[2 * H + j] * cb[j] + gt[j] * gt[3 * H + j];
+    for (int64_t j = 0; P && j < H; j++)
+        gt[H + j] += P[H + j] * cb[j];
+    s_act_vec(f, r->clip, gt + H, H); /* o */
+    memcpy(tmp, cb, (size_t)H * sizeof *tmp);
+    s_act_vec(hh, 0, tmp, H);
+    for (int64_t j = 0; j < H; j++)
+        hb[j] = gt[H + j] * tmp[j];
+}
+
+/* One LSTM direction. Gates in ONNX order i, o, f, c. Step s runs on its nact[s] active
+ * rows; the recurrent product adds into xw's packed block of the step (no zeroing pass). */
+static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
 {
     int64_t H = r->H, GH = 4 * H;
     const bool add_rb[4] = {true, true, true, true};
     const float *P = r->P ? r->P + d * 3 * H : NULL;
-    const s_act_t *f = &r->act[d][0], *g = &r->act[d][1], *hh = &r->act[d][2];
-    bool full = true; /* every sequence T long: step s reads one block of xw */
-    for (int64_t b = 0; b < r->B; b++)
-        full = full && r->lens[b] == r->T;
-    s_project(r, d, add_rb, w->xw, w->hr);
+    const s_act_t *act = r->act[d];
+    bool fast = act[0].k == S_SIGMOID && act[1].k == S_TANH && act[2].k == S_TANH && !(r->clip > 0);
+    s_project(r, d, rev, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
     s_init_state(r, r->c0, d, w->c);
-    for (int64_t s = 0; s < r->maxlen; s++) { /* no step past the longest sequence */
-        /* full: the product adds into xw's block of the step (no zeroing pass, no sum) */
-        float *blk = full ? w->xw + (rev ? r->T - 1 - s : s) * r->B * GH : w->hr;
-        gq_onnx_sgemm(false, true, r->B, GH, H, 1.0f, w->h, H, r->R + d * GH * H, H,
-                      full ? 1.0f : 0.0f, blk, GH);
-        for (int64_t b = 0; b < r->B; b++) {
-            int64_t t = s_time(r, rev, s, b);
-            if (t < 0)
-                continue;
-            const float *xg = w->xw + (t * r->B + b) * GH;
-            float *gt = blk + b * GH, *hb = w->h + b * H, *cb = w->c + b * H, *tmp = w->tmp + b * H;
-            for (int64_t j = 0; !full && j < GH; j++)
-                gt[j] += xg[j];
-            for (int64_t j = 0; P && j < H; j++)
-                gt[j] += P[j] * cb[j], gt[2 * H + j] += P[2 * H + j] * cb[j];
-            if (!P && f->k == S_SIGMOID && !(r->clip > 0)) {
-                s_act_vec(f, 0, gt, 3 * H); /* i, o, f at once: o needs no peephole here */
-            } else {
-                s_act_vec(f, r->clip, gt, H);         /* i */
-                s_act_vec(f, r->clip, gt + 2 * H, H); /* f */
-            }
-            s_act_vec(g, r->clip, gt + 3 * H, H); /* c~ */
-            for (int64_t j = 0; j < H; j++)
-                cb[j] = gt[2 * H + j] * cb[j] + gt[j] * gt[3 * H + j];
-            for (int64_t j = 0; P && j < H; j++)
-                gt[H + j] += P[H + j] * cb[j];
-            if (P || f->k != S_SIGMOID || r->clip > 0)
-                s_act_vec(f, r->clip, gt + H, H); /* o */
-            for (int64_t j = 0; j < H; j++)
-                tmp[j] = cb[j];
-            s_act_vec(hh, 0, tmp, H);
-            for (int64_t j = 0; j < H; j++)
-                hb[j] = gt[H + j] * tmp[j];
-            s_emit(r, d, t, b, hb, Y);
+    for (int64_t s = 0; s < r->maxlen; s++) {
+        int64_t m = r->nact[s];
+        float *blk = w->xw + r->off[s] * GH;
+        gq_onnx_sgemm(false, true, m, GH, H, 1.0f, w->h, H, r->R + d * GH * H, H, 1.0f, blk, GH);
+        for (int64_t p = 0; p < m; p++) {
+            float *hb = w->h + p * H, *cb = w->c + p * H;
+            if (fast)
+                s_lstm_row(blk + p * GH, H, P, cb, hb);
+            else
+                s_lstm_row_any(r, act, blk + p * GH, P, cb, hb, w->tmp);
+            int64_t b = r->perm[p];
+            memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), hb, (size_t)H * sizeof *hb);
         }
     }
 }
 
 GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool lbr, s_work_t *w,
                                    float *Y);
-GQ_ONNX_SIMD static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y);
+static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y);
 
 typedef enum { S_LSTM, S_GRU, S_RNN } s_cell_t;
 
@@ -544,7 +644,7 @@ static gq_status s_lstm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
     return rc;
 }
 
-/* One GRU direction. Gates in ONNX order z, r, h. */
+/* One GRU direction. Gates in ONNX order z, r, h; step s on its nact[s] active rows. */
 GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool lbr, s_work_t *w,
                                    float *Y)
 {
@@ -552,39 +652,39 @@ GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool l
     const bool add_rb[3] = {true, true, false}; /* Rbh goes inside the reset product */
     const float *Rd = r->R + d * GH * H, *rbh = r->Bias ? r->Bias + d * 2 * GH + GH + 2 * H : NULL;
     const s_act_t *f = &r->act[d][0], *g = &r->act[d][1];
-    s_project(r, d, add_rb, w->xw, w->hr);
+    s_project(r, d, rev, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
-    for (int64_t s = 0; s < r->maxlen; s++) { /* no step past the longest sequence */
+    for (int64_t s = 0; s < r->maxlen; s++) {
+        int64_t m = r->nact[s];
+        const float *blk = w->xw + r->off[s] * GH;
         /* lbr: all three products from H; else z and r from H, h from (r . H) below. */
-        gq_onnx_sgemm(false, true, r->B, lbr ? GH : 2 * H, H, 1.0f, w->h, H, Rd, H, 0.0f, w->hr,
-                      GH);
-        for (int64_t b = 0; b < r->B; b++) { /* z and r activated in place in hr */
-            int64_t t = s_time(r, rev, s, b);
-            const float *xg = w->xw + (t < 0 ? 0 : t * r->B + b) * GH;
-            float *gt = w->hr + b * GH, *tmp = w->tmp + b * H;
+        gq_onnx_sgemm(false, true, m, lbr ? GH : 2 * H, H, 1.0f, w->h, H, Rd, H, 0.0f, w->hr, GH);
+        for (int64_t p = 0; p < m; p++) { /* z and r activated in place in hr */
+            const float *xg = blk + p * GH;
+            float *gt = w->hr + p * GH, *tmp = w->tmp + p * H, *hb = w->h + p * H;
             for (int64_t j = 0; j < 2 * H; j++)
                 gt[j] += xg[j];
             s_act_vec(f, r->clip, gt, 2 * H);
             for (int64_t j = 0; !lbr && j < H; j++) /* tmp = r . H */
-                tmp[j] = gt[H + j] * w->h[b * H + j];
+                tmp[j] = gt[H + j] * hb[j];
         }
         if (!lbr) /* hr[:, 2H:3H] = (r . H) Rh^T */
-            gq_onnx_sgemm(false, true, r->B, H, H, 1.0f, w->tmp, H, Rd + 2 * H * H, H, 0.0f,
+            gq_onnx_sgemm(false, true, m, H, H, 1.0f, w->tmp, H, Rd + 2 * H * H, H, 0.0f,
                           w->hr + 2 * H, GH);
-        for (int64_t b = 0; b < r->B; b++) {
-            int64_t t = s_time(r, rev, s, b);
-            if (t < 0)
-                continue;
-            const float *xg = w->xw + (t * r->B + b) * GH;
-            float *gt = w->hr + b * GH, *hb = w->h + b * H, *ht = gt + 2 * H;
-            for (int64_t j = 0; j < H; j++) {
-                float rb = rbh ? rbh[j] : 0;
-                ht[j] = lbr ? xg[2 * H + j] + gt[H + j] * (ht[j] + rb) : xg[2 * H + j] + ht[j] + rb;
-            }
+        for (int64_t p = 0; p < m; p++) {
+            const float *xh = blk + p * GH + 2 * H;
+            float *gt = w->hr + p * GH, *hb = w->h + p * H, *ht = gt + 2 * H;
+            if (lbr)
+                for (int64_t j = 0; j < H; j++)
+                    ht[j] = xh[j] + gt[H + j] * (ht[j] + (rbh ? rbh[j] : 0.0f));
+            else
+                for (int64_t j = 0; j < H; j++)
+                    ht[j] += xh[j] + (rbh ? rbh[j] : 0.0f);
             s_act_vec(g, r->clip, ht, H);
             for (int64_t j = 0; j < H; j++)
                 hb[j] = (1 - gt[j]) * ht[j] + gt[j] * hb[j];
-            s_emit(r, d, t, b, hb, Y);
+            int64_t b = r->perm[p];
+            memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), hb, (size_t)H * sizeof *hb);
         }
     }
 }
@@ -606,25 +706,23 @@ static gq_status s_gru(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const
     return rc;
 }
 
-/* One plain RNN direction: H = f(X Wi^T + H Ri^T + Wb + Rb). */
-GQ_ONNX_SIMD static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
+/* One plain RNN direction: H = f(X Wi^T + H Ri^T + Wb + Rb), step s on its nact[s] active
+ * rows, the product added into xw's block of the step. */
+static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
 {
     int64_t H = r->H;
     const bool add_rb[1] = {true};
-    s_project(r, d, add_rb, w->xw, w->hr);
+    s_project(r, d, rev, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
-    for (int64_t s = 0; s < r->maxlen; s++) { /* no step past the longest sequence */
-        gq_onnx_sgemm(false, true, r->B, H, H, 1.0f, w->h, H, r->R + d * H * H, H, 0.0f, w->hr, H);
-        for (int64_t b = 0; b < r->B; b++) {
-            int64_t t = s_time(r, rev, s, b);
-            if (t < 0)
-                continue;
-            float *hb = w->h + b * H, *gt = w->hr + b * H;
-            for (int64_t j = 0; j < H; j++)
-                gt[j] += w->xw[(t * r->B + b) * H + j];
-            s_act_vec(&r->act[d][0], r->clip, gt, H);
-            memcpy(hb, gt, (size_t)H * sizeof *hb);
-            s_emit(r, d, t, b, hb, Y);
+    for (int64_t s = 0; s < r->maxlen; s++) {
+        int64_t m = r->nact[s];
+        float *blk = w->xw + r->off[s] * H;
+        gq_onnx_sgemm(false, true, m, H, H, 1.0f, w->h, H, r->R + d * H * H, H, 1.0f, blk, H);
+        s_act_vec(&r->act[d][0], r->clip, blk, m * H);
+        memcpy(w->h, blk, (size_t)(m * H) * sizeof *blk);
+        for (int64_t p = 0; p < m; p++) {
+            int64_t b = r->perm[p];
+            memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), blk + p * H, (size_t)H * sizeof *blk);
         }
     }
 }

@@ -8,6 +8,7 @@
 
 #include "half.h"
 #include "onnx_int.h"
+#include "onnx_vec.h"
 #include "par.h"
 #include "util.h"
 
@@ -482,39 +483,18 @@ gq_status gq_onnx_act_decode(const gq_onnx_val_t *v, gq_onnx_act_t *f, char *err
     return GQ_OK;
 }
 
-/* Eight floats at a time with GCC's vector extensions: GCC does not vectorize the loops of
- * these approximations by itself (it keeps the clamps' branches). The helpers take and give
- * pointers: passing 32-byte vectors by value changes the ABI of the baseline build. */
-typedef float s_v8 __attribute__((vector_size(32)));
-typedef int32_t s_v8i __attribute__((vector_size(32)));
-typedef float s_v8u __attribute__((vector_size(32), aligned(4), may_alias));
-
-/* lo <= x <= hi by masks (the vector extensions have no ?: in C); NaN stays NaN. */
-#define S_CLAMP8(x, lo, hi)                                                                        \
-    do {                                                                                           \
-        s_v8 lo_ = (s_v8){0} + (lo), hi_ = (s_v8){0} + (hi);                                       \
-        s_v8i m_ = (x) < lo_;                                                                      \
-        (x) = (s_v8)(((s_v8i)lo_ & m_) | ((s_v8i)(x) & ~m_));                                      \
-        m_ = (x) > hi_;                                                                            \
-        (x) = (s_v8)(((s_v8i)hi_ & m_) | ((s_v8i)(x) & ~m_));                                      \
-    } while (0)
+/* The vector helpers of onnx_vec.h under this file's short names. */
+typedef gq_onnx_v8 s_v8;
+typedef gq_onnx_v8i s_v8i;
+typedef gq_onnx_v8u s_v8u;
+#define S_CLAMP8 GQ_ONNX_CLAMP8
 
 /* tanh as Eigen's rational approximation (at most 3.5e-7 off, absolute and relative). */
 static inline __attribute__((always_inline)) void s_tanh8(float *v)
 {
-    s_v8 x = *(const s_v8u *)v;
-    S_CLAMP8(x, -7.90531110763549805f, 7.90531110763549805f);
-    s_v8 x2 = x * x;
-    s_v8 p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    s_v8 q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    *(s_v8u *)v = x * p / q;
+    s_v8 n, q;
+    gq_onnx_tanh_nq(*(const s_v8u *)v, &n, &q);
+    *(s_v8u *)v = n / q;
 }
 
 /* 1 / (1 + e^-x), e^x as Cephes' expf (reduction by ln 2, degree-6 polynomial, ~2 ulp)

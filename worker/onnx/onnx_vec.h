@@ -1,0 +1,45 @@
+/* Eight floats at a time with GCC's vector extensions, for the ONNX kernels' activations
+ * (onnx_util.c) and the fused RNN cells (onnx_ops_rnn.c): GCC does not vectorize these
+ * approximations' loops by itself (it keeps the clamps' branches). Helpers take and give
+ * pointers: passing 32-byte vectors by value changes the ABI of the baseline build. Include
+ * from kernel files only (the names are short). */
+#ifndef GQ_ONNX_VEC_H
+#define GQ_ONNX_VEC_H
+
+#include <stdint.h>
+
+typedef float gq_onnx_v8 __attribute__((vector_size(32)));
+typedef int32_t gq_onnx_v8i __attribute__((vector_size(32)));
+typedef float gq_onnx_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* lo <= x <= hi by masks (the vector extensions have no ?: in C); NaN stays NaN. */
+#define GQ_ONNX_CLAMP8(x, lo, hi)                                                                  \
+    do {                                                                                           \
+        gq_onnx_v8 lo_ = (gq_onnx_v8){0} + (lo), hi_ = (gq_onnx_v8){0} + (hi);                     \
+        gq_onnx_v8i m_ = (x) < lo_;                                                                \
+        (x) = (gq_onnx_v8)(((gq_onnx_v8i)lo_ & m_) | ((gq_onnx_v8i)(x) & ~m_));                    \
+        m_ = (x) > hi_;                                                                            \
+        (x) = (gq_onnx_v8)(((gq_onnx_v8i)hi_ & m_) | ((gq_onnx_v8i)(x) & ~m_));                    \
+    } while (0)
+
+/* tanh(x) = *n / *q, Eigen's rational approximation (at most 3.5e-7 off, absolute and
+ * relative) left undivided, so a caller can share one division among several. q lies in
+ * [0.0049, 0.9]: products of a few stay normal. */
+static inline __attribute__((always_inline)) void gq_onnx_tanh_nq(gq_onnx_v8 x, gq_onnx_v8 *n,
+                                                                  gq_onnx_v8 *q)
+{
+    GQ_ONNX_CLAMP8(x, -7.90531110763549805f, 7.90531110763549805f);
+    gq_onnx_v8 x2 = x * x;
+    gq_onnx_v8 p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    gq_onnx_v8 d = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+    d = d * x2 + 2.26843463243900e-03f;
+    *q = d * x2 + 4.89352518554385e-03f;
+    *n = x * p;
+}
+
+#endif
