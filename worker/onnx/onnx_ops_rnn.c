@@ -606,10 +606,10 @@ static gq_status s_dirs(s_cell_t cell, bool lbr, s_rnn_t *r, s_work_t *w, gq_onn
     if (rc)
         return rc;
     int64_t work = r->maxlen * r->B * r->G * r->H * (r->H + r->I);
-    /* Below a batch of 16 a step's products are GEMVs and small GEMMs that OpenBLAS threads
-     * on its own: two directions calling it at once contend for its threads (measured: 1.5x
-     * slower at batch 1, 2x faster at 32 on 2 cores). */
-    bool par = r->D == 2 && r->B >= 16 && gq_par_threads() > 1 && work >= gq_par_min_work();
+    /* Any batch: with gq's pool configured OpenBLAS runs on one thread (gq_par_set_threads),
+     * so the two directions' small products no longer contend for its threads (they did
+     * while it threaded them itself: 1.5x slower at batch 1). */
+    bool par = r->D == 2 && gq_par_threads() > 1 && work >= gq_par_min_work();
     if (par && (rc = s_work_new(r, &ws[1], err, errlen))) {
         s_work_free_bufs(&ws[1]);
         return rc;
