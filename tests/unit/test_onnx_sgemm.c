@@ -1,7 +1,7 @@
 /* gq_onnx_sgemm (the GEMM under MatMul, Gemm, 1x1 and im2col convs, RNN steps) against loops
  * in double: every transposition, alpha and beta, padded leading dims, the GEMV path (one
  * row), and products large enough to be split over gq's thread pool by rows or by columns
- * (at 1 and 3 threads). */
+ * (at 1 and 3 threads); and gq_onnx_sgemm_small, the RNN steps' unpacked kernel. */
 #include "check.h"
 #include "onnx_int.h"
 #include "par.h"
@@ -56,8 +56,53 @@ static double s_one(bool ta, bool tb, const s_shape_t *s, float alpha, float bet
     return worst;
 }
 
+/* gq_onnx_sgemm_small (the RNN steps' kernel) against loops in double: row counts around its
+ * 4-row tiles, column counts around its 16-column tiles, with and without accumulating. */
+static void s_test_small(void)
+{
+    const int64_t ms[] = {1, 3, 4, 5, 33}, ns[] = {8, 16, 24, 256}, ks[] = {1, 7, 64};
+    unsigned seed = 7;
+    for (size_t mi = 0; mi < 5; mi++)
+        for (size_t ni = 0; ni < 4; ni++)
+            for (size_t ki = 0; ki < 3; ki++)
+                for (int acc = 0; acc < 2; acc++) {
+                    int64_t m = ms[mi], n = ns[ni], k = ks[ki], lda = k + 1, ldc = n + 8;
+                    float *a = malloc((size_t)(m * lda) * sizeof *a);
+                    float *b = malloc((size_t)(k * n) * sizeof *b);
+                    float *c = malloc((size_t)(m * ldc) * sizeof *c);
+                    for (int64_t i = 0; i < m * lda; i++)
+                        a[i] = s_rand(&seed);
+                    for (int64_t i = 0; i < k * n; i++)
+                        b[i] = s_rand(&seed);
+                    for (int64_t i = 0; i < m * ldc; i++)
+                        c[i] = s_rand(&seed);
+                    double worst = 0, keep = 0;
+                    double *want = malloc((size_t)(m * n) * sizeof *want);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < n; j++) {
+                            double s = acc ? c[i * ldc + j] : 0;
+                            for (int64_t p = 0; p < k; p++)
+                                s += (double)a[i * lda + p] * b[p * n + j];
+                            want[i * n + j] = s;
+                        }
+                    float pad = c[ldc - 1];
+                    gq_onnx_sgemm_small(m, n, k, a, lda, b, n, c, ldc, acc);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < n; j++) {
+                            double e = fabs(c[i * ldc + j] - want[i * n + j]) / (1 + sqrt(k));
+                            worst = e > worst ? e : worst;
+                        }
+                    keep = c[ldc - 1] == pad; /* the columns past n are left alone */
+                    CHECK(worst < 1e-5 && keep, "small %lldx%lldx%lld acc %d: error %g, pad %s",
+                          (long long)m, (long long)n, (long long)k, acc, worst,
+                          keep ? "kept" : "written");
+                    free(a), free(b), free(c), free(want);
+                }
+}
+
 int main(void)
 {
+    s_test_small();
     const s_shape_t shapes[] = {
         {5, 7, 3},      /* small: one call */
         {1, 300, 200},  /* one row: GEMV */

@@ -274,6 +274,11 @@ void gq_onnx_strided_copy(const gq_tdesc_t *od, size_t es, const char *src, int6
 gq_status gq_onnx_matmul_shape(gq_tdesc_t *a, gq_tdesc_t *b, gq_tdesc_t *ba, gq_tdesc_t *bb,
                                gq_tdesc_t *bo, gq_tdesc_t *od, char *err, size_t errlen);
 
+/* C[m, n] = A[m, k] B[k, n] (+ C when acc), row major, f32, n a multiple of 8: register
+ * tiles with no packing, for the small products of RNN steps (onnx_gemm_small.c). */
+void gq_onnx_sgemm_small(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                         const float *b, int64_t ldb, float *c, int64_t ldc, bool acc);
+
 /* C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row major, on OpenBLAS (f32). */
 void gq_onnx_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

@@ -537,6 +537,30 @@ static void s_lstm_row_any(const s_rnn_t *r, const s_act_t *act, float *gt, cons
 
 /* One LSTM direction. Gates in ONNX order i, o, f, c. Step s runs on its nact[s] active
  * rows; the recurrent product adds into xw's packed block of the step (no zeroing pass). */
+/* R (n rows of k, the recurrence weights of one direction) transposed to [k, n] for
+ * gq_onnx_sgemm_small; NULL (then the steps use OpenBLAS) when n is not a multiple of 8, the
+ * batch is under 4, or out of memory. */
+static float *s_rt(const s_rnn_t *r, const float *R, int64_t n, int64_t k)
+{
+    /* below 4 rows the steps stay on OpenBLAS: no use transposing */
+    float *rt = n % 8 || r->B < 4 ? NULL : malloc((size_t)(n * k) * sizeof *rt);
+    for (int64_t i = 0; rt && i < n; i++)
+        for (int64_t j = 0; j < k; j++)
+            rt[j * n + i] = R[i * k + j];
+    return rt;
+}
+
+/* blk[m, n] += h[m, k] R^T: without packing when rt (R transposed) exists and there are
+ * rows enough for 4-row tiles (one row is OpenBLAS's GEMV, which measured faster). */
+static void s_step_gemm(int64_t m, int64_t n, int64_t k, const float *h, const float *R,
+                        const float *rt, float *blk)
+{
+    if (rt && m >= 4)
+        gq_onnx_sgemm_small(m, n, k, h, k, rt, n, blk, n, true);
+    else
+        gq_onnx_sgemm(false, true, m, n, k, 1.0f, h, k, R, k, 1.0f, blk, n);
+}
+
 static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
 {
     int64_t H = r->H, GH = 4 * H;
@@ -547,10 +571,11 @@ static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float
     s_project(r, d, rev, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
     s_init_state(r, r->c0, d, w->c);
+    float *rt = s_rt(r, r->R + d * GH * H, GH, H);
     for (int64_t s = 0; s < r->maxlen; s++) {
         int64_t m = r->nact[s];
         float *blk = w->xw + r->off[s] * GH;
-        gq_onnx_sgemm(false, true, m, GH, H, 1.0f, w->h, H, r->R + d * GH * H, H, 1.0f, blk, GH);
+        s_step_gemm(m, GH, H, w->h, r->R + d * GH * H, rt, blk);
         for (int64_t p = 0; p < m; p++) {
             float *hb = w->h + p * H, *cb = w->c + p * H;
             if (fast)
@@ -561,6 +586,7 @@ static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float
             memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), hb, (size_t)H * sizeof *hb);
         }
     }
+    free(rt);
 }
 
 GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool lbr, s_work_t *w,
@@ -714,10 +740,11 @@ static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float 
     const bool add_rb[1] = {true};
     s_project(r, d, rev, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
+    float *rt = s_rt(r, r->R + d * H * H, H, H);
     for (int64_t s = 0; s < r->maxlen; s++) {
         int64_t m = r->nact[s];
         float *blk = w->xw + r->off[s] * H;
-        gq_onnx_sgemm(false, true, m, H, H, 1.0f, w->h, H, r->R + d * H * H, H, 1.0f, blk, H);
+        s_step_gemm(m, H, H, w->h, r->R + d * H * H, rt, blk);
         s_act_vec(&r->act[d][0], r->clip, blk, m * H);
         memcpy(w->h, blk, (size_t)(m * H) * sizeof *blk);
         for (int64_t p = 0; p < m; p++) {
@@ -725,6 +752,7 @@ static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float 
             memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), blk + p * H, (size_t)H * sizeof *blk);
         }
     }
+    free(rt);
 }
 
 static gq_status s_rnn(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
