@@ -363,6 +363,7 @@ enum { S_NBUF = 6 };
 typedef struct {
     float *xs, *xw, *hr, *h, *c, *tmp;
     size_t cap[S_NBUF];
+    bool projected; /* xw already holds the input projection (s_dirs made it) */
 } s_work_t;
 
 static gq_status s_work_new(const s_rnn_t *r, s_work_t *w, char *err, size_t errlen)
@@ -568,7 +569,8 @@ static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float
     const float *P = r->P ? r->P + d * 3 * H : NULL;
     const s_act_t *act = r->act[d];
     bool fast = act[0].k == S_SIGMOID && act[1].k == S_TANH && act[2].k == S_TANH && !(r->clip > 0);
-    s_project(r, d, rev, add_rb, w);
+    if (!w->projected)
+        s_project(r, d, rev, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
     s_init_state(r, r->c0, d, w->c);
     float *rt = s_rt(r, r->R + d * GH * H, GH, H);
@@ -641,11 +643,20 @@ static gq_status s_dirs(s_cell_t cell, bool lbr, s_rnn_t *r, s_work_t *w, gq_onn
         return rc;
     }
     s_dirs_job_t j = {cell, lbr, r, ws, out, nout, nstate};
-    if (par)
+    if (par) {
+        /* The input projections first, one after the other, each a large GEMM split over
+         * the whole pool; then the steps, whose products are too small to split, side by
+         * side. (As the cells add them: Rb folds into the projection but for GRU's h gate.) */
+        const bool add_rb[4] = {true, true, cell != S_GRU, true};
+        for (int64_t d = 0; d < 2; d++) {
+            s_project(r, d, r->reverse_only || d == 1, add_rb, &ws[d]);
+            ws[d].projected = true;
+        }
         gq_par_for(2, s_dir_run, &j);
-    else
+    } else {
         for (int64_t d = 0; d < r->D; d++)
             s_dir_run(&j, d, 0);
+    }
     s_work_free_bufs(&ws[1]);
     return GQ_OK;
 }
@@ -678,7 +689,8 @@ GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool l
     const bool add_rb[3] = {true, true, false}; /* Rbh goes inside the reset product */
     const float *Rd = r->R + d * GH * H, *rbh = r->Bias ? r->Bias + d * 2 * GH + GH + 2 * H : NULL;
     const s_act_t *f = &r->act[d][0], *g = &r->act[d][1];
-    s_project(r, d, rev, add_rb, w);
+    if (!w->projected)
+        s_project(r, d, rev, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
     for (int64_t s = 0; s < r->maxlen; s++) {
         int64_t m = r->nact[s];
@@ -738,7 +750,8 @@ static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float 
 {
     int64_t H = r->H;
     const bool add_rb[1] = {true};
-    s_project(r, d, rev, add_rb, w);
+    if (!w->projected)
+        s_project(r, d, rev, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
     float *rt = s_rt(r, r->R + d * H * H, H, H);
     for (int64_t s = 0; s < r->maxlen; s++) {
