@@ -15,6 +15,17 @@ void gq_backend_destroy(gq_backend_t **self_p)
     *self_p = NULL;
 }
 
+void gq_backend_config_device(gq_backend_config_t *cfg, const char *dev)
+{
+    long long idx;
+    if (!dev || !*dev)
+        return;
+    if (!gq_parse_int(dev, 0, 1 << 20, &idx))
+        cfg->device_index = (int)idx, cfg->device_match = NULL;
+    else
+        cfg->device_index = -1, cfg->device_match = dev;
+}
+
 gq_status gq_backend_check_run(gq_backend_t *be, const gq_args_t *a, const gq_tdesc_t *in_desc,
                                const gq_buffer_t *in, int nin, const gq_tdesc_t *out_desc,
                                const gq_buffer_t *out, int nout, void **hin, void **hout, char *err,

@@ -38,6 +38,10 @@ typedef struct {
     bool gpu_only;            /* GPU backends: refuse CPU devices (PoCL) unless one is named */
 } gq_backend_config_t;
 
+/* Names cfg's device by dev, as --cl-device and GQ_VK_DEVICE take it: an index (0..2^20),
+ * else a substring of the device's name; NULL or "" leaves cfg as it is. */
+void gq_backend_config_device(gq_backend_config_t *cfg, const char *dev);
+
 typedef struct {
     const char *name; /* "cpu", "opencl", "vulkan" */
 

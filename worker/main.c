@@ -74,10 +74,8 @@ int main(int argc, char **argv)
             cfg.broker = v;
         else if (!strcmp(a, "--backends"))
             cfg.backends = v;
-        else if (!strcmp(a, "--cl-device") && !gq_parse_int(v, 0, 1 << 20, &n))
-            cfg.backend.device_index = (int)n;
         else if (!strcmp(a, "--cl-device") && *v)
-            cfg.backend.device_match = v;
+            gq_backend_config_device(&cfg.backend, v);
         else if (!strcmp(a, "--cl-platform") && *v)
             cfg.backend.platform = v;
         else if (!strcmp(a, "--name"))

@@ -27,8 +27,9 @@ int gq_par_threads(void);
  * pool threads lazily on the first parallel call. Also sets OpenBLAS to one thread
  * (openblas_set_num_threads): the ONNX GEMM splits large products over this pool, so one
  * scheduler owns the cores. Default: from the GQ_THREADS environment variable if set
- * (OpenBLAS then one thread too), else 1 (OpenBLAS keeps its own setting). Meant for start-up: a kernel sizes per-participant scratch by gq_par_threads()
- * just before its gq_par_for, so changing it while kernels run is not safe. */
+ * (OpenBLAS then one thread too), else 1 (OpenBLAS keeps its own setting). Meant for start-up: a
+ * kernel sizes per-participant scratch by gq_par_threads() just before its gq_par_for, so changing
+ * it while kernels run is not safe. */
 void gq_par_set_threads(int n);
 
 /* Work (elements touched, taps summed) below which a kernel stays serial: a gq_par_for

@@ -739,14 +739,9 @@ static int s_open_backends(gq_worker_t *self, const char *list, char *err, size_
             /* Vulkan picks its own device: GQ_VK_DEVICE, an index or a name substring
              * (--cl-device names OpenCL's). A CPU device (lavapipe) only when named, as
              * for OpenCL. */
-            const char *vd = getenv("GQ_VK_DEVICE");
-            long long vi;
             bc.device_index = -1;
             bc.device_match = NULL;
-            if (vd && *vd && !gq_parse_int(vd, 0, 1 << 20, &vi))
-                bc.device_index = (int)vi;
-            else if (vd && *vd)
-                bc.device_match = vd;
+            gq_backend_config_device(&bc, getenv("GQ_VK_DEVICE"));
             bc.gpu_only = by_default && bc.device_index < 0 && !bc.device_match;
             be = gq_backend_vulkan_new(&bc, why, sizeof why);
             if (!be && by_default) {

@@ -1175,11 +1175,7 @@ int main(int argc, char **argv)
     setenv("GQ_FFTW_PLANNER", "estimate", 0);
     char err[GQ_ERRLEN];
     gq_backend_config_t cfg = {.device_index = -1, .threads = 1, .platform = platform};
-    long long idx;
-    if (device && !gq_parse_int(device, 0, 1 << 20, &idx))
-        cfg.device_index = (int)idx;
-    else
-        cfg.device_match = device;
+    gq_backend_config_device(&cfg, device);
     gq_backend_t *cpu = gq_backend_cpu_new(&cfg, err, sizeof err);
     if (!cpu) {
         fprintf(stderr, "test_backend_ops: cpu backend: %s\n", err);
@@ -1198,10 +1194,7 @@ int main(int argc, char **argv)
     /* Vulkan picks its own device (--vk-device, GQ_VK_DEVICE): --device names OpenCL's. A
      * CPU device (lavapipe) is taken, as PoCL is for OpenCL. */
     gq_backend_config_t vcfg = {.device_index = -1, .threads = 1};
-    if (vk_device && !gq_parse_int(vk_device, 0, 1 << 20, &idx))
-        vcfg.device_index = (int)idx;
-    else
-        vcfg.device_match = vk_device;
+    gq_backend_config_device(&vcfg, vk_device);
     if (!backend || !strcmp(backend, "vulkan")) {
         if ((bes[nbe] = gq_backend_vulkan_new(&vcfg, err, sizeof err)))
             nbe++;

@@ -64,13 +64,7 @@ static gq_backend_t *s_backend_new(const char *name, char *err, size_t errlen)
     if (!strcmp(name, "opencl"))
         return gq_backend_opencl_new(&cfg, err, errlen);
 #ifdef GQ_HAVE_VULKAN
-    const char *dev = getenv("GQ_VK_DEVICE");
-    char *end = NULL;
-    long idx = dev && *dev ? strtol(dev, &end, 10) : -1;
-    if (dev && *dev && !*end && idx >= 0 && idx < 1024)
-        cfg.device_index = (int)idx;
-    else if (dev && *dev)
-        cfg.device_match = dev;
+    gq_backend_config_device(&cfg, getenv("GQ_VK_DEVICE"));
     return gq_backend_vulkan_new(&cfg, err, errlen);
 #else
     snprintf(err, errlen, "vulkan: not built");
