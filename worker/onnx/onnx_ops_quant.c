@@ -46,10 +46,11 @@ static double s_qp_at(const s_qp_t *q, int64_t i)
     return q->v ? gq_onnx_getd(q->v->data, q->v->desc.dtype, q->n == 1 ? 0 : i) : q->def;
 }
 
-/* acc[.., m, n] = (a - azp[row]) x (b - bzp[col]) with batch broadcasting, in double. */
-static gq_status s_int_matmul(const gq_onnx_val_t *a, const s_qp_t *azp, const gq_onnx_val_t *b,
-                              const s_qp_t *bzp, gq_tdesc_t *od, double **acc, int64_t *mnk,
-                              char *err, size_t errlen)
+/* acc[.., m, n] = (a - azp[row]) x (b - bzp[col]) with batch broadcasting, in double; the
+ * zero points (NULL: 0) one value, or one per row of a / column of b. */
+static gq_status s_int_matmul(const gq_onnx_val_t *a, const gq_onnx_val_t *azv,
+                              const gq_onnx_val_t *b, const gq_onnx_val_t *bzv, gq_tdesc_t *od,
+                              double **acc, char *err, size_t errlen)
 {
     gq_tdesc_t ad = a->desc, bd = b->desc, ba, bb, bo;
     if (!s_q8(ad.dtype) || !s_q8(bd.dtype)) {
@@ -62,6 +63,10 @@ static gq_status s_int_matmul(const gq_onnx_val_t *a, const s_qp_t *azp, const g
         return rc;
     int64_t m = ad.shape[ad.ndim - 2], k = ad.shape[ad.ndim - 1], n = bd.shape[bd.ndim - 1];
     int64_t na = gq_tdesc_numel(&ad), nb = gq_tdesc_numel(&bd), no = gq_tdesc_numel(od);
+    s_qp_t azp, bzp;
+    if ((rc = s_qp(azv, m, 0, "a_zero_point", &azp, err, errlen)) ||
+        (rc = s_qp(bzv, n, 0, "b_zero_point", &bzp, err, errlen)))
+        return rc;
     size_t bytes;
     if (!gq_onnx_size3(na + nb + no, 1, sizeof(double), &bytes) ||
         !(*acc = malloc(bytes ? bytes : 1))) {
@@ -75,16 +80,15 @@ static gq_status s_int_matmul(const gq_onnx_val_t *a, const s_qp_t *azp, const g
     }
     double *A = *acc + no, *B = A + na, *C = *acc;
     for (int64_t i = 0; i < na; i++)
-        A[i] = gq_onnx_getd(a->data, ad.dtype, i) - s_qp_at(azp, (i / k) % m);
+        A[i] = gq_onnx_getd(a->data, ad.dtype, i) - s_qp_at(&azp, (i / k) % m);
     for (int64_t i = 0; i < nb; i++)
-        B[i] = gq_onnx_getd(b->data, bd.dtype, i) - s_qp_at(bzp, i % n);
+        B[i] = gq_onnx_getd(b->data, bd.dtype, i) - s_qp_at(&bzp, i % n);
     GQ_ONNX_BCAST_LOOP(&bo, &ba, &bb, {
         if (m && n)
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k, 1.0,
                         A + ia * m * k, (int)(k ? k : 1), B + ib * k * n, (int)n, 0.0,
                         C + io * m * n, (int)n);
     });
-    mnk[0] = m, mnk[1] = n, mnk[2] = k;
     return GQ_OK;
 }
 
@@ -95,15 +99,10 @@ static gq_status s_matmul_integer(const Onnx__NodeProto *n, int opset, gq_onnx_v
     gq_status rc = gq_onnx_need(in, nin, 2, err, errlen);
     if (rc)
         return rc;
-    const gq_tdesc_t *ad = &in[0]->desc, *bd = &in[1]->desc;
-    int64_t M = ad->ndim >= 2 ? ad->shape[ad->ndim - 2] : 1, N = bd->shape[bd->ndim - 1];
-    s_qp_t azp, bzp;
     gq_tdesc_t od;
     double *acc = NULL;
-    int64_t mnk[3];
-    if ((rc = s_qp(nin > 2 ? in[2] : NULL, M, 0, "a_zero_point", &azp, err, errlen)) ||
-        (rc = s_qp(nin > 3 ? in[3] : NULL, N, 0, "b_zero_point", &bzp, err, errlen)) ||
-        (rc = s_int_matmul(in[0], &azp, in[1], &bzp, &od, &acc, mnk, err, errlen)))
+    if ((rc = s_int_matmul(in[0], nin > 2 ? in[2] : NULL, in[1], nin > 3 ? in[3] : NULL, &od, &acc,
+                           err, errlen)))
         return rc;
     od.dtype = GQ_I32;
     if (!(rc = gq_onnx_out(out, &od, err, errlen)))
@@ -158,23 +157,18 @@ static gq_status s_qlinear_matmul(const Onnx__NodeProto *n, int opset, gq_onnx_v
     gq_status rc = gq_onnx_need(in, nin, 8, err, errlen);
     if (rc)
         return rc;
-    const gq_tdesc_t *ad = &in[0]->desc, *bd = &in[3]->desc;
-    int64_t M = ad->ndim >= 2 ? ad->shape[ad->ndim - 2] : 1, N = bd->shape[bd->ndim - 1];
-    s_qp_t azp, bzp;
     gq_tdesc_t od;
     double *acc = NULL;
-    int64_t mnk[3];
     float one;
     if (gq_tdesc_numel(&in[1]->desc) != 1 || gq_tdesc_numel(&in[4]->desc) != 1) {
         gq_errf(err, errlen, "per-row / per-column scales are not supported: one scale each");
         return GQ_EUNSUPPORTED;
     }
-    if ((rc = s_qp(in[2], M, 0, "a_zero_point", &azp, err, errlen)) ||
-        (rc = s_qp(in[5], N, 0, "b_zero_point", &bzp, err, errlen)) ||
-        (rc = s_mults(in[1], in[4], in[6], 1, &one, err, errlen)) ||
-        (rc = s_int_matmul(in[0], &azp, in[3], &bzp, &od, &acc, mnk, err, errlen)))
+    if ((rc = s_mults(in[1], in[4], in[6], 1, &one, err, errlen)) ||
+        (rc = s_int_matmul(in[0], in[2], in[3], in[5], &od, &acc, err, errlen)))
         return rc;
-    rc = s_requant(acc, gq_tdesc_numel(&od), 1, 1, &one, in[7], ad->dtype, &od, out, err, errlen);
+    rc = s_requant(acc, gq_tdesc_numel(&od), 1, 1, &one, in[7], in[0]->desc.dtype, &od, out, err,
+                   errlen);
     free(acc);
     return rc;
 }
