@@ -274,10 +274,24 @@ void gq_onnx_strided_copy(const gq_tdesc_t *od, size_t es, const char *src, int6
 gq_status gq_onnx_matmul_shape(gq_tdesc_t *a, gq_tdesc_t *b, gq_tdesc_t *ba, gq_tdesc_t *bb,
                                gq_tdesc_t *bo, gq_tdesc_t *od, char *err, size_t errlen);
 
-/* C[m, n] = A[m, k] B[k, n] (+ C when acc), row major, f32, n a multiple of 8: register
- * tiles with no packing, for the small products of RNN steps (onnx_gemm_small.c). */
-void gq_onnx_sgemm_small(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-                         const float *b, int64_t ldb, float *c, int64_t ldc, bool acc);
+/* One operand pair of gq_onnx_sgemm_rows: row i of the left operand at a[i] (k floats),
+ * the right operand [k, n] as gq_onnx_rows_pack lays it out. */
+typedef struct {
+    const float *const *a;
+    int64_t k;
+    const float *b;
+} gq_onnx_rows_t;
+
+/* dst (n k floats) = w^T for gq_onnx_sgemm_rows, w [n, k] row major (an ONNX weight, a row
+ * per output), n a multiple of 8: panels of 16 columns (the last may have 8), each k rows of
+ * its columns. */
+void gq_onnx_rows_pack(const float *w, int64_t n, int64_t k, float *dst);
+
+/* C[i, 0..n) = (acc ? C[i] : bias, zeros when NULL) + the sum over the np pairs of a[i] b,
+ * for rows i < m, f32, n a multiple of 8: register tiles without packing, for the small
+ * products of RNN steps (onnx_gemm_small.c). */
+void gq_onnx_sgemm_rows(int64_t m, int64_t n, const gq_onnx_rows_t *pr, int np, const float *bias,
+                        bool acc, float *c, int64_t ldc);
 
 /* C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C, row major, on OpenBLAS (f32). */
 void gq_onnx_sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,

@@ -1,7 +1,10 @@
 /* ONNX recurrent kernels (f32, layout 0 and 1): LSTM, GRU and RNN, forward, reverse or
  * bidirectional, with sequence_lens, initial states, peepholes, clip and the activation
- * functions ONNX names. The input projection of every time step is one GEMM per direction
- * ([T * B, I] x W^T); each step then does [B, H] x R^T (OpenBLAS) and the gate math. */
+ * functions ONNX names. At a batch of 4 or more each step computes its gates' pre-activations
+ * as bias + its input rows W^T + the state rows R^T in one register-tile pass
+ * (gq_onnx_sgemm_rows, s_mode); below that, or to split it over spare threads, the input
+ * projection of every step is one GEMM per direction ([T * B, I] x W^T) first and each step
+ * adds [B, H] x R^T. Then the gate math, fused in registers for the default LSTM cell. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,42 +359,61 @@ static gq_status s_outputs(const s_rnn_t *r, gq_onnx_val_t *out, int nout, int n
     return rc;
 }
 
+/* How a direction's steps get their gate pre-activations. */
+typedef enum {
+    S_PROJECT,      /* the input projection of every step first, one GEMM; steps on OpenBLAS */
+    S_PROJECT_ROWS, /* the projection first; the steps' products on gq_onnx_sgemm_rows */
+    S_FUSED,        /* per step, bias + input rows W^T + state rows R^T in one accumulation */
+} s_mode_t;
+
 /* Work buffers of one run: xs [rows, I] (X gathered in step order), xw [rows, GH] (rows:
- * the packed (step, active row) pairs, off[maxlen]), hr [B, GH], h/c/tmp [B, H]; from the
- * plan's pool, so a warm plan does not fault in xw's pages each run. */
-enum { S_NBUF = 6 };
+ * the packed (step, active row) pairs, off[maxlen]; S_PROJECT*: both, else none), hr
+ * [B, GH], h/c/tmp [B, H], wt [I, GH] and rt [H, GH] (W and R packed; S_FUSED, and rt
+ * for S_PROJECT_ROWS), bias [GH], rows [3B] (the steps' row pointers); from the plan's pool,
+ * so a warm plan does not fault in xw's pages each run. */
+enum { S_NBUF = 10 };
 typedef struct {
-    float *xs, *xw, *hr, *h, *c, *tmp;
+    float *xs, *xw, *hr, *h, *c, *tmp, *wt, *rt, *bias;
+    const float **rows;
     size_t cap[S_NBUF];
+    s_mode_t mode;
     bool projected; /* xw already holds the input projection (s_dirs made it) */
 } s_work_t;
 
-static gq_status s_work_new(const s_rnn_t *r, s_work_t *w, char *err, size_t errlen)
+static gq_status s_work_new(const s_rnn_t *r, s_mode_t mode, s_work_t *w, char *err, size_t errlen)
 {
     size_t sz[S_NBUF];
-    int64_t rows = r->off[r->maxlen];
+    int64_t rows = mode == S_FUSED ? 0 : r->off[r->maxlen], GH = r->G * r->H;
     if (!gq_onnx_size3(rows, r->I, sizeof(float), &sz[0]) ||
-        !gq_onnx_size3(rows, r->G * r->H, sizeof(float), &sz[1]) ||
-        !gq_onnx_size3(r->B, r->G * r->H, sizeof(float), &sz[2]) ||
-        !gq_onnx_size3(r->B, r->H, sizeof(float), &sz[3])) {
+        !gq_onnx_size3(rows, GH, sizeof(float), &sz[1]) ||
+        !gq_onnx_size3(r->B, GH, sizeof(float), &sz[2]) ||
+        !gq_onnx_size3(r->B, r->H, sizeof(float), &sz[3]) ||
+        !gq_onnx_size3(mode == S_FUSED ? r->I : 0, GH, sizeof(float), &sz[6]) ||
+        !gq_onnx_size3(mode == S_PROJECT ? 0 : r->H, GH, sizeof(float), &sz[7]) ||
+        !gq_onnx_size3(3, r->B, sizeof(float *), &sz[9])) {
         gq_errf(err, errlen, "the recurrent state's size overflows");
         return GQ_ETOOBIG;
     }
-    sz[4] = sz[5] = sz[3];
-    float **p[S_NBUF] = {&w->xs, &w->xw, &w->hr, &w->h, &w->c, &w->tmp};
-    for (int i = 0; i < S_NBUF; i++)
-        if (!(*p[i] = gq_onnx_scratch(sz[i] + sizeof(float), &w->cap[i]))) {
-            gq_errf(err, errlen, "out of memory for the recurrent state");
-            return GQ_ENOMEM;
-        }
+    sz[4] = sz[5] = sz[3], sz[8] = (size_t)GH * sizeof(float);
+    float **p[S_NBUF - 1] = {&w->xs,  &w->xw, &w->hr, &w->h,   &w->c,
+                             &w->tmp, &w->wt, &w->rt, &w->bias};
+    w->mode = mode;
+    for (int i = 0; i < S_NBUF - 1; i++)
+        if (!(*p[i] = gq_onnx_scratch(sz[i] + sizeof(float), &w->cap[i])))
+            break;
+    if (!w->bias || !(w->rows = gq_onnx_scratch(sz[9], &w->cap[9]))) {
+        gq_errf(err, errlen, "out of memory for the recurrent state");
+        return GQ_ENOMEM;
+    }
     return GQ_OK;
 }
 
 static void s_work_free_bufs(s_work_t *w)
 {
-    float *p[S_NBUF] = {w->xs, w->xw, w->hr, w->h, w->c, w->tmp};
-    for (int i = 0; i < S_NBUF; i++)
+    float *p[S_NBUF - 1] = {w->xs, w->xw, w->hr, w->h, w->c, w->tmp, w->wt, w->rt, w->bias};
+    for (int i = 0; i < S_NBUF - 1; i++)
         gq_onnx_scratch_free(p[i], w->cap[i]);
+    gq_onnx_scratch_free(w->rows, w->cap[9]);
     memset(w, 0, sizeof *w);
 }
 
@@ -406,6 +428,15 @@ static void s_work_free(s_work_t *w, s_rnn_t *r)
 static inline int64_t s_time(const s_rnn_t *r, bool rev, int64_t s, int64_t b)
 {
     return rev ? r->lens[b] - 1 - s : s;
+}
+
+/* bias [GH] = Wb (+ Rb for the gates where add_rb) of direction d; zeros without B. */
+static void s_bias(const s_rnn_t *r, int64_t d, const bool *add_rb, float *bias)
+{
+    int64_t GH = r->G * r->H;
+    const float *wb = r->Bias ? r->Bias + d * 2 * GH : NULL, *rb = wb ? wb + GH : NULL;
+    for (int64_t j = 0; j < GH; j++)
+        bias[j] = wb ? wb[j] + (add_rb[j / r->H] ? rb[j] : 0.0f) : 0.0f;
 }
 
 /* w->xw's packed rows = X W_d^T + bias (Wb, and Rb where add_rb), row off[s] + p holding
@@ -427,11 +458,55 @@ static void s_project(const s_rnn_t *r, int64_t d, bool rev, const bool *add_rb,
     gq_onnx_sgemm(false, true, rows, GH, I, 1.0f, x, I, r->W + d * GH * I, I, 0.0f, w->xw, GH);
     if (!r->Bias)
         return;
-    const float *wb = r->Bias + d * 2 * GH, *rb = wb + GH;
-    float *bsum = w->hr; /* the summed bias, in hr (free until the steps) */
-    for (int64_t j = 0; j < GH; j++)
-        bsum[j] = wb[j] + (add_rb[j / r->H] ? rb[j] : 0.0f);
-    gq_onnx_bias_act(NULL, NULL, bsum, w->xw, rows, GH);
+    s_bias(r, d, add_rb, w->bias);
+    gq_onnx_bias_act(NULL, NULL, w->bias, w->xw, rows, GH);
+}
+
+/* What the steps of direction d read besides the projection: R_d packed (but for
+ * S_PROJECT), W_d packed and the summed bias (S_FUSED), the state and tmp rows' pointers
+ * (rows[B + p] = h's row p, rows[2B + p] = tmp's). */
+static void s_steps_prep(const s_rnn_t *r, int64_t d, const bool *add_rb, s_work_t *w)
+{
+    int64_t H = r->H, GH = r->G * H;
+    if (w->mode != S_PROJECT)
+        gq_onnx_rows_pack(r->R + d * GH * H, GH, H, w->rt);
+    if (w->mode == S_FUSED) {
+        gq_onnx_rows_pack(r->W + d * GH * r->I, GH, r->I, w->wt);
+        s_bias(r, d, add_rb, w->bias);
+    }
+    for (int64_t p = 0; p < r->B; p++)
+        w->rows[r->B + p] = w->h + p * H, w->rows[2 * r->B + p] = w->tmp + p * H;
+}
+
+/* rows[p] = the input row of step s's active row p (S_FUSED). */
+static void s_xrows(const s_rnn_t *r, bool rev, int64_t s, s_work_t *w)
+{
+    for (int64_t p = 0; p < r->nact[s]; p++) {
+        int64_t b = r->perm[p];
+        w->rows[p] = r->X + (s_time(r, rev, s, b) * r->B + b) * r->I;
+    }
+}
+
+/* The gate pre-activations [m, GH] of step s's m active rows: xw's block of the step with
+ * the recurrent product added (S_PROJECT*), or hr = bias + the step's input rows W_d^T +
+ * the state rows R_d^T (S_FUSED: one pass, nothing stored between). */
+static float *s_gates(const s_rnn_t *r, int64_t d, bool rev, int64_t s, s_work_t *w)
+{
+    int64_t m = r->nact[s], H = r->H, GH = r->G * H;
+    if (w->mode == S_FUSED) {
+        s_xrows(r, rev, s, w);
+        const gq_onnx_rows_t pr[2] = {{w->rows, r->I, w->wt}, {w->rows + r->B, H, w->rt}};
+        gq_onnx_sgemm_rows(m, GH, pr, 2, w->bias, false, w->hr, GH);
+        return w->hr;
+    }
+    float *blk = w->xw + r->off[s] * GH;
+    if (w->mode == S_PROJECT_ROWS) {
+        const gq_onnx_rows_t pr = {w->rows + r->B, H, w->rt};
+        gq_onnx_sgemm_rows(m, GH, &pr, 1, NULL, true, blk, GH);
+    } else {
+        gq_onnx_sgemm(false, true, m, GH, H, 1.0f, w->h, H, r->R + d * GH * H, H, 1.0f, blk, GH);
+    }
+    return blk;
 }
 
 /* The initial state [B, H] of direction d from init (NULL: zeros), rows in perm's order. */
@@ -537,31 +612,7 @@ static void s_lstm_row_any(const s_rnn_t *r, const s_act_t *act, float *gt, cons
 }
 
 /* One LSTM direction. Gates in ONNX order i, o, f, c. Step s runs on its nact[s] active
- * rows; the recurrent product adds into xw's packed block of the step (no zeroing pass). */
-/* R (n rows of k, the recurrence weights of one direction) transposed to [k, n] for
- * gq_onnx_sgemm_small; NULL (then the steps use OpenBLAS) when n is not a multiple of 8, the
- * batch is under 4, or out of memory. */
-static float *s_rt(const s_rnn_t *r, const float *R, int64_t n, int64_t k)
-{
-    /* below 4 rows the steps stay on OpenBLAS: no use transposing */
-    float *rt = n % 8 || r->B < 4 ? NULL : malloc((size_t)(n * k) * sizeof *rt);
-    for (int64_t i = 0; rt && i < n; i++)
-        for (int64_t j = 0; j < k; j++)
-            rt[j * n + i] = R[i * k + j];
-    return rt;
-}
-
-/* blk[m, n] += h[m, k] R^T: without packing when rt (R transposed) exists and there are
- * rows enough for 4-row tiles (one row is OpenBLAS's GEMV, which measured faster). */
-static void s_step_gemm(int64_t m, int64_t n, int64_t k, const float *h, const float *R,
-                        const float *rt, float *blk)
-{
-    if (rt && m >= 4)
-        gq_onnx_sgemm_small(m, n, k, h, k, rt, n, blk, n, true);
-    else
-        gq_onnx_sgemm(false, true, m, n, k, 1.0f, h, k, R, k, 1.0f, blk, n);
-}
-
+ * rows (s_gates). */
 static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float *Y)
 {
     int64_t H = r->H, GH = 4 * H;
@@ -569,15 +620,14 @@ static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float
     const float *P = r->P ? r->P + d * 3 * H : NULL;
     const s_act_t *act = r->act[d];
     bool fast = act[0].k == S_SIGMOID && act[1].k == S_TANH && act[2].k == S_TANH && !(r->clip > 0);
-    if (!w->projected)
+    if (!w->projected && w->mode != S_FUSED)
         s_project(r, d, rev, add_rb, w);
+    s_steps_prep(r, d, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
     s_init_state(r, r->c0, d, w->c);
-    float *rt = s_rt(r, r->R + d * GH * H, GH, H);
     for (int64_t s = 0; s < r->maxlen; s++) {
         int64_t m = r->nact[s];
-        float *blk = w->xw + r->off[s] * GH;
-        s_step_gemm(m, GH, H, w->h, r->R + d * GH * H, rt, blk);
+        float *blk = s_gates(r, d, rev, s, w);
         for (int64_t p = 0; p < m; p++) {
             float *hb = w->h + p * H, *cb = w->c + p * H;
             if (fast)
@@ -588,7 +638,6 @@ static void s_lstm_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float
             memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), hb, (size_t)H * sizeof *hb);
         }
     }
-    free(rt);
 }
 
 GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool lbr, s_work_t *w,
@@ -622,6 +671,20 @@ static void s_dir_run(void *ctx, int64_t d, int tid)
     s_finals(r, d, w, j->out, j->nout, j->nstate);
 }
 
+/* How the steps get their gates: S_FUSED wherever gq_onnx_sgemm_rows serves (gate rows of
+ * whole vectors, a batch of 4 or more: one row's product is OpenBLAS's GEMV, which measured
+ * faster), unless the pool has threads beyond the directions and the input projection is
+ * large enough for gq_onnx_sgemm to split over them. GRU has no S_PROJECT_ROWS: after a
+ * projection its steps stay on OpenBLAS. */
+static s_mode_t s_mode(const s_rnn_t *r, s_cell_t cell)
+{
+    int64_t GH = r->G * r->H;
+    if (GH % 8 || r->B < 4)
+        return S_PROJECT;
+    bool split = gq_par_threads() > r->D && r->off[r->maxlen] * GH * r->I >= (int64_t)1 << 20;
+    return !split ? S_FUSED : cell == S_GRU ? S_PROJECT : S_PROJECT_ROWS;
+}
+
 /* Runs every direction. A bidirectional layer's two directions are independent: with
  * threads to spare they run side by side, each with its own work buffers (w[0], w[1]; w[1]
  * freed here). */
@@ -629,7 +692,8 @@ static gq_status s_dirs(s_cell_t cell, bool lbr, s_rnn_t *r, s_work_t *w, gq_onn
                         int nout, int nstate, char *err, size_t errlen)
 {
     s_work_t ws[2] = {{0}, {0}};
-    gq_status rc = s_work_new(r, &ws[0], err, errlen);
+    s_mode_t mode = s_mode(r, cell);
+    gq_status rc = s_work_new(r, mode, &ws[0], err, errlen);
     *w = ws[0];
     if (rc)
         return rc;
@@ -638,17 +702,18 @@ static gq_status s_dirs(s_cell_t cell, bool lbr, s_rnn_t *r, s_work_t *w, gq_onn
      * so the two directions' small products no longer contend for its threads (they did
      * while it threaded them itself: 1.5x slower at batch 1). */
     bool par = r->D == 2 && gq_par_threads() > 1 && work >= gq_par_min_work();
-    if (par && (rc = s_work_new(r, &ws[1], err, errlen))) {
+    if (par && (rc = s_work_new(r, mode, &ws[1], err, errlen))) {
         s_work_free_bufs(&ws[1]);
         return rc;
     }
     s_dirs_job_t j = {cell, lbr, r, ws, out, nout, nstate};
     if (par) {
-        /* The input projections first, one after the other, each a large GEMM split over
-         * the whole pool; then the steps, whose products are too small to split, side by
-         * side. (As the cells add them: Rb folds into the projection but for GRU's h gate.) */
+        /* Unless fused into the steps, the input projections first, one after the other,
+         * each a large GEMM split over the whole pool; then the steps, whose products are
+         * too small to split, side by side. (As the cells add them: Rb folds into the
+         * projection but for GRU's h gate.) */
         const bool add_rb[4] = {true, true, cell != S_GRU, true};
-        for (int64_t d = 0; d < 2; d++) {
+        for (int64_t d = 0; d < 2 && mode != S_FUSED; d++) {
             s_project(r, d, r->reverse_only || d == 1, add_rb, &ws[d]);
             ws[d].projected = true;
         }
@@ -681,16 +746,75 @@ static gq_status s_lstm(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *cons
     return rc;
 }
 
+/* GRU's last stage on one row: h~ = g(gt[2H..3H)) in place, then h = (1 - z) h~ + z h. */
+static void s_gru_update(const s_rnn_t *r, const s_act_t *g, float *gt, float *hb)
+{
+    int64_t H = r->H;
+    float *ht = gt + 2 * H;
+    s_act_vec(g, r->clip, ht, H);
+    for (int64_t j = 0; j < H; j++)
+        hb[j] = (1 - gt[j]) * ht[j] + gt[j] * hb[j];
+}
+
+/* One GRU direction on the fused path (S_FUSED): per step, z and r = bias + input rows W^T +
+ * state rows R^T in one pass; the h gate's input part with them, its recurrent part
+ * (r . h) R_h^T in the same accumulation (linear_before_reset 0), or r . (h R_h^T + Rb_h)
+ * from a product of its own (1). W and R are packed over all 3H columns: 2H is a whole
+ * number of 16-column panels, so the h gate's panels start 2H k floats in. */
+GQ_ONNX_SIMD static void s_gru_fused(const s_rnn_t *r, int64_t d, bool rev, bool lbr, s_work_t *w,
+                                     float *Y)
+{
+    int64_t H = r->H, GH = 3 * H, I = r->I, B = r->B;
+    const float *rbh = r->Bias ? r->Bias + d * 2 * GH + GH + 2 * H : NULL;
+    const float *const *xr = w->rows, *const *hr = w->rows + B, *const *tr = w->rows + 2 * B;
+    const s_act_t *f = &r->act[d][0], *g = &r->act[d][1];
+    const gq_onnx_rows_t zr[2] = {{xr, I, w->wt}, {hr, H, w->rt}};
+    const gq_onnx_rows_t hx[2] = {{xr, I, w->wt + 2 * H * I}, {tr, H, w->rt + 2 * H * H}};
+    const gq_onnx_rows_t hh = {hr, H, w->rt + 2 * H * H};
+    s_init_state(r, r->h0, d, w->h);
+    for (int64_t s = 0; s < r->maxlen; s++) {
+        int64_t m = r->nact[s];
+        s_xrows(r, rev, s, w);
+        gq_onnx_sgemm_rows(m, 2 * H, zr, 2, w->bias, false, w->hr, GH);
+        if (lbr) { /* h gate's input part; tmp = h R_h^T + Rb_h */
+            gq_onnx_sgemm_rows(m, H, hx, 1, w->bias + 2 * H, false, w->hr + 2 * H, GH);
+            gq_onnx_sgemm_rows(m, H, &hh, 1, rbh, false, w->tmp, H);
+        }
+        for (int64_t p = 0; p < m; p++) {
+            float *gt = w->hr + p * GH, *tmp = w->tmp + p * H, *hb = w->h + p * H;
+            s_act_vec(f, r->clip, gt, 2 * H);
+            for (int64_t j = 0; j < H; j++) /* lbr: r . (h R_h^T + Rb_h); else tmp = r . h */
+                if (lbr)
+                    gt[2 * H + j] += gt[H + j] * tmp[j];
+                else
+                    tmp[j] = gt[H + j] * hb[j];
+        }
+        if (!lbr) /* h gate = (Wb_h + Rb_h) + x W_h^T + (r . h) R_h^T */
+            gq_onnx_sgemm_rows(m, H, hx, 2, w->bias + 2 * H, false, w->hr + 2 * H, GH);
+        for (int64_t p = 0; p < m; p++) {
+            float *hb = w->h + p * H;
+            s_gru_update(r, g, w->hr + p * GH, hb);
+            int64_t b = r->perm[p];
+            memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), hb, (size_t)H * sizeof *hb);
+        }
+    }
+}
+
 /* One GRU direction. Gates in ONNX order z, r, h; step s on its nact[s] active rows. */
 GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool lbr, s_work_t *w,
                                    float *Y)
 {
     int64_t H = r->H, GH = 3 * H;
-    const bool add_rb[3] = {true, true, false}; /* Rbh goes inside the reset product */
+    const bool add_rb[3] = {true, true, !lbr}; /* lbr: Rbh goes inside the reset product */
+    if (w->mode == S_FUSED) {
+        s_steps_prep(r, d, add_rb, w);
+        s_gru_fused(r, d, rev, lbr, w, Y);
+        return;
+    }
     const float *Rd = r->R + d * GH * H, *rbh = r->Bias ? r->Bias + d * 2 * GH + GH + 2 * H : NULL;
     const s_act_t *f = &r->act[d][0], *g = &r->act[d][1];
     if (!w->projected)
-        s_project(r, d, rev, add_rb, w);
+        s_project(r, d, rev, (const bool[3]){true, true, false}, w);
     s_init_state(r, r->h0, d, w->h);
     for (int64_t s = 0; s < r->maxlen; s++) {
         int64_t m = r->nact[s];
@@ -718,9 +842,7 @@ GQ_ONNX_SIMD static void s_gru_dir(const s_rnn_t *r, int64_t d, bool rev, bool l
             else
                 for (int64_t j = 0; j < H; j++)
                     ht[j] += xh[j] + (rbh ? rbh[j] : 0.0f);
-            s_act_vec(g, r->clip, ht, H);
-            for (int64_t j = 0; j < H; j++)
-                hb[j] = (1 - gt[j]) * ht[j] + gt[j] * hb[j];
+            s_gru_update(r, g, gt, hb);
             int64_t b = r->perm[p];
             memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), hb, (size_t)H * sizeof *hb);
         }
@@ -750,14 +872,13 @@ static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float 
 {
     int64_t H = r->H;
     const bool add_rb[1] = {true};
-    if (!w->projected)
+    if (!w->projected && w->mode != S_FUSED)
         s_project(r, d, rev, add_rb, w);
+    s_steps_prep(r, d, add_rb, w);
     s_init_state(r, r->h0, d, w->h);
-    float *rt = s_rt(r, r->R + d * H * H, H, H);
     for (int64_t s = 0; s < r->maxlen; s++) {
         int64_t m = r->nact[s];
-        float *blk = w->xw + r->off[s] * H;
-        s_step_gemm(m, H, H, w->h, r->R + d * H * H, rt, blk);
+        float *blk = s_gates(r, d, rev, s, w);
         s_act_vec(&r->act[d][0], r->clip, blk, m * H);
         memcpy(w->h, blk, (size_t)(m * H) * sizeof *blk);
         for (int64_t p = 0; p < m; p++) {
@@ -765,7 +886,6 @@ static void s_rnn_dir(const s_rnn_t *r, int64_t d, bool rev, s_work_t *w, float 
             memcpy(s_yrow(r, Y, d, s_time(r, rev, s, b), b), blk + p * H, (size_t)H * sizeof *blk);
         }
     }
-    free(rt);
 }
 
 static gq_status s_rnn(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
