@@ -71,10 +71,11 @@ static float *s_fill(int64_t n, unsigned *seed)
  * or C; the columns past n are left alone. */
 static void s_test_rows(void)
 {
-    const int64_t ms[] = {1, 5, 6, 7, 13, 33}, ns[] = {8, 16, 24, 40, 256}, ks[] = {1, 7, 64};
+    const int64_t ms[] = {1, 2, 3, 4, 5, 6, 7, 13, 33}, ns[] = {8, 16, 24, 40, 104, 256};
+    const int64_t ks[] = {1, 7, 64};
     unsigned seed = 7;
-    for (size_t mi = 0; mi < 6; mi++)
-        for (size_t ni = 0; ni < 5; ni++)
+    for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
             for (size_t ki = 0; ki < 3; ki++)
                 for (int mode = 0; mode < 6; mode++) {
                     /* mode: 0/1 one pair, 2/3 two; even from a bias, odd adds to C (1) or

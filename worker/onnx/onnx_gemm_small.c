@@ -20,21 +20,24 @@
 
 #define S_LD(p) (*(const gq_onnx_v8u *)(p))
 #define S_ST(p, v) (*(gq_onnx_v8u *)(p) = (v))
-#define S_MR 6
+#define S_MR 6  /* rows of a tile */
+#define S_MV 12 /* accumulators of a tile */
 
-/* s[i][v] += a[i][0..k) B[.., 8v .. 8v + 8) for the tile's mb rows and nb vectors, b the
- * tile's panel (rows of 8 nb floats). always_inline: mb and nb are constants at each call, so
- * the accumulators stay in registers. */
+/* s[i][v] += a[i][0..k) B[.., 8v .. 8v + 8) for the tile's mb rows and nb vectors: b the
+ * tile's first panel; nb 1 is a last panel of 8 columns, else nb / 2 panels of 16, 16 k
+ * floats apart. always_inline: mb and nb are constants at each call, so the accumulators
+ * stay in registers. */
 static inline __attribute__((always_inline)) void
-s_acc(int mb, int nb, const float *const *a, int64_t k, const float *b, gq_onnx_v8 s[S_MR][2])
+s_acc(int mb, int nb, const float *const *a, int64_t k, const float *b, gq_onnx_v8 s[S_MR][S_MV])
 {
     const float *ar[S_MR];
+    int64_t pw = nb == 1 ? 8 : 16;
     for (int i = 0; i < mb; i++)
         ar[i] = a[i];
     for (int64_t p = 0; p < k; p++) {
-        gq_onnx_v8 bv[2];
+        gq_onnx_v8 bv[S_MV];
         for (int v = 0; v < nb; v++)
-            bv[v] = S_LD(b + p * 8 * nb + 8 * v);
+            bv[v] = S_LD(b + v / 2 * 16 * k + p * pw + 8 * (v % 2));
         for (int i = 0; i < mb; i++) {
             float x = ar[i][p];
             for (int v = 0; v < nb; v++)
@@ -49,7 +52,7 @@ static inline __attribute__((always_inline)) void s_tile(int mb, int nb, const g
                                                          const float *bias, bool acc, float *c,
                                                          int64_t ldc)
 {
-    gq_onnx_v8 s[S_MR][2];
+    gq_onnx_v8 s[S_MR][S_MV];
     for (int v = 0; v < nb; v++) {
         gq_onnx_v8 init = bias ? (gq_onnx_v8)S_LD(bias + j0 + 8 * v) : (gq_onnx_v8){0};
         for (int i = 0; i < mb; i++)
@@ -89,14 +92,75 @@ static inline __attribute__((always_inline)) void s_tile(int mb, int nb, const g
         }                                                                                          \
     } while (0)
 
+/* Rows i0 .. i0 + mb over every column, w panels per tile: the rows left under 6 (a batch of
+ * 1, or the last rows of a step) keep up to 12 accumulators in flight in wider tiles; one
+ * row in 2 would be latency-bound. One row's leftover panels make one more tile, others'
+ * one tile each; the last 8 columns one more. */
+static inline __attribute__((always_inline)) void s_band(int mb, int w, int64_t n,
+                                                         const gq_onnx_rows_t *pr, int np,
+                                                         int64_t i0, const float *bias, bool acc,
+                                                         float *c, int64_t ldc)
+{
+    int64_t j = 0, n16 = n - n % 16;
+    for (; j + 16 * w <= n16; j += 16 * w)
+        s_tile(mb, 2 * w, pr, np, i0, j, bias, acc, c, ldc);
+    if (mb == 1) {
+        switch ((n16 - j) / 16) {
+        case 5:
+            s_tile(1, 10, pr, np, i0, j, bias, acc, c, ldc);
+            break;
+        case 4:
+            s_tile(1, 8, pr, np, i0, j, bias, acc, c, ldc);
+            break;
+        case 3:
+            s_tile(1, 6, pr, np, i0, j, bias, acc, c, ldc);
+            break;
+        case 2:
+            s_tile(1, 4, pr, np, i0, j, bias, acc, c, ldc);
+            break;
+        case 1:
+            s_tile(1, 2, pr, np, i0, j, bias, acc, c, ldc);
+            break;
+        default:
+            break;
+        }
+    } else {
+        for (; j < n16; j += 16)
+            s_tile(mb, 2, pr, np, i0, j, bias, acc, c, ldc);
+    }
+    if (n16 < n)
+        s_tile(mb, 1, pr, np, i0, n16, bias, acc, c, ldc);
+}
+
 GQ_ONNX_SIMD void gq_onnx_sgemm_rows(int64_t m, int64_t n, const gq_onnx_rows_t *pr, int np,
                                      const float *bias, bool acc, float *c, int64_t ldc)
 {
-    for (int64_t j = 0; j < n; j += 16) {
-        if (n - j >= 16)
-            S_TILES(2);
-        else
-            S_TILES(1);
+    /* Whole 6-row tiles panel by panel (a panel stays in L1 across them), then the rest. */
+    int64_t m6 = m - m % S_MR;
+    for (int64_t j = 0; m6 && j < n; j += 16)
+        for (int64_t i = 0; i < m6; i += S_MR)
+            if (n - j >= 16)
+                s_tile(S_MR, 2, pr, np, i, j, bias, acc, c, ldc);
+            else
+                s_tile(S_MR, 1, pr, np, i, j, bias, acc, c, ldc);
+    switch (m - m6) {
+    case 5:
+        s_band(5, 1, n, pr, np, m6, bias, acc, c, ldc);
+        break;
+    case 4:
+        s_band(4, 1, n, pr, np, m6, bias, acc, c, ldc);
+        break;
+    case 3:
+        s_band(3, 2, n, pr, np, m6, bias, acc, c, ldc);
+        break;
+    case 2:
+        s_band(2, 2, n, pr, np, m6, bias, acc, c, ldc);
+        break;
+    case 1:
+        s_band(1, 6, n, pr, np, m6, bias, acc, c, ldc);
+        break;
+    default:
+        break;
     }
 }
 

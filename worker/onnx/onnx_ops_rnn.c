@@ -1,8 +1,8 @@
 /* ONNX recurrent kernels (f32, layout 0 and 1): LSTM, GRU and RNN, forward, reverse or
  * bidirectional, with sequence_lens, initial states, peepholes, clip and the activation
- * functions ONNX names. At a batch of 4 or more each step computes its gates' pre-activations
- * as bias + its input rows W^T + the state rows R^T in one register-tile pass
- * (gq_onnx_sgemm_rows, s_mode); below that, or to split it over spare threads, the input
+ * functions ONNX names. Each step computes its gates' pre-activations as bias + its input
+ * rows W^T + the state rows R^T in one register-tile pass (gq_onnx_sgemm_rows, s_mode); to
+ * split the work over spare threads, or for gates of other than whole vectors, the input
  * projection of every step is one GEMM per direction ([T * B, I] x W^T) first and each step
  * adds [B, H] x R^T. Then the gate math, fused in registers for the default LSTM cell. */
 #include <math.h>
@@ -672,14 +672,13 @@ static void s_dir_run(void *ctx, int64_t d, int tid)
 }
 
 /* How the steps get their gates: S_FUSED wherever gq_onnx_sgemm_rows serves (gate rows of
- * whole vectors, a batch of 4 or more: one row's product is OpenBLAS's GEMV, which measured
- * faster), unless the pool has threads beyond the directions and the input projection is
- * large enough for gq_onnx_sgemm to split over them. GRU has no S_PROJECT_ROWS: after a
- * projection its steps stay on OpenBLAS. */
+ * whole vectors), unless the pool has threads beyond the directions and the input
+ * projection is large enough for gq_onnx_sgemm to split over them. GRU has no
+ * S_PROJECT_ROWS: after a projection its steps stay on OpenBLAS. */
 static s_mode_t s_mode(const s_rnn_t *r, s_cell_t cell)
 {
     int64_t GH = r->G * r->H;
-    if (GH % 8 || r->B < 4)
+    if (GH % 8)
         return S_PROJECT;
     bool split = gq_par_threads() > r->D && r->off[r->maxlen] * GH * r->I >= (int64_t)1 << 20;
     return !split ? S_FUSED : cell == S_GRU ? S_PROJECT : S_PROJECT_ROWS;
