@@ -1,7 +1,8 @@
 """check_onnx_einsum: gq's ONNX Einsum against numpy.einsum on the forms the node suite does
 not cover: implicit outputs, ellipses that broadcast, three operands, diagonals, labels
 summed away, upper-case labels, integer types, and bad equations (which must be refused
-with the cause named, not crash).
+with the cause named, not crash); f32 pairs both small (the direct loop) and large enough
+for the GEMM path.
 
 Each case is a one-node model built here with the onnx helper and run by gq-onnx-run
 ($GQ_BIN_DIR); results must match within 1e-5 relative (integers exactly)."""
@@ -33,6 +34,16 @@ CASES = [
     ("i,j->ij", [(3,), (5,)]),
     ("bhqd,bhkd->bhqk", [(2, 3, 5, 8), (2, 3, 6, 8)]),
     ("i...->...", [(3, 2, 2)]),
+    # large enough for the f32 GEMM path (s_lowered): batch, rows, columns and k from
+    # several labels, a broadcast batch, a label summed in one operand only, a diagonal,
+    # an outer product, the output in another order
+    ("bhqd,bhkd->bhqk", [(2, 3, 17, 32), (2, 3, 19, 32)]),
+    ("...ij,...jk->...ik", [(2, 1, 13, 24), (5, 24, 9)]),
+    ("ij,jk->ki", [(30, 40), (40, 50)]),
+    ("ij,k->i", [(20, 30), (40,)]),
+    ("ii,ij->j", [(40, 40), (40, 50)]),
+    ("i,j->ij", [(64,), (80,)]),
+    ("bij,bkj->bkij", [(3, 8, 9), (3, 10, 9)]),
 ]
 
 BAD = [

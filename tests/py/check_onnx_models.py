@@ -304,6 +304,22 @@ def conv_pool():
                             "wide": r.standard_normal((n, 2, 20, 45)).astype(np.float32)}
 
 
+def einsum_attn():
+    """Self-attention written in Einsums, as some exported models carry it: x [N, 32, 64] ->
+    per-head projections "ntd,dhe->nhte", scores "nhqe,nhke->nhqk", Softmax, context, output
+    projection "nhqe,hed->nqd"."""
+    b, T, D, Hh, E = Builder(9), 32, 64, 4, 16
+    w = [b.weight([D, Hh, E], D) for _ in range(3)]
+    q, k, v = (b.op("Einsum", ["x", wi], equation="ntd,dhe->nhte") for wi in w)
+    s = b.op("Mul", [b.op("Einsum", [q, k], equation="nhqe,nhke->nhqk"),
+                     b.const(np.array(1 / np.sqrt(E), np.float32), "scale")])
+    p = b.op("Softmax", [s], axis=-1)
+    ctx = b.op("Einsum", [p, v], equation="nhqk,nhke->nhqe")
+    y = b.op("Einsum", [ctx, b.weight([Hh, E, D], Hh * E)], equation="nhqe,hed->nqd")
+    m = b.model("einsum_attn", [fin("x", ["N", T, D])], [y, p])
+    return m, lambda n, r: {"x": r.standard_normal((n, T, D)).astype(np.float32)}
+
+
 # Models whose pairs gq fuses: how many steps it runs them in (--profile lists them).
 FUSED_STEPS = {"fused": 8, "kws_conv2d": 6, "cnn2d": 6, "conv_pool": 10}
 
@@ -320,6 +336,7 @@ MODELS = {
     "if_branches": if_branches,
     "fused": fused,
     "conv_pool": conv_pool,
+    "einsum_attn": einsum_attn,
 }
 
 

@@ -4,7 +4,10 @@
  * operand reads at the sum of index x stride over its labels (a repeated label adds its
  * dims' strides, a broadcast dim adds 0), products accumulate in double (int64 for integer
  * types). Exact for every shape but not a GEMM: fine for the small contractions exported
- * models carry, slow for a large batched matrix product (lowering those to MatMul is left). */
+ * models carry, slow for a large batched matrix product. So two f32 operands whose products
+ * are not tiny go to GEMMs instead (s_lowered): each operand gathered into [batch, rows, k]
+ * by the same label strides (which already cover diagonals and broadcast dims), one
+ * gq_onnx_sgemm per batch entry, the result gathered into the output's label order. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,6 +185,103 @@ static bool s_next(int64_t *idx, const int *ls, int n, const int64_t *size)
     return false;
 }
 
+/* dst = the elements of src at every index of labels ls[0..n) (last fastest), src's element
+ * stride for label l in st[l] (0: src does not vary with it). Up to GQ_MAX_DIMS labels by
+ * gq_onnx_strided_copy (dims merged, contiguous runs copied whole), more one by one. */
+static void s_gather(float *dst, const float *src, const int *ls, int n, const int64_t *st,
+                     const int64_t *size)
+{
+    if (n <= GQ_MAX_DIMS) {
+        gq_tdesc_t od = {.dtype = GQ_F32, .ndim = n};
+        int64_t sst[GQ_MAX_DIMS];
+        for (int i = 0; i < n; i++)
+            od.shape[i] = size[ls[i]], sst[i] = st[ls[i]];
+        gq_onnx_strided_copy(&od, sizeof *src, (const char *)src, 0, sst, (char *)dst);
+        return;
+    }
+    int64_t idx[S_LABELS] = {0}, inner = size[ls[n - 1]], ist = st[ls[n - 1]];
+    do {
+        int64_t off = 0;
+        for (int i = 0; i < n - 1; i++)
+            off += idx[ls[i]] * st[ls[i]];
+        for (int64_t j = 0; j < inner; j++)
+            *dst++ = src[off + j * ist];
+    } while (s_next(idx, ls, n - 1, size));
+}
+
+/* The product of the sizes of labels ls[0..n). */
+static int64_t s_size(const int *ls, int n, const int64_t *size)
+{
+    int64_t v = 1;
+    for (int i = 0; i < n; i++)
+        v *= size[ls[i]];
+    return v;
+}
+
+/* Two f32 operands as batched GEMMs: the output's labels in both operands are the batch, in
+ * one only its rows (a) or columns (b), the summed labels the inner dim k (a label summed in
+ * one operand only is in k with the other's stride 0, so that operand repeats along it).
+ * st[k][l]: operand k's element stride for label l. *done false (nothing done) when each
+ * GEMM would be under 64 multiply-adds, or the copies over 4x the operands' and output's
+ * bytes plus 64 MB (a broadcast operand repeated): the direct loop then. */
+static gq_status s_lowered(const s_eq_t *q, gq_onnx_val_t *const *in, int64_t st[2][S_LABELS],
+                           gq_onnx_val_t *out, bool *done, char *err, size_t errlen)
+{
+    int bl[GQ_MAX_DIMS], ml[GQ_MAX_DIMS], nl[GQ_MAX_DIMS], nb = 0, nm = 0, nn = 0;
+    bool used[2][S_LABELS] = {{false}};
+    for (int k = 0; k < 2; k++)
+        for (int d = 0; d < q->ndims[k]; d++)
+            used[k][q->lab[k][d]] = true;
+    for (int i = 0; i < q->nout; i++) {
+        int l = q->out[i];
+        if (used[0][l] && used[1][l])
+            bl[nb++] = l;
+        else if (used[0][l])
+            ml[nm++] = l;
+        else
+            nl[nn++] = l;
+    }
+    int64_t B = s_size(bl, nb, q->size), M = s_size(ml, nm, q->size), N = s_size(nl, nn, q->size),
+            K = s_size(q->sum, q->nsum, q->size);
+    /* a [B, M, K], b [B, K, N], c [B, M, N], by label lists */
+    int la[S_LABELS], lb[S_LABELS], lc[S_LABELS], na = 0, nbb = 0, nc = 0;
+    for (int i = 0; i < nb; i++)
+        la[na++] = lb[nbb++] = lc[nc++] = bl[i];
+    for (int i = 0; i < nm; i++)
+        la[na++] = lc[nc++] = ml[i];
+    for (int i = 0; i < q->nsum; i++)
+        la[na++] = lb[nbb++] = q->sum[i];
+    for (int i = 0; i < nn; i++)
+        lb[nbb++] = lc[nc++] = nl[i];
+    /* every size is under the product of all of them, which s_einsum bounded */
+    size_t sa = (size_t)(B * M * K) * sizeof(float), sb = (size_t)(B * K * N) * sizeof(float),
+           sc = (size_t)(B * M * N) * sizeof(float), ca = 0, cb = 0, cc = 0;
+    size_t cap = 4 * (in[0]->nbytes + in[1]->nbytes + out->nbytes) + ((size_t)64 << 20);
+    *done = M * N * K >= 64 && sa + sb + sc <= cap;
+    if (!*done)
+        return GQ_OK;
+    float *a = gq_onnx_scratch(sa, &ca), *b = gq_onnx_scratch(sb, &cb),
+          *c = gq_onnx_scratch(sc, &cc);
+    if (a && b && c) {
+        s_gather(a, in[0]->data, la, na, st[0], q->size);
+        s_gather(b, in[1]->data, lb, nbb, st[1], q->size);
+        for (int64_t i = 0; i < B; i++)
+            gq_onnx_sgemm(false, false, M, N, K, 1.0f, a + i * M * K, K, b + i * K * N, N, 0.0f,
+                          c + i * M * N, N);
+        /* c's strides by label, then the output in its label order */
+        int64_t cst[S_LABELS] = {0}, s = 1;
+        for (int i = nc - 1; i >= 0; i--)
+            cst[lc[i]] = s, s *= q->size[lc[i]];
+        s_gather(out->data, c, q->out, q->nout, cst, q->size);
+    }
+    gq_status rc = a && b && c ? GQ_OK : GQ_ENOMEM;
+    if (rc)
+        gq_errf(err, errlen, "out of memory for the GEMM copies of a [%lld, %lld, %lld] product",
+                (long long)M, (long long)K, (long long)N);
+    gq_onnx_scratch_free(a, ca), gq_onnx_scratch_free(b, cb), gq_onnx_scratch_free(c, cc);
+    return rc;
+}
+
 static gq_status s_einsum(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *const *in, int nin,
                           gq_onnx_val_t *out, int nout, char *err, size_t errlen)
 {
@@ -233,6 +333,18 @@ static gq_status s_einsum(const Onnx__NodeProto *n, int opset, gq_onnx_val_t *co
                 st[k][j] += s;
             s *= in[k]->desc.shape[d];
         }
+    }
+    /* Two f32 operands, no empty dim: GEMMs, unless they would be tiny (s_lowered). */
+    bool nz = true, done = false;
+    for (int l = 0; l < S_LABELS; l++)
+        nz = nz && q.size[l] != 0;
+    if (nin == 2 && dt == GQ_F32 && nz) {
+        int64_t lst[2][S_LABELS] = {{0}};
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j < nsl[k]; j++)
+                lst[k][sl[k][j]] = st[k][j];
+        if ((rc = s_lowered(&q, in, lst, out, &done, err, errlen)) || done)
+            return rc;
     }
     bool ints = gq_onnx_dtype_int(dt) || dt == GQ_BOOL;
     int64_t idx[S_LABELS] = {0}, total = gq_tdesc_numel(&od);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "onnx_int.h"
+#include "onnx_vec.h"
 #include "par.h"
 #include "optable.h"
 #include "util.h"
@@ -207,12 +208,50 @@ typedef struct {
     int64_t len, inner;
 } s_softmax_job_t;
 
+/* A contiguous softmax line (the last axis, the usual one) eight lanes at a time: e^(x - max)
+ * by gq_onnx_exp8 (~2 ulp; exactly 0 below e^-87.3, where the strided path's double exp
+ * gives a denormal or 0), summed in float lanes. The tail goes through a copy padded with
+ * -inf, whose terms are 0. */
+GQ_ONNX_SIMD static void s_softmax_row(const float *x, float *y, int64_t len, bool log_form)
+{
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < len; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    gq_onnx_v8 acc = {0};
+    for (int64_t i = 0; i < len; i += 8) {
+        float t[8], *dst = i + 8 <= len ? y + i : t;
+        const float *src = x + i;
+        if (i + 8 > len) {
+            for (int k = 0; k < 8; k++)
+                t[k] = i + k < len ? x[i + k] : -INFINITY;
+            src = t;
+        }
+        gq_onnx_v8 v = *(const gq_onnx_v8u *)src - mx, e = v;
+        gq_onnx_exp8(&e);
+        e = (gq_onnx_v8)((gq_onnx_v8i)e & ((v >= -87.3f) | (v != v))); /* underflow: 0 */
+        acc += e;
+        *(gq_onnx_v8u *)dst = log_form ? v : e;
+        if (dst == t)
+            memcpy(y + i, t, (size_t)(len - i) * sizeof *t);
+    }
+    float sum = 0;
+    for (int k = 0; k < 8; k++)
+        sum += acc[k];
+    float f = log_form ? logf(sum) : 1.0f / sum;
+    for (int64_t i = 0; i < len; i++)
+        y[i] = log_form ? y[i] - f : y[i] * f;
+}
+
 /* Line l = (o, q) of a softmax: len values inner apart. */
 static void s_softmax_line(void *ctx, int64_t l, int tid)
 {
     (void)tid;
     const s_softmax_job_t *j = ctx;
     int64_t inner = j->inner, len = j->len, o = l / inner, q = l % inner;
+    if (inner == 1) {
+        s_softmax_row(j->x + o * len, j->y + o * len, len, j->log_form);
+        return;
+    }
     const float *xs = j->x + o * len * inner + q;
     float *ys = j->y + o * len * inner + q;
     float mx = -INFINITY;

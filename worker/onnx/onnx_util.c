@@ -485,9 +485,7 @@ gq_status gq_onnx_act_decode(const gq_onnx_val_t *v, gq_onnx_act_t *f, char *err
 
 /* The vector helpers of onnx_vec.h under this file's short names. */
 typedef gq_onnx_v8 s_v8;
-typedef gq_onnx_v8i s_v8i;
 typedef gq_onnx_v8u s_v8u;
-#define S_CLAMP8 GQ_ONNX_CLAMP8
 
 /* tanh as Eigen's rational approximation (at most 3.5e-7 off, absolute and relative). */
 static inline __attribute__((always_inline)) void s_tanh8(float *v)
@@ -497,23 +495,12 @@ static inline __attribute__((always_inline)) void s_tanh8(float *v)
     *(s_v8u *)v = n / q;
 }
 
-/* 1 / (1 + e^-x), e^x as Cephes' expf (reduction by ln 2, degree-6 polynomial, ~2 ulp)
- * with x clamped to where 2^n is a normal float. */
+/* 1 / (1 + e^-x), e^x as gq_onnx_exp8. */
 static inline __attribute__((always_inline)) void s_sigmoid8(float *v)
 {
-    s_v8 x = -*(const s_v8u *)v;
-    S_CLAMP8(x, -87.3f, 88.3f);
-    s_v8 n = x * 1.44269504088896341f + 12582912.0f; /* round to nearest by the magic add */
-    n -= 12582912.0f;
-    s_v8 r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    s_v8 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    s_v8i e = (__builtin_convertvector(n, s_v8i) + 127) << 23;
-    *(s_v8u *)v = 1.0f / (1.0f + p * (s_v8)e);
+    s_v8 e = -*(const s_v8u *)v;
+    gq_onnx_exp8(&e);
+    *(s_v8u *)v = 1.0f / (1.0f + e);
 }
 
 /* f8 over v[0..n): whole vectors in place, the tail through a zero-padded copy. */

@@ -22,6 +22,25 @@ typedef float gq_onnx_v8u __attribute__((vector_size(32), aligned(4), may_alias)
         (x) = (gq_onnx_v8)(((gq_onnx_v8i)hi_ & m_) | ((gq_onnx_v8i)(x) & ~m_));                    \
     } while (0)
 
+/* *v = e^*v as Cephes' expf (reduction by ln 2, degree-6 polynomial, ~2 ulp), clamped to
+ * where 2^n is a normal float: e^-87.3 (1.2e-38) for anything below; NaN stays NaN. */
+static inline __attribute__((always_inline)) void gq_onnx_exp8(gq_onnx_v8 *v)
+{
+    gq_onnx_v8 x = *v;
+    GQ_ONNX_CLAMP8(x, -87.3f, 88.3f);
+    gq_onnx_v8 n = x * 1.44269504088896341f + 12582912.0f; /* round to nearest by the magic add */
+    n -= 12582912.0f;
+    gq_onnx_v8 r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    gq_onnx_v8 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    gq_onnx_v8i e = (__builtin_convertvector(n, gq_onnx_v8i) + 127) << 23;
+    *v = p * (gq_onnx_v8)e;
+}
+
 /* tanh(x) = *n / *q, Eigen's rational approximation (at most 3.5e-7 off, absolute and
  * relative) left undivided, so a caller can share one division among several. q lies in
  * [0.0049, 0.9]: products of a few stay normal. */
