@@ -36,7 +36,7 @@ CASES = [
     ("i...->...", [(3, 2, 2)]),
     # large enough for the f32 GEMM path (s_lowered): batch, rows, columns and k from
     # several labels, a broadcast batch, a label summed in one operand only, a diagonal,
-    # an outer product, the output in another order
+    # an outer product, the output in another order; operands read in place or transposed
     ("bhqd,bhkd->bhqk", [(2, 3, 17, 32), (2, 3, 19, 32)]),
     ("...ij,...jk->...ik", [(2, 1, 13, 24), (5, 24, 9)]),
     ("ij,jk->ki", [(30, 40), (40, 50)]),
@@ -44,6 +44,8 @@ CASES = [
     ("ii,ij->j", [(40, 40), (40, 50)]),
     ("i,j->ij", [(64,), (80,)]),
     ("bij,bkj->bkij", [(3, 8, 9), (3, 10, 9)]),
+    ("bji,bjk->bik", [(3, 30, 20), (3, 30, 40)]),  # a read transposed in place
+    ("bji,bkj->bik", [(3, 30, 20), (3, 40, 30)]),  # both
 ]
 
 BAD = [

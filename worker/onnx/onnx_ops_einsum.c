@@ -6,8 +6,9 @@
  * types). Exact for every shape but not a GEMM: fine for the small contractions exported
  * models carry, slow for a large batched matrix product. So two f32 operands whose products
  * are not tiny go to GEMMs instead (s_lowered): each operand gathered into [batch, rows, k]
- * by the same label strides (which already cover diagonals and broadcast dims), one
- * gq_onnx_sgemm per batch entry, the result gathered into the output's label order. */
+ * by the same label strides (which already cover diagonals and broadcast dims) unless it is
+ * laid out so already, or as [batch, k, rows] (then read transposed), one gq_onnx_sgemm per
+ * batch entry, the result gathered into the output's label order unless it is in it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -209,6 +210,29 @@ static void s_gather(float *dst, const float *src, const int *ls, int n, const i
     } while (s_next(idx, ls, n - 1, size));
 }
 
+/* Whether an operand of numel elements is exactly its labels ls[0..n) in that order,
+ * contiguous (each label's stride the product of the sizes after it; size-1 labels aside):
+ * then the GEMM reads it in place. */
+static bool s_in_order(const int *ls, int n, const int64_t *st, const int64_t *size, int64_t numel)
+{
+    int64_t want = 1;
+    for (int i = n - 1; i >= 0; i--) {
+        if (size[ls[i]] != 1 && st[ls[i]] != want)
+            return false;
+        want *= size[ls[i]];
+    }
+    return want == numel;
+}
+
+/* l = three label runs x, y, z (each of the given count) as x, z, y: the operand read
+ * transposed. */
+static void s_swap_runs(const int *l, int nx, int ny, int nz, int *out)
+{
+    memcpy(out, l, (size_t)nx * sizeof *l);
+    memcpy(out + nx, l + nx + ny, (size_t)nz * sizeof *l);
+    memcpy(out + nx + nz, l + nx, (size_t)ny * sizeof *l);
+}
+
 /* The product of the sizes of labels ls[0..n). */
 static int64_t s_size(const int *ls, int n, const int64_t *size)
 {
@@ -260,25 +284,49 @@ static gq_status s_lowered(const s_eq_t *q, gq_onnx_val_t *const *in, int64_t st
     *done = M * N * K >= 64 && sa + sb + sc <= cap;
     if (!*done)
         return GQ_OK;
-    float *a = gq_onnx_scratch(sa, &ca), *b = gq_onnx_scratch(sb, &cb),
-          *c = gq_onnx_scratch(sc, &cc);
+    /* Operands already laid out as [batch, rows, k] or [batch, k, rows] (then transposed
+     * by the GEMM) are read in place, a result in the output's order written there. */
+    int swapped[S_LABELS];
+    int64_t na_el = gq_tdesc_numel(&in[0]->desc), nb_el = gq_tdesc_numel(&in[1]->desc);
+    bool a_in = s_in_order(la, na, st[0], q->size, na_el), ta = false;
+    bool b_in = s_in_order(lb, nbb, st[1], q->size, nb_el), tb = false;
+    if (!a_in) {
+        s_swap_runs(la, nb, nm, q->nsum, swapped);
+        a_in = ta = s_in_order(swapped, na, st[0], q->size, na_el);
+    }
+    if (!b_in) {
+        s_swap_runs(lb, nb, q->nsum, nn, swapped);
+        b_in = tb = s_in_order(swapped, nbb, st[1], q->size, nb_el);
+    }
+    bool c_out = nc == q->nout && !memcmp(lc, q->out, (size_t)nc * sizeof *lc);
+    float *a = a_in ? in[0]->data : gq_onnx_scratch(sa, &ca);
+    float *b = b_in ? in[1]->data : gq_onnx_scratch(sb, &cb);
+    float *c = c_out ? out->data : gq_onnx_scratch(sc, &cc);
     if (a && b && c) {
-        s_gather(a, in[0]->data, la, na, st[0], q->size);
-        s_gather(b, in[1]->data, lb, nbb, st[1], q->size);
+        if (!a_in)
+            s_gather(a, in[0]->data, la, na, st[0], q->size);
+        if (!b_in)
+            s_gather(b, in[1]->data, lb, nbb, st[1], q->size);
         for (int64_t i = 0; i < B; i++)
-            gq_onnx_sgemm(false, false, M, N, K, 1.0f, a + i * M * K, K, b + i * K * N, N, 0.0f,
-                          c + i * M * N, N);
+            gq_onnx_sgemm(ta, tb, M, N, K, 1.0f, a + i * M * K, ta ? M : K, b + i * K * N,
+                          tb ? K : N, 0.0f, c + i * M * N, N);
         /* c's strides by label, then the output in its label order */
         int64_t cst[S_LABELS] = {0}, s = 1;
         for (int i = nc - 1; i >= 0; i--)
             cst[lc[i]] = s, s *= q->size[lc[i]];
-        s_gather(out->data, c, q->out, q->nout, cst, q->size);
+        if (!c_out)
+            s_gather(out->data, c, q->out, q->nout, cst, q->size);
     }
     gq_status rc = a && b && c ? GQ_OK : GQ_ENOMEM;
     if (rc)
         gq_errf(err, errlen, "out of memory for the GEMM copies of a [%lld, %lld, %lld] product",
                 (long long)M, (long long)K, (long long)N);
-    gq_onnx_scratch_free(a, ca), gq_onnx_scratch_free(b, cb), gq_onnx_scratch_free(c, cc);
+    if (!a_in)
+        gq_onnx_scratch_free(a, ca);
+    if (!b_in)
+        gq_onnx_scratch_free(b, cb);
+    if (!c_out)
+        gq_onnx_scratch_free(c, cc);
     return rc;
 }
 
