@@ -4,11 +4,13 @@ run, on the models of tests/py/check_onnx_models.py at batch 1 and 32.
 Both sides get the same number of threads (--threads, default 1): onnxruntime through
 intra_op_num_threads (inter_op 1), gq through gq-onnx-run --threads (gq_par_set_threads: its
 own kernels and OpenBLAS's GEMMs on that many threads; OPENBLAS_NUM_THREADS is set to the same
-for the start-up). Each side runs once to warm up, then --repeat
-times; the median wall time of one run is compared. gq is timed inside gq-onnx-run (model
+for the start-up). The two sides take turns, --rounds times (default 3, the side going first
+alternating), each turn running once to warm up, then --repeat times; a side's time is the
+median over its turns of each turn's median wall time per run, so a burst of load on this
+shared machine lands on one turn of one side rather than on a whole side. gq is timed inside gq-onnx-run (model
 loading, planning and .npy I/O excluded), onnxruntime around InferenceSession.run.
 
-    venv/bin/python tests/bench/bench_onnx.py [--quick] [--threads N] [--repeat N] [--models a,b]
+    venv/bin/python tests/bench/bench_onnx.py [--quick] [--threads N] [--repeat N] [--rounds N] [--models a,b]
                                                [--backend opencl|vulkan]
 
 --backend opencl also times gq with the OpenCL accelerator (gq-onnx-run --backend opencl,
@@ -74,6 +76,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--backend", choices=["cpu", "opencl", "vulkan"], default="cpu")
     ap.add_argument("--models", help="comma-separated model names (default: all of them)")
     a = ap.parse_args()
@@ -89,7 +92,7 @@ def main():
         return 0
     tmp = tempfile.mkdtemp(prefix="gq-bench-onnx-")
     print(f"bench_onnx: gq / onnxruntime {ort.__version__} (CPU EP), {a.threads} thread(s), "
-          "median wall time per run")
+          f"median wall time per run, {1 if a.quick else max(a.rounds, 1)} rounds")
     print(f"{'model':18s} {'batch':>5s} {'gq ms':>9s} {'ort ms':>9s} {'ratio':>7s}"
           + (f" {tag + ' ms':>9s} {tag + '/cpu':>7s}" if cl else ""))
     ratios, cl_ratios = [], []
@@ -101,10 +104,15 @@ def main():
         onnx.save(model, path)
         names = [i.name for i in ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()]
         for batch in (1, 32):
-            repeat = a.repeat or (5 if a.quick else (50 if batch == 1 else 15))
+            repeat = a.repeat or (5 if a.quick else (50 if batch == 1 else 20))
             feeds = feed(batch, np.random.default_rng(batch))
-            t_ort = time_ort(path, feeds, a.threads, repeat)
-            t_gq = time_gq(path, feeds, names, a.threads, repeat, tmp)
+            t_ort, t_gq = [], []
+            for r in range(1 if a.quick else max(a.rounds, 1)):
+                turns = [lambda: t_ort.append(time_ort(path, feeds, a.threads, repeat)),
+                         lambda: t_gq.append(time_gq(path, feeds, names, a.threads, repeat, tmp))]
+                for turn in (turns if r % 2 == 0 else turns[::-1]):
+                    turn()
+            t_ort, t_gq = float(np.median(t_ort)), float(np.median(t_gq))
             ratios.append(t_gq / t_ort)
             extra = ""
             if cl:
