@@ -8,11 +8,15 @@
  * a shared lock; the queue is shared, and vkQueueSubmit (which needs the queue externally
  * synchronised) is serialised by a mutex. A run records the op and submits it without
  * waiting; the stream's next use waits for that submission (one in flight per stream), so
- * the host prepares the next op while the device runs this one. Transfers, free and sync
+ * the host prepares the next op while the device runs this one. The ONNX accelerator
+ * (vk_onnx.c) instead leaves a run's steps recorded, one submission per run, until the
+ * host needs a result (vk_stream.c). Transfers, free and sync submit what is recorded and
  * wait. Past GQ_VK_MAX_STREAMS threads, streams are shared and their mutex serialises the
- * sharers. A job's calls all come from the thread running it, so its commands are ordered
- * by its stream alone; free waits for the caller's stream before a buffer goes back to
- * the pool, so another thread never gets a buffer a submitted command still uses.
+ * sharers (who then also submit each other's recorded commands, in order). A job's calls
+ * all come from the thread running it, so its commands are ordered by its stream alone;
+ * free waits for the caller's stream (recorded commands included) before a buffer goes
+ * back to the pool, and scratch buffers go back only once their stream is idle, so
+ * another thread never gets a buffer a recorded or submitted command still uses.
  *
  * Memory: on CPU devices (lavapipe) and integrated GPUs whose device-local memory is
  * host-visible and coherent, buffers are mapped once and transfers are memcpy (after the
@@ -216,20 +220,11 @@ static gq_status s_run(gq_backend_t *be, const gq_args_t *a, const gq_tdesc_t *i
         gq_errf(err, errlen, "%s: vulkan: no shader for these inputs", op);
         return GQ_EUNSUPPORTED;
     }
-    gq_vk_stream_t *st = gq_vk_stream(vk, op, err, errlen);
-    if (!st)
-        return GQ_EBACKEND;
-    pthread_mutex_lock(&st->mu);
+    gq_vk_stream_t *st;
+    if ((rc = gq_vk_run_begin(vk, &st, op, err, errlen)))
+        return rc;
     rc = s_family(op)->run(vk, st, a, in_desc, min, nin, out_desc, mout, nout, err, errlen);
-    char err2[GQ_ERRLEN];
-    gq_status rc2 = st->nscratch ? gq_vk_scratch_release(vk, st, op, err2, sizeof err2)
-                                 : gq_vk_submit(vk, st, false, op, err2, sizeof err2);
-    if (!rc && rc2) {
-        rc = rc2;
-        gq_errf(err, errlen, "%s", err2);
-    }
-    pthread_mutex_unlock(&st->mu);
-    return rc;
+    return gq_vk_run_end(vk, st, rc, true, op, err, errlen);
 }
 
 static gq_status s_sync(gq_backend_t *be)
@@ -270,12 +265,11 @@ static void s_destroy(gq_backend_t *be)
         return;
     if (vk->dev) {
         char err[GQ_ERRLEN];
-        for (int i = 0; i < vk->nstreams; i++) {
-            if (!atomic_load(&vk->lost))
-                gq_vk_submit(vk, vk->streams[i], true, NULL, err, sizeof err);
-            gq_vk_stream_free(vk, vk->streams[i]);
-        }
+        for (int i = 0; i < vk->nstreams && !atomic_load(&vk->lost); i++)
+            gq_vk_submit(vk, vk->streams[i], true, NULL, err, sizeof err);
         vkDeviceWaitIdle(vk->dev);
+        for (int i = 0; i < vk->nstreams; i++) /* after the wait: their scratch goes back */
+            gq_vk_stream_free(vk, vk->streams[i]);
         gq_vk_pipelines_destroy(vk);
         gq_dev_pool_destroy(&vk->pool);
         gq_dev_pool_destroy(&vk->stage);

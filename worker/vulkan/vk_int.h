@@ -81,13 +81,14 @@ gq_status gq_vk_copy(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *src, gq_vk_me
 gq_status gq_vk_fill(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *dst, size_t nbytes, uint32_t v,
                      const char *op, char *err, size_t errlen);
 
-/* A device buffer of at least nbytes for the rest of the current run (intermediates,
- * small tables): from the pool, given back once the stream has finished the run. */
+/* A device buffer of at least nbytes for the rest of the current op (intermediates, small
+ * tables): from the pool, given back once the op has ended and the stream has run every
+ * command recorded before (no wait of its own: the stream's next wait gives it back). */
 gq_status gq_vk_scratch(gq_vk_t *vk, gq_vk_stream_t *st, size_t nbytes, gq_vk_mem_t **out,
                         const char *op, char *err, size_t errlen);
 
-/* Writes host bytes into a buffer at byte offset off before the run's commands execute
- * (mapped buffers: memcpy once the stream is idle; else a staged copy). */
+/* Writes host bytes into a buffer at byte offset off, ordered with the stream's commands
+ * (vkCmdUpdateBuffer: the bytes travel in the command buffer; small tables). */
 gq_status gq_vk_write(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *dst, size_t off,
                       const void *src, size_t nbytes, const char *op, char *err, size_t errlen);
 
@@ -100,12 +101,26 @@ gq_status gq_vk_read(gq_vk_t *vk, gq_vk_stream_t *st, void *dst, gq_vk_mem_t *sr
 gq_vk_t *gq_vk_of(gq_backend_t *be);
 
 /* Work outside a backend run (gq_vk_sgemm, the ONNX accelerator): begin locks the calling
- * thread's stream; end submits what was recorded (without waiting; scratch buffers are
- * given back after a wait) and unlocks it, returning rc or the submit's failure. */
+ * thread's stream; end ends the op (its scratch buffers go back once the stream has run
+ * it) and unlocks the stream, returning rc or the submit's failure. With submit, end
+ * submits what is recorded (without waiting); without, the commands stay recorded and the
+ * thread's later ops append to them (one submission for many ops), until a transfer, sync,
+ * free or gq_vk_flush, a full descriptor pool or scratch list, or an op that submits; the
+ * caller must make one of these happen before the host reads or frees what they write. */
 gq_status gq_vk_run_begin(gq_vk_t *vk, gq_vk_stream_t **st, const char *op, char *err,
                           size_t errlen);
-gq_status gq_vk_run_end(gq_vk_t *vk, gq_vk_stream_t *st, gq_status rc, const char *op, char *err,
-                        size_t errlen);
+gq_status gq_vk_run_end(gq_vk_t *vk, gq_vk_stream_t *st, gq_status rc, bool submit, const char *op,
+                        char *err, size_t errlen);
+
+/* Submits what the calling thread's stream recorded and waits for it; errors name op. */
+gq_status gq_vk_flush(gq_vk_t *vk, const char *op, char *err, size_t errlen);
+
+/* Writes nbytes of host memory at src into dst from offset 0, ordered after the commands
+ * st recorded, without submitting: a mapped dst with nothing recorded by memcpy (once the
+ * stream is idle), else a copy from a staging buffer (kept as scratch) recorded on st.
+ * Inside gq_vk_run_begin/end. */
+gq_status gq_vk_upload(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *dst, const void *src,
+                       size_t nbytes, const char *op, char *err, size_t errlen);
 
 /* ---- devices (vk_device.c) ---- */
 
@@ -151,9 +166,13 @@ struct gq_vk_stream {
     bool inflight;  /* submitted, fence not yet waited for */
     int ncmds;      /* commands recorded since begin */
     int nsets;      /* descriptor sets allocated since the pool was reset */
-    void *scratch[GQ_VK_MAX_SCRATCH];
-    size_t scratch_bytes[GQ_VK_MAX_SCRATCH];
+    struct {
+        void *h;
+        size_t nbytes;
+        gq_dev_pool_t *pool;
+    } scratch[GQ_VK_MAX_SCRATCH];
     int nscratch;
+    int nended; /* scratch[0..nended) belong to ended ops: back to their pool once idle */
 };
 
 typedef struct {
@@ -217,10 +236,6 @@ void gq_vk_stream_free(gq_vk_t *vk, gq_vk_stream_t *st);
 /* Ends and submits what the stream recorded; with wait, waits for it too. */
 gq_status gq_vk_submit(gq_vk_t *vk, gq_vk_stream_t *st, bool wait, const char *op, char *err,
                        size_t errlen);
-
-/* Gives the run's scratch buffers back, once the stream has finished with them. */
-gq_status gq_vk_scratch_release(gq_vk_t *vk, gq_vk_stream_t *st, const char *op, char *err,
-                                size_t errlen);
 
 /* Host <-> device bytes at offset off of m, after everything the stream queued. */
 gq_status gq_vk_xfer(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *m, size_t off, void *host,

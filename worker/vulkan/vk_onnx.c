@@ -10,7 +10,15 @@
  * the run (the calling thread's stream runs its commands in order, and a transfer waits for
  * them) and go back to the pool when the run finishes; constants are uploaded once and kept
  * by the plan until it is freed, so plans must be freed before the backend (the worker does
- * so). */
+ * so).
+ *
+ * Submissions: claimed steps stay recorded on the calling thread's stream (gq_vk_run_end
+ * without submit), and so do uploads of run values (a staged copy); the steps go to the
+ * device together when the host needs the device: a download (a CPU step reading a device
+ * value, the run's outputs), sync (profiling), a constant's upload (first runs only) and
+ * finish, which every run ends with, failed or not, so nothing recorded outlives a run
+ * and the stream starts the next one empty. The stream's limits (its descriptor pool,
+ * 256 dispatches; its scratch list) submit earlier. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +78,27 @@ static gq_status s_alloc(gq_vkx_plan_t *ps, size_t nbytes, bool konst, gq_vkx_bu
     return GQ_OK;
 }
 
+/* After a submission (the recorded steps go with it): err names them, the steps recorded
+ * from now on are counted afresh. */
+static gq_status s_submitted(gq_vkx_plan_t *ps, gq_status rc, const char *why, const char *e2,
+                             char *err, size_t errlen)
+{
+    if (rc && ps->first >= 0)
+        gq_errf(err, errlen, "vulkan: onnx: running steps %d..%d (one submission) before %s: %s",
+                ps->first, ps->last, why, e2);
+    else if (rc)
+        gq_errf(err, errlen, "vulkan: onnx: %s: %s", why, e2);
+    ps->first = -1;
+    return rc;
+}
+
+gq_status gq_vkx_flush(gq_vkx_plan_t *ps, const char *why, char *err, size_t errlen)
+{
+    char e2[GQ_ERRLEN];
+    gq_status rc = gq_vk_flush(ps->ax->vk, NULL, e2, sizeof e2);
+    return s_submitted(ps, rc, why, e2, err, errlen);
+}
+
 static void s_unref(gq_vkx_plan_t *ps, gq_vkx_buf_t *b)
 {
     if (!b || b->konst || --b->refs > 0)
@@ -127,6 +156,7 @@ static void *s_plan_new(gq_onnx_accel_t *base, const gq_onnx_plan_t *p, char *er
     }
     ps->ax = base->impl;
     ps->p = p;
+    ps->first = -1;
     for (int k = 0; k < p->nsteps; k++)
         ps->stepop[k] = gq_vkx_step_op(p, k);
     return ps;
@@ -152,11 +182,39 @@ static gq_status s_run(void *state, int k, gq_onnx_val_t *const *in, int nin, gq
     return gq_vkx_run(ps, k, in, nin, out, nout, err, errlen);
 }
 
+/* A constant's bytes, now: it must hold them even if the recorded steps fail. */
+static gq_status s_upload_const(gq_vkx_plan_t *ps, gq_vkx_buf_t *b, const gq_onnx_val_t *v,
+                                char *err, size_t errlen)
+{
+    gq_backend_t *be = ps->ax->be;
+    gq_status rc = gq_vkx_flush(ps, "uploading a constant", err, errlen);
+    if (!rc && (rc = be->ops->upload(be, &b->gb, v->data, v->nbytes)))
+        s_be_fail(be, rc, "uploading a constant", err, errlen);
+    return rc;
+}
+
+/* A run value's bytes, after the recorded steps (which may still read a reused buffer):
+ * recorded too, as a staged copy, when steps are. */
+static gq_status s_upload_run(gq_vkx_plan_t *ps, gq_vkx_buf_t *b, const gq_onnx_val_t *v, char *err,
+                              size_t errlen)
+{
+    gq_vk_t *vk = ps->ax->vk;
+    gq_vk_stream_t *st;
+    char e2[GQ_ERRLEN];
+    gq_status rc = gq_vk_run_begin(vk, &st, NULL, e2, sizeof e2);
+    if (!rc) {
+        rc = gq_vk_upload(vk, st, b->gb.handle, v->data, v->nbytes, NULL, e2, sizeof e2);
+        rc = gq_vk_run_end(vk, st, rc, false, NULL, e2, sizeof e2);
+    }
+    if (rc)
+        gq_errf(err, errlen, "vulkan: onnx: uploading a value of %zu bytes: %s", v->nbytes, e2);
+    return rc;
+}
+
 static gq_status s_upload(void *state, int sl, gq_onnx_val_t *v, bool constant, char *err,
                           size_t errlen)
 {
     gq_vkx_plan_t *ps = state;
-    gq_backend_t *be = ps->ax->be;
     bool keep = constant && sl >= 0 && sl < ps->p->nslots;
     if (keep && ps->konst[sl]) {
         v->dev = ps->konst[sl];
@@ -166,9 +224,11 @@ static gq_status s_upload(void *state, int sl, gq_onnx_val_t *v, bool constant, 
     gq_status rc = s_alloc(ps, v->nbytes, keep, &b, err, errlen);
     if (rc)
         return rc;
-    if (v->nbytes && (rc = be->ops->upload(be, &b->gb, v->data, v->nbytes))) {
+    if (v->nbytes)
+        rc = keep ? s_upload_const(ps, b, v, err, errlen) : s_upload_run(ps, b, v, err, errlen);
+    if (rc) {
         s_unref(ps, b); /* a constant's stays on the list, freed with the plan */
-        return s_be_fail(be, rc, "uploading a value", err, errlen);
+        return rc;
     }
     if (keep)
         ps->konst[sl] = b;
@@ -180,7 +240,7 @@ static gq_status s_download(void *state, const gq_onnx_val_t *v, void *dst, char
                             size_t errlen)
 {
     gq_vkx_plan_t *ps = state;
-    gq_backend_t *be = ps->ax->be;
+    gq_vk_t *vk = ps->ax->vk;
     const gq_vkx_buf_t *b = v->dev;
     if (!b || b->cap < v->nbytes) {
         gq_errf(err, errlen,
@@ -189,8 +249,15 @@ static gq_status s_download(void *state, const gq_onnx_val_t *v, void *dst, char
     }
     if (!v->nbytes)
         return GQ_OK;
-    gq_status rc = be->ops->download(be, dst, &b->gb, v->nbytes);
-    return rc ? s_be_fail(be, rc, "downloading a value", err, errlen) : GQ_OK;
+    /* in the recorded steps' submission (a staged copy) or after it (memcpy) */
+    gq_vk_stream_t *st;
+    char e2[GQ_ERRLEN];
+    gq_status rc = gq_vk_run_begin(vk, &st, NULL, e2, sizeof e2);
+    if (!rc) {
+        rc = gq_vk_xfer(vk, st, b->gb.handle, 0, dst, v->nbytes, false, NULL, e2, sizeof e2);
+        rc = gq_vk_run_end(vk, st, rc, false, NULL, e2, sizeof e2);
+    }
+    return s_submitted(ps, rc, "downloading a value", e2, err, errlen);
 }
 
 static void s_release(void *state, void *dev)
@@ -200,16 +267,13 @@ static void s_release(void *state, void *dev)
 
 static gq_status s_sync(void *state, char *err, size_t errlen)
 {
-    gq_vkx_plan_t *ps = state;
-    gq_backend_t *be = ps->ax->be;
-    gq_status rc = be->ops->sync(be);
-    return rc ? s_be_fail(be, rc, "waiting for the device", err, errlen) : GQ_OK;
+    return gq_vkx_flush(state, "timing them", err, errlen);
 }
 
 static gq_status s_finish(void *state, char *err, size_t errlen)
 {
     gq_vkx_plan_t *ps = state;
-    gq_status rc = s_sync(state, err, errlen);
+    gq_status rc = gq_vkx_flush(ps, "the end of the run", err, errlen);
     if (ps->live)
         GQ_WARN("vulkan: onnx: %d device buffers still held at the end of a run", ps->live);
     s_free_list(ps->ax->be, ps->free);

@@ -122,6 +122,7 @@ typedef struct {
     gq_vkx_buf_t *consts; /* every constant buffer */
     gq_vkx_buf_t *free;   /* run buffers no value holds: reusable within the run */
     int live;             /* run buffers held by values */
+    int first, last;      /* steps recorded since the last flush (first -1: none) */
     gq_vkx_claim_t cur;
 } gq_vkx_plan_t;
 
@@ -132,6 +133,10 @@ gq_status gq_vkx_alloc(gq_vkx_plan_t *ps, size_t nbytes, gq_vkx_buf_t **out, cha
 /* Drops one reference; at 0 a run buffer goes to the run's free list (reused by later
  * commands of the same in-order stream, so no wait is needed). */
 void gq_vkx_unref(gq_vkx_plan_t *ps, gq_vkx_buf_t *b);
+
+/* Submits the steps recorded since the last flush and waits for them (before the host
+ * reads a value, or waits for the device); a failure names them and what needed them. */
+gq_status gq_vkx_flush(gq_vkx_plan_t *ps, const char *why, char *err, size_t errlen);
 
 /* ---- vk_onnx_claim.c ---- */
 
@@ -144,7 +149,8 @@ bool gq_vkx_claim(gq_vkx_plan_t *ps, int k, gq_onnx_val_t *const *in, int nin, g
 
 /* ---- vk_onnx_ops.c ---- */
 
-/* Records claimed step k (ps->cur) on the calling thread's stream and submits it. */
+/* Records claimed step k (ps->cur) on the calling thread's stream, after the steps recorded
+ * before it (submitted together by gq_vkx_flush). */
 gq_status gq_vkx_run(gq_vkx_plan_t *ps, int k, gq_onnx_val_t *const *in, int nin,
                      gq_onnx_val_t *out, int nout, char *err, size_t errlen);
 

@@ -3,8 +3,10 @@
  * groups, bias and epilogue in the GEMM's store), depthwise convs directly, windowed and
  * elementwise shaders with an invocation per output element, and reshape-like steps as
  * aliases of their input's buffer (no copy). Each step is recorded on the calling thread's
- * stream and submitted without waiting: the stream runs in order, so later steps (and the
- * run's reused buffers) see its results. */
+ * stream after the steps before it, with a barrier before each command, and left there:
+ * the run's claimed steps go to the device in one submission when the host needs a value
+ * (vk_onnx.c). The stream runs in order, so later steps (and the run's reused buffers) see
+ * its results. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,8 +336,11 @@ gq_status gq_vkx_run(gq_vkx_plan_t *ps, int k, gq_onnx_val_t *const *in, int nin
     gq_vk_stream_t *st;
     gq_vk_t *vk = ps->ax->vk;
     if (!(rc = gq_vk_run_begin(vk, &st, opn, err, errlen))) {
+        if (ps->first < 0)
+            ps->first = k;
+        ps->last = k;
         rc = s_record(ps, st, in, y->gb.handle, opn, err, errlen);
-        rc = gq_vk_run_end(vk, st, rc, opn, err, errlen);
+        rc = gq_vk_run_end(vk, st, rc, false, opn, err, errlen);
     }
     if (rc) {
         gq_vkx_unref(ps, y);

@@ -66,5 +66,5 @@ gq_status gq_vk_sgemm(gq_backend_t *be, const gq_vk_gemm_t *g, const gq_buffer_t
     if (rc)
         return rc;
     rc = gq_vk_dispatch(vk, st, "sgemm", spec, 3, bufs, 3, &p, sizeof p, gx, gy, op, err, errlen);
-    return gq_vk_run_end(vk, st, rc, op, err, errlen);
+    return gq_vk_run_end(vk, st, rc, true, op, err, errlen);
 }

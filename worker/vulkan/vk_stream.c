@@ -1,7 +1,16 @@
 /* The Vulkan backend's command streams: one per calling thread (command pool, command
  * buffer, fence, descriptor pool), found through a thread-local pointer, and what op
  * families record on them (dispatches, copies, fills, writes, scratch buffers) up to the
- * submission. See vk_backend.c for the threading model. */
+ * submission. See vk_backend.c for the threading model.
+ *
+ * A stream records until something submits: an op that asks to (gq_vk_run_end with
+ * submit), a transfer, sync, free or flush (which also wait), or a full descriptor pool or
+ * scratch list (the limits of one recording: sets and scratch buffers are recycled only
+ * once the device has run the commands using them). So consecutive ops of a thread that
+ * do not submit share one submission. One command buffer: a recording starts once the
+ * previous submission has completed. Scratch buffers of ended ops go back to their pool
+ * whenever the stream is idle (nothing recorded, nothing in flight), never while a
+ * command recorded or submitted before may still use them. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,6 +20,8 @@
 #include "vk_int.h"
 
 #define S_SETS 256 /* descriptor sets per stream between two waits */
+/* "op: " before a message, or nothing when op is NULL (transfers, the ONNX accelerator's). */
+#define S_OP(op) (op) ? (op) : "", (op) ? ": " : ""
 #define S_FENCE_TIMEOUT_NS (120ull * 1000 * 1000 * 1000)
 
 static _Thread_local uint64_t s_tls_id;
@@ -20,6 +31,8 @@ void gq_vk_stream_free(gq_vk_t *vk, gq_vk_stream_t *st)
 {
     if (!st)
         return;
+    for (int i = 0; i < st->nscratch; i++) /* the device is idle (or lost) by now */
+        gq_dev_pool_put(st->scratch[i].pool, st->scratch[i].h, st->scratch[i].nbytes);
     if (st->dpool)
         vkDestroyDescriptorPool(vk->dev, st->dpool, NULL);
     if (st->fence)
@@ -96,13 +109,30 @@ gq_vk_stream_t *gq_vk_stream(gq_vk_t *vk, const char *op, char *err, size_t errl
     return st;
 }
 
-/* Waits for the stream's submission, if one is in flight. */
+/* Called whenever the stream may be idle: once it is (nothing recorded, nothing in
+ * flight), the scratch buffers of ended ops go back to their pools. After a failed
+ * submission or wait too: the commands never ran, or the device is lost. */
+static void s_idle(gq_vk_stream_t *st)
+{
+    if (st->recording || st->inflight || !st->nended)
+        return;
+    for (int i = 0; i < st->nended; i++)
+        gq_dev_pool_put(st->scratch[i].pool, st->scratch[i].h, st->scratch[i].nbytes);
+    st->nscratch -= st->nended;
+    memmove(st->scratch, st->scratch + st->nended, (size_t)st->nscratch * sizeof st->scratch[0]);
+    st->nended = 0;
+}
+
+/* Waits for the stream's submission, if one is in flight (the stream is not recording). */
 static gq_status s_wait(gq_vk_t *vk, gq_vk_stream_t *st, const char *op, char *err, size_t errlen)
 {
-    if (!st->inflight)
+    if (!st->inflight) {
+        s_idle(st);
         return GQ_OK;
+    }
     VkResult rc = vkWaitForFences(vk->dev, 1, &st->fence, VK_TRUE, S_FENCE_TIMEOUT_NS);
     st->inflight = false;
+    s_idle(st);
     if (rc == VK_TIMEOUT) /* a device that does not finish in 2 minutes is hung */
         rc = VK_ERROR_DEVICE_LOST;
     return rc == VK_SUCCESS ? GQ_OK : gq_vk_error(vk, err, errlen, op, "vkWaitForFences", rc);
@@ -148,7 +178,8 @@ static void s_barrier(gq_vk_stream_t *st, VkPipelineStageFlags dst_stage, VkAcce
     (VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |        \
      VK_ACCESS_TRANSFER_WRITE_BIT)
 
-/* Ends and submits what the stream recorded; with wait, waits for it too. */
+/* Ends and submits what the stream recorded; with wait, waits for it too. On failure the
+ * stream is left idle, its next op recording afresh. */
 gq_status gq_vk_submit(gq_vk_t *vk, gq_vk_stream_t *st, bool wait, const char *op, char *err,
                        size_t errlen)
 {
@@ -158,12 +189,18 @@ gq_status gq_vk_submit(gq_vk_t *vk, gq_vk_stream_t *st, bool wait, const char *o
     s_barrier(st, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     st->recording = false;
     VkResult rc = vkEndCommandBuffer(st->cb);
-    if (rc != VK_SUCCESS)
-        return gq_vk_error(vk, err, errlen, op, "vkEndCommandBuffer", rc);
-    if (!st->ncmds)
+    if (rc == VK_SUCCESS && !st->ncmds) {
+        s_idle(st);
         return GQ_OK;
-    if ((rc = vkResetFences(vk->dev, 1, &st->fence)) != VK_SUCCESS)
+    }
+    if (rc != VK_SUCCESS) {
+        s_idle(st);
+        return gq_vk_error(vk, err, errlen, op, "vkEndCommandBuffer", rc);
+    }
+    if ((rc = vkResetFences(vk->dev, 1, &st->fence)) != VK_SUCCESS) {
+        s_idle(st);
         return gq_vk_error(vk, err, errlen, op, "vkResetFences", rc);
+    }
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                        .commandBufferCount = 1,
                        .pCommandBuffers = &st->cb};
@@ -173,8 +210,10 @@ gq_status gq_vk_submit(gq_vk_t *vk, gq_vk_stream_t *st, bool wait, const char *o
         rc = vkQueueSubmit(vk->queue, 1, &si, st->fence);
         pthread_mutex_unlock(&vk->qmu);
     }
-    if (rc != VK_SUCCESS)
+    if (rc != VK_SUCCESS) {
+        s_idle(st);
         return gq_vk_error(vk, err, errlen, op, "vkQueueSubmit", rc);
+    }
     atomic_fetch_add(&vk->submits, 1);
     st->inflight = true;
     return wait ? s_wait(vk, st, op, err, errlen) : GQ_OK;
@@ -295,56 +334,59 @@ gq_status gq_vk_write(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *dst, size_t 
     return GQ_OK;
 }
 
-gq_status gq_vk_scratch(gq_vk_t *vk, gq_vk_stream_t *st, size_t nbytes, gq_vk_mem_t **out,
-                        const char *op, char *err, size_t errlen)
+/* A buffer from pool kept on the stream until the current op has ended and the stream
+ * is idle. A full list submits and waits, giving back those of ended ops. */
+static gq_status s_keep(gq_vk_t *vk, gq_vk_stream_t *st, gq_dev_pool_t *pool, size_t nbytes,
+                        gq_vk_mem_t **out, const char *op, char *err, size_t errlen)
 {
     *out = NULL;
+    if (st->nscratch == GQ_VK_MAX_SCRATCH && st->nended) {
+        gq_status s = gq_vk_submit(vk, st, true, op, err, errlen);
+        if (s)
+            return s;
+    }
     if (st->nscratch == GQ_VK_MAX_SCRATCH) {
-        gq_errf(err, errlen, "%s: vulkan: more than %d scratch buffers in one run", op,
+        gq_errf(err, errlen, "%s%svulkan: more than %d scratch buffers in one op", S_OP(op),
                 GQ_VK_MAX_SCRATCH);
         return GQ_EINTERNAL;
     }
     void *h = NULL;
     size_t n = nbytes ? nbytes : 4;
-    int rc = gq_vk_inject(vk, GQ_VK_FAULT_ALLOC);
+    int rc = pool == vk->pool ? gq_vk_inject(vk, GQ_VK_FAULT_ALLOC) : 0;
     if (!rc)
-        rc = gq_dev_pool_get(vk->pool, n, &h);
+        rc = gq_dev_pool_get(pool, n, &h);
     if (rc) {
-        gq_status s = gq_vk_error(vk, err, errlen, op, "vkAllocateMemory", rc);
+        gq_status s =
+            gq_vk_error(vk, err, errlen, op,
+                        pool == vk->pool ? "vkAllocateMemory" : "vkAllocateMemory(staging)", rc);
         size_t used = strlen(err);
         if (used + 2 < errlen)
             snprintf(err + used, errlen - used, " (%zu bytes of scratch)", n);
         return s;
     }
-    st->scratch[st->nscratch] = h;
-    st->scratch_bytes[st->nscratch++] = n;
+    st->scratch[st->nscratch].h = h;
+    st->scratch[st->nscratch].nbytes = n;
+    st->scratch[st->nscratch++].pool = pool;
     *out = h;
     return GQ_OK;
 }
 
-/* Gives the run's scratch buffers back, once the stream has finished with them. */
-gq_status gq_vk_scratch_release(gq_vk_t *vk, gq_vk_stream_t *st, const char *op, char *err,
-                                size_t errlen)
+gq_status gq_vk_scratch(gq_vk_t *vk, gq_vk_stream_t *st, size_t nbytes, gq_vk_mem_t **out,
+                        const char *op, char *err, size_t errlen)
 {
-    if (!st->nscratch)
-        return GQ_OK;
-    gq_status rc = gq_vk_submit(vk, st, true, op, err, errlen);
-    for (int i = 0; i < st->nscratch; i++)
-        gq_dev_pool_put(vk->pool, st->scratch[i], st->scratch_bytes[i]);
-    st->nscratch = 0;
-    return rc;
+    return s_keep(vk, st, vk->pool, nbytes, out, op, err, errlen);
 }
 
 /* Host <-> device bytes at offset off of m, after everything the stream queued. Mapped
  * memory: memcpy once the stream is idle. Otherwise through a staging buffer and a copy
- * on the stream. */
+ * appended to what the stream recorded, submitted with it. */
 gq_status gq_vk_xfer(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *m, size_t off, void *host,
                      size_t nbytes, bool write, const char *op, char *err, size_t errlen)
 {
-    gq_status s = gq_vk_submit(vk, st, true, op, err, errlen);
-    if (s || !nbytes)
-        return s;
-    if (m->map) {
+    gq_status s;
+    if (m->map || !nbytes) {
+        if ((s = gq_vk_submit(vk, st, true, op, err, errlen)) || !nbytes)
+            return s;
         if (write)
             memcpy((char *)m->map + off, host, nbytes);
         else
@@ -360,6 +402,7 @@ gq_status gq_vk_xfer(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *m, size_t off
         memcpy(sm->map, host, nbytes);
     s = s_begin(vk, st, op, err, errlen);
     if (!s) {
+        s_barrier(st, S_ALL_STAGES, S_ALL_ACCESS);
         VkBufferCopy r = {
             .srcOffset = write ? 0 : off, .dstOffset = write ? off : 0, .size = nbytes};
         vkCmdCopyBuffer(st->cb, write ? sm->buf : m->buf, write ? m->buf : sm->buf, 1, &r);
@@ -372,6 +415,32 @@ gq_status gq_vk_xfer(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *m, size_t off
     return s;
 }
 
+gq_status gq_vk_upload(gq_vk_t *vk, gq_vk_stream_t *st, gq_vk_mem_t *dst, const void *src,
+                       size_t nbytes, const char *op, char *err, size_t errlen)
+{
+    if (nbytes > dst->size) {
+        gq_errf(err, errlen, "%s%svulkan: upload of %zu bytes into a buffer of %llu", S_OP(op),
+                nbytes, (unsigned long long)dst->size);
+        return GQ_EINTERNAL;
+    }
+    if (dst->map && (!st->recording || !st->ncmds))
+        return gq_vk_xfer(vk, st, dst, 0, (void *)src, nbytes, true, op, err, errlen);
+    if (!nbytes)
+        return GQ_OK;
+    gq_vk_mem_t *sm;
+    gq_status s = s_keep(vk, st, vk->stage, nbytes, &sm, op, err, errlen);
+    if (!s)
+        s = s_begin(vk, st, op, err, errlen); /* a full scratch list may have submitted */
+    if (s)
+        return s;
+    memcpy(sm->map, src, nbytes);
+    s_barrier(st, S_ALL_STAGES, S_ALL_ACCESS);
+    VkBufferCopy r = {.size = nbytes};
+    vkCmdCopyBuffer(st->cb, sm->buf, dst->buf, 1, &r);
+    st->ncmds++;
+    return GQ_OK;
+}
+
 gq_status gq_vk_read(gq_vk_t *vk, gq_vk_stream_t *st, void *dst, gq_vk_mem_t *src, size_t off,
                      size_t nbytes, const char *op, char *err, size_t errlen)
 {
@@ -382,7 +451,7 @@ gq_status gq_vk_run_begin(gq_vk_t *vk, gq_vk_stream_t **st, const char *op, char
                           size_t errlen)
 {
     if (atomic_load(&vk->lost)) {
-        gq_errf(err, errlen, "%s: vulkan: device '%s' was lost", op, vk->info.name);
+        gq_errf(err, errlen, "%s%svulkan: device '%s' was lost", S_OP(op), vk->info.name);
         return GQ_EDEVICE_LOST;
     }
     if (!(*st = gq_vk_stream(vk, op, err, errlen)))
@@ -391,16 +460,31 @@ gq_status gq_vk_run_begin(gq_vk_t *vk, gq_vk_stream_t **st, const char *op, char
     return GQ_OK;
 }
 
-gq_status gq_vk_run_end(gq_vk_t *vk, gq_vk_stream_t *st, gq_status rc, const char *op, char *err,
-                        size_t errlen)
+gq_status gq_vk_run_end(gq_vk_t *vk, gq_vk_stream_t *st, gq_status rc, bool submit, const char *op,
+                        char *err, size_t errlen)
 {
     char err2[GQ_ERRLEN];
-    gq_status rc2 = st->nscratch ? gq_vk_scratch_release(vk, st, op, err2, sizeof err2)
-                                 : gq_vk_submit(vk, st, false, op, err2, sizeof err2);
+    st->nended = st->nscratch;
+    gq_status rc2 = GQ_OK;
+    if (submit)
+        rc2 = gq_vk_submit(vk, st, false, op, err2, sizeof err2);
+    else
+        s_idle(st);
     if (!rc && rc2) {
         rc = rc2;
         gq_errf(err, errlen, "%s", err2);
     }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+gq_status gq_vk_flush(gq_vk_t *vk, const char *op, char *err, size_t errlen)
+{
+    gq_vk_stream_t *st = gq_vk_stream(vk, op, err, errlen);
+    if (!st)
+        return GQ_EBACKEND;
+    pthread_mutex_lock(&st->mu);
+    gq_status rc = gq_vk_submit(vk, st, true, op, err, errlen);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
