@@ -33,7 +33,8 @@ const gq_onnx_kernel_t *gq_onnx_kernel_find(const char *op_type, int opset)
                {gq_onnx_kernels_resize, &gq_onnx_kernels_resize_count},
                {gq_onnx_kernels_einsum, &gq_onnx_kernels_einsum_count},
                {gq_onnx_kernels_loss, &gq_onnx_kernels_loss_count},
-               {gq_onnx_kernels_quant, &gq_onnx_kernels_quant_count}};
+               {gq_onnx_kernels_quant, &gq_onnx_kernels_quant_count},
+               {gq_onnx_kernels_vision, &gq_onnx_kernels_vision_count}};
     /* Within a table, later rows of the same op take precedence when their min_opset is
      * met: a table lists an op's versions oldest first. */
     const gq_onnx_kernel_t *best = NULL;

@@ -52,6 +52,7 @@ GQ_ONNX_FAMILY(resize);
 GQ_ONNX_FAMILY(einsum);
 GQ_ONNX_FAMILY(loss);
 GQ_ONNX_FAMILY(quant);
+GQ_ONNX_FAMILY(vision);
 #define GQ_ONNX_COUNT(t) ((int)(sizeof(t) / sizeof((t)[0])))
 
 /* Conv with a Relu fused after it (the plan's fusion pass, onnx_exec.c, puts it in). */

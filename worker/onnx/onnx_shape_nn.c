@@ -1,35 +1,66 @@
 /* Shape functions of the network ops (the kernels of onnx_ops_conv.c, onnx_ops_nn.c,
- * onnx_ops_rnn.c, onnx_ops_dsp.c and onnx_ops_resize.c): the window geometry of convolutions
- * and pools, MatMul and Gemm, the recurrent ops, the signal ops and Resize. */
+ * onnx_ops_rnn.c, onnx_ops_dsp.c, onnx_ops_resize.c and onnx_ops_vision.c): the window
+ * geometry of convolutions and pools, MatMul and Gemm, the recurrent ops, the signal ops,
+ * Resize, and the vision ops (GridSample, AffineGrid, RoiAlign, MaxUnpool,
+ * NonMaxSuppression). */
 #include <math.h>
 #include <string.h>
 
 #include "onnx_shape.h"
 
+/* Resize: the dims s_resize_shape (onnx_ops_resize.c) makes, from constant sizes or scales
+ * given for the axes attribute's dims (every dim without it), keep_aspect_ratio_policy too. */
 static gq_status s_f_resize(gq_onnx_shape_ctx_t *c)
 {
     const gq_onnx_info_t *x = s_in(c, 0), *sv = s_in(c, 2), *zv = s_in(c, 3);
     gq_onnx_info_t *o = &c->out[0];
-    int64_t sizes[GQ_MAX_DIMS];
-    int ns;
+    int64_t sizes[GQ_MAX_DIMS], axes[GQ_MAX_DIMS];
+    int ns, na, ax[GQ_MAX_DIMS];
+    char kp[16], e[8];
     s_rank(o, x ? x->dtype : GQ_DTYPE_INVALID, x ? x->rank : -1);
-    if (!x || x->rank < 0 || gq_onnx_attr_int(c->n, "antialias", 0) || gq_onnx_attr(c->n, "axes"))
+    if (!x || x->rank < 0 || !s_attr_ints(c->n, "axes", axes, GQ_MAX_DIMS, &na) ||
+        gq_onnx_attr_str(c->n, "keep_aspect_ratio_policy", "stretch", kp, sizeof kp, e, sizeof e))
         return GQ_OK;
+    bool stretch = !strcmp(kp, "stretch"), larger = !strcmp(kp, "not_larger");
+    for (int i = 0; na < 0 && i < x->rank; i++)
+        axes[i] = i;
+    na = na < 0 ? x->rank : na;
+    for (int i = 0; i < na; i++)
+        if (!s_axis(axes[i], x->rank, &ax[i]))
+            return GQ_OK;
+    for (int d = 0; d < x->rank; d++) /* dims outside axes keep theirs */
+        o->dim[d] = x->dim[d];
+    for (int i = 0; i < na; i++)
+        o->dim[ax[i]] = s_du();
     gq_onnx_dim_t zn = zv ? gq_onnx_info_numel(zv) : s_dk(0),
                   sn = sv ? gq_onnx_info_numel(sv) : s_dk(0);
     if (!s_isk(zn) || !s_isk(sn))
         return GQ_OK;
     if (zn.c) {
-        if (gq_onnx_info_consts(zv, sizes, GQ_MAX_DIMS, &ns) && ns == x->rank)
-            for (int d = 0; d < x->rank; d++)
-                o->dim[d] = sizes[d] >= 0 ? s_dk(sizes[d]) : s_du();
-    } else if (sv && sn.c == x->rank && sv->data && sv->dtype == GQ_F32) {
-        for (int d = 0; d < x->rank; d++) {
-            double s = ((const float *)sv->data)[d];
-            double v = s_isk(x->dim[d]) ? floor((double)x->dim[d].c * s) : -1;
-            o->dim[d] = s == 1                          ? x->dim[d]
-                        : v >= 0 && v < 0x1p62 && s > 0 ? s_dk((int64_t)v)
-                                                        : s_du();
+        if (!gq_onnx_info_consts(zv, sizes, GQ_MAX_DIMS, &ns) || ns != na)
+            return GQ_OK;
+        double keep = larger ? INFINITY : 0;
+        for (int i = 0; i < na; i++) {
+            gq_onnx_dim_t xd = x->dim[ax[i]];
+            if (stretch) {
+                o->dim[ax[i]] = sizes[i] >= 0 ? s_dk(sizes[i]) : s_du();
+                continue;
+            }
+            if (!s_isk(xd) || xd.c < 1 || sizes[i] < 0)
+                return GQ_OK;
+            double s = (double)sizes[i] / (double)xd.c;
+            keep = larger ? fmin(keep, s) : fmax(keep, s);
+        }
+        for (int i = 0; i < na && !stretch && (larger || !strcmp(kp, "not_smaller")); i++) {
+            double v = keep * (double)x->dim[ax[i]].c + 0.5;
+            o->dim[ax[i]] = v < 0x1p62 ? s_dk((int64_t)v) : s_du();
+        }
+    } else if (sv && sn.c == na && sv->data && sv->dtype == GQ_F32) {
+        for (int i = 0; i < na; i++) {
+            gq_onnx_dim_t xd = x->dim[ax[i]];
+            double s = ((const float *)sv->data)[i];
+            double v = s_isk(xd) ? floor((double)xd.c * s) : -1;
+            o->dim[ax[i]] = s == 1 ? xd : v >= 0 && v < 0x1p62 && s > 0 ? s_dk((int64_t)v) : s_du();
         }
     }
     return GQ_OK;
@@ -350,7 +381,107 @@ static gq_status s_f_dft(gq_onnx_shape_ctx_t *c)
     return GQ_OK;
 }
 
+/* ---- vision ---- */
+
+/* GridSample: [N, C] of X, then the grid's output dims. */
+static gq_status s_f_grid_sample(gq_onnx_shape_ctx_t *c)
+{
+    const gq_onnx_info_t *x = s_in(c, 0), *g = s_in(c, 1);
+    gq_onnx_info_t *o = &c->out[0];
+    char a[160], b[160];
+    s_rank(o, x ? x->dtype : GQ_DTYPE_INVALID, x && x->rank >= 0 ? x->rank : g ? g->rank : -1);
+    if (!x || !g || x->rank < 3 || g->rank != x->rank)
+        return GQ_OK;
+    if (s_dne(g->dim[g->rank - 1], s_dk(x->rank - 2)))
+        return s_fail(c, "%s does not give %d coordinates per point for %s",
+                      s_idesc(c, 1, a, sizeof a), x->rank - 2, s_idesc(c, 0, b, sizeof b));
+    o->dim[0] = x->dim[0], o->dim[1] = x->dim[1];
+    for (int d = 2; d < x->rank; d++)
+        o->dim[d] = g->dim[d - 1];
+    return GQ_OK;
+}
+
+/* AffineGrid: [N, H, W, 2] or [N, D, H, W, 3] from size's values (else theta's N). */
+static gq_status s_f_affine_grid(gq_onnx_shape_ctx_t *c)
+{
+    const gq_onnx_info_t *th = s_in(c, 0);
+    gq_onnx_dim_t v[GQ_ONNX_MAXVAL];
+    int n = 0;
+    bool vals = gq_onnx_info_vals(s_in(c, 1), v, GQ_ONNX_MAXVAL, &n) && (n == 4 || n == 5);
+    int k = vals ? n - 2
+            : th && th->rank == 3 && s_isk(th->dim[1]) && (th->dim[1].c == 2 || th->dim[1].c == 3)
+                ? (int)th->dim[1].c
+                : -1;
+    gq_onnx_info_t *o = &c->out[0];
+    s_rank(o, th ? th->dtype : GQ_DTYPE_INVALID, k < 0 ? -1 : k + 2);
+    if (k < 0)
+        return GQ_OK;
+    o->dim[0] = vals ? v[0] : th && th->rank == 3 ? th->dim[0] : s_du();
+    for (int i = 0; vals && i < k; i++)
+        o->dim[1 + i] = v[2 + i];
+    o->dim[k + 1] = s_dk(k);
+    return GQ_OK;
+}
+
+/* RoiAlign: [R, C, output_height, output_width]. */
+static gq_status s_f_roi_align(gq_onnx_shape_ctx_t *c)
+{
+    const gq_onnx_info_t *x = s_in(c, 0), *r = s_in(c, 1), *bi = s_in(c, 2);
+    gq_onnx_info_t *o = &c->out[0];
+    int64_t hw[2] = {gq_onnx_attr_int(c->n, "output_height", 1),
+                     gq_onnx_attr_int(c->n, "output_width", 1)};
+    s_rank(o, x ? x->dtype : GQ_DTYPE_INVALID, 4);
+    o->dim[0] = r && r->rank == 2 ? r->dim[0] : bi && bi->rank == 1 ? bi->dim[0] : s_du();
+    o->dim[1] = x && x->rank == 4 ? x->dim[1] : s_du();
+    for (int i = 0; i < 2; i++)
+        o->dim[2 + i] = hw[i] >= 1 && hw[i] <= INT32_MAX ? s_dk(hw[i]) : s_du();
+    return GQ_OK;
+}
+
+/* MaxUnpool: output_shape's values, else the unpooled dims of the attributes (the kernel's
+ * rule: (in - 1) * stride - pads + kernel). */
+static gq_status s_f_max_unpool(gq_onnx_shape_ctx_t *c)
+{
+    const gq_onnx_info_t *x = s_in(c, 0), *os = s_in(c, 2);
+    gq_onnx_info_t *o = &c->out[0];
+    s_rank(o, x ? x->dtype : GQ_DTYPE_INVALID, x ? x->rank : -1);
+    if (!x || x->rank < 3)
+        return GQ_OK;
+    int k = x->rank - 2, n;
+    o->dim[0] = x->dim[0], o->dim[1] = x->dim[1];
+    if (os) {
+        gq_onnx_dim_t v[GQ_ONNX_MAXVAL];
+        if (gq_onnx_info_vals(os, v, GQ_ONNX_MAXVAL, &n) && n == x->rank)
+            for (int d = 2; d < x->rank; d++)
+                o->dim[d] = v[d];
+        return GQ_OK;
+    }
+    int64_t ks[GQ_MAX_DIMS * 2], st[GQ_MAX_DIMS * 2], pads[GQ_MAX_DIMS * 2];
+    if (!gq_onnx_shape_attr_k(c->n, "kernel_shape", k, -1, ks) ||
+        !gq_onnx_shape_attr_k(c->n, "strides", k, 1, st) ||
+        !gq_onnx_shape_attr_k(c->n, "pads", 2 * k, 0, pads))
+        return GQ_OK;
+    for (int d = 0; d < k; d++) {
+        gq_onnx_dim_t in = x->dim[2 + d];
+        bool ok = s_isk(in) && ks[d] >= 1 && st[d] >= 1 && pads[d] >= 0 && pads[d + k] >= 0 &&
+                  ks[d] <= INT32_MAX && st[d] <= INT32_MAX && pads[d] <= INT32_MAX &&
+                  pads[d + k] <= INT32_MAX && in.c >= 1 && in.c <= INT32_MAX;
+        int64_t v = ok ? (in.c - 1) * st[d] - pads[d] - pads[d + k] + ks[d] : 0;
+        o->dim[2 + d] = v >= 1 ? s_dk(v) : s_du();
+    }
+    return GQ_OK;
+}
+
+/* NonMaxSuppression: [selected, 3] (i64). */
+static gq_status s_f_nms(gq_onnx_shape_ctx_t *c)
+{
+    s_rank(&c->out[0], GQ_I64, 2);
+    c->out[0].dim[1] = s_dk(3);
+    return GQ_OK;
+}
+
 const gq_onnx_shape_t gq_onnx_shapes_nn[] = {
+    {"AffineGrid", s_f_affine_grid},
     {"AveragePool", s_f_pool},
     {"BlackmanWindow", s_f_window},
     {"Conv", s_f_conv},
@@ -361,14 +492,18 @@ const gq_onnx_shape_t gq_onnx_shapes_nn[] = {
     {"GlobalAveragePool", s_f_global_pool},
     {"GlobalLpPool", s_f_global_pool},
     {"GlobalMaxPool", s_f_global_pool},
+    {"GridSample", s_f_grid_sample},
     {"HammingWindow", s_f_window},
     {"HannWindow", s_f_window},
     {"LSTM", s_f_rnn},
     {"LpPool", s_f_pool},
     {"MatMul", s_f_matmul},
     {"MaxPool", s_f_pool},
+    {"MaxUnpool", s_f_max_unpool},
     {"MelWeightMatrix", s_f_mel},
+    {"NonMaxSuppression", s_f_nms},
     {"RNN", s_f_rnn},
     {"Resize", s_f_resize},
+    {"RoiAlign", s_f_roi_align},
 };
 const int gq_onnx_shapes_nn_count = GQ_ONNX_COUNT(gq_onnx_shapes_nn);

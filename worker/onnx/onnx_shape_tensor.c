@@ -1,7 +1,8 @@
 /* Shape functions of the shape and index families (the kernels of onnx_ops_shape.c and
  * onnx_ops_index.c): Reshape, Flatten, Transpose, Shape, Size, (Un)Squeeze, Concat, Constant,
- * Expand, Tile, Slice, Split, Pad, Range, the Gathers, OneHot and the like. They carry the
- * values of small integer tensors, which is how shape arithmetic resolves. */
+ * Expand, Tile, Slice, Split, Pad, Range, the Gathers, OneHot and the like; and CenterCropPad,
+ * Unique and Det (onnx_ops_vision.c). They carry the values of small integer tensors, which is
+ * how shape arithmetic resolves. */
 #include <math.h>
 #include <string.h>
 
@@ -592,12 +593,64 @@ static gq_status s_f_onehot(gq_onnx_shape_ctx_t *c)
     return GQ_OK;
 }
 
+/* CenterCropPad: X's dims, those of the axes (every dim without the attribute) shape's. */
+static gq_status s_f_center_crop_pad(gq_onnx_shape_ctx_t *c)
+{
+    const gq_onnx_info_t *x = s_in(c, 0);
+    gq_onnx_info_t *o = &c->out[0];
+    gq_onnx_dim_t v[GQ_ONNX_MAXVAL];
+    int64_t axes[GQ_MAX_DIMS];
+    int na, nv, ax;
+    s_type(o, x);
+    if (!x || x->rank < 0 || !s_attr_ints(c->n, "axes", axes, GQ_MAX_DIMS, &na))
+        return GQ_OK;
+    for (int i = 0; na < 0 && i < x->rank; i++)
+        axes[i] = i;
+    na = na < 0 ? x->rank : na;
+    bool vals = gq_onnx_info_vals(s_in(c, 1), v, GQ_ONNX_MAXVAL, &nv) && nv == na;
+    for (int i = 0; i < na; i++) {
+        if (!s_axis(axes[i], x->rank, &ax))
+            return GQ_OK;
+        o->dim[ax] = vals ? v[i] : s_du();
+    }
+    return GQ_OK;
+}
+
+/* Det: X's dims but the last two (the matrices). */
+static gq_status s_f_det(gq_onnx_shape_ctx_t *c)
+{
+    const gq_onnx_info_t *x = s_in(c, 0);
+    s_type(&c->out[0], x);
+    c->out[0].rank = x && x->rank >= 2 ? x->rank - 2 : -1;
+    return GQ_OK;
+}
+
+/* Unique: Y has X's dims but along axis (rank 1 without it: the elements), as many as are
+ * distinct; indices and counts as many; inverse_indices one per element (slice) of X. */
+static gq_status s_f_unique(gq_onnx_shape_ctx_t *c)
+{
+    const gq_onnx_info_t *x = s_in(c, 0);
+    const Onnx__AttributeProto *aa = gq_onnx_attr(c->n, "axis");
+    int axis = -1;
+    bool ok = x && x->rank >= 0 && (!aa || s_axis(aa->i, x->rank, &axis));
+    s_rank(&c->out[0], x ? x->dtype : GQ_DTYPE_INVALID, !ok ? -1 : aa ? x->rank : 1);
+    for (int d = 0; ok && aa && d < x->rank; d++)
+        c->out[0].dim[d] = d == axis ? s_du() : x->dim[d];
+    for (int o = 1; o < c->nout && o < 4; o++)
+        s_rank(&c->out[o], GQ_I64, 1);
+    if (c->nout > 2 && ok)
+        c->out[2].dim[0] = aa ? x->dim[axis] : gq_onnx_info_numel(x);
+    return GQ_OK;
+}
+
 const gq_onnx_shape_t gq_onnx_shapes_tensor[] = {
+    {"CenterCropPad", s_f_center_crop_pad},
     {"Compress", s_f_compress},
     {"Concat", s_f_concat},
     {"Constant", s_f_constant},
     {"ConstantOfShape", s_f_const_of_shape},
     {"DepthToSpace", s_f_space_depth},
+    {"Det", s_f_det},
     {"Expand", s_f_expand},
     {"Flatten", s_f_flatten},
     {"Gather", s_f_gather},
@@ -616,6 +669,7 @@ const gq_onnx_shape_t gq_onnx_shapes_tensor[] = {
     {"Squeeze", s_f_squeeze},
     {"Tile", s_f_tile},
     {"Transpose", s_f_transpose},
+    {"Unique", s_f_unique},
     {"Unsqueeze", s_f_unsqueeze},
 };
 const int gq_onnx_shapes_tensor_count = GQ_ONNX_COUNT(gq_onnx_shapes_tensor);
