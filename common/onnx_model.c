@@ -595,6 +595,12 @@ static gq_status s_check_graph(s_check_t *c, const Onnx__GraphProto *g, const s_
             rc = GQ_EFORMAT;
             break;
         }
+        if (!nd->n_output) { /* every ONNX op has one; a kernel would fill an output anyway */
+            gq_errf(c->err, c->errlen, "%s: node %zu '%s' (%s) has no outputs", where, i, nn,
+                    nd->op_type);
+            rc = GQ_EFORMAT;
+            break;
+        }
         if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx")) {
             gq_errf(c->err, c->errlen,
                     "%s: node '%s' (%s) is in domain '%s'; gq runs the default ONNX domain only",

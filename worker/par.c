@@ -22,7 +22,7 @@ struct s_task {
     int64_t n;
     int64_t chunk;
     atomic_int_fast64_t next; /* first unclaimed index */
-    int helpers;              /* pool threads inside (under s_mu) */
+    atomic_int helpers;       /* pool threads inside (changed under s_mu) */
     int joined;               /* pool threads ever joined: the next tid is joined + 1 */
     int cap;                  /* the most helpers (participants - 1 at the call) */
     s_task_t *link;
@@ -91,7 +91,7 @@ static s_task_t *s_joinable(void)
 {
     s_task_t *pick = NULL;
     for (s_task_t *t = s_tasks; t; t = t->link)
-        if (t->helpers < t->cap && t->joined < t->cap && atomic_load(&t->next) < t->n)
+        if (atomic_load(&t->helpers) < t->cap && t->joined < t->cap && atomic_load(&t->next) < t->n)
             pick = t;
     return pick;
 }
@@ -122,12 +122,12 @@ static void *s_pool_main(void *arg)
                 continue;
             }
         }
-        t->helpers++;
+        atomic_fetch_add(&t->helpers, 1);
         int tid = ++t->joined;
         pthread_mutex_unlock(&s_mu);
         s_work_on(t, tid);
         pthread_mutex_lock(&s_mu);
-        if (--t->helpers == 0)
+        if (atomic_fetch_sub(&t->helpers, 1) == 1)
             pthread_cond_broadcast(&s_done);
     }
     pthread_mutex_unlock(&s_mu);
@@ -159,6 +159,7 @@ void gq_par_for(int64_t n, gq_par_fn fn, void *ctx)
     int64_t chunk = n / ((int64_t)target * 4);
     s_task_t t = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk < 1 ? 1 : chunk, .cap = target - 1};
     atomic_init(&t.next, 0);
+    atomic_init(&t.helpers, 0);
 
     pthread_mutex_lock(&s_mu);
     if (s_npool == 0 && !s_stop)
@@ -184,9 +185,18 @@ void gq_par_for(int64_t n, gq_par_fn fn, void *ctx)
         pp = &(*pp)->link;
     *pp = t.link;
     atomic_fetch_sub(&s_ntasks, 1);
-    while (t.helpers > 0)
-        pthread_cond_wait(&s_done, &s_mu);
+    /* A helper still in its last chunk finishes in microseconds: poll for it before paying
+     * for a sleep and a wake-up (its decrement is its last touch of t). */
     pthread_mutex_unlock(&s_mu);
+    for (int k = 0; k < GQ_PAR_SPIN && atomic_load(&t.helpers) > 0; k++)
+        if (k % 64 == 63)
+            sched_yield();
+    if (atomic_load(&t.helpers) > 0) {
+        pthread_mutex_lock(&s_mu);
+        while (atomic_load(&t.helpers) > 0)
+            pthread_cond_wait(&s_done, &s_mu);
+        pthread_mutex_unlock(&s_mu);
+    }
 }
 
 int gq_par_threads(void)

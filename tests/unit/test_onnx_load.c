@@ -193,6 +193,10 @@ static void s_test_built(void)
     rc = s_try(&b, NULL, err, sizeof err);
     CHECK(rc == GQ_EFORMAT && strstr(err, "no op_type"), "op_type: %s", err);
     b.n[1].op_type = "Relu";
+    b.n[0].n_output = 0;
+    rc = s_try(&b, NULL, err, sizeof err);
+    CHECK(rc == GQ_EFORMAT && strstr(err, "(Add) has no outputs"), "no outputs: %s", err);
+    b.n[0].n_output = 1;
 
     /* Initializer sizes that lie, types gq has not, absurd dims. */
     b.w.n_float_data = 3;

@@ -673,15 +673,16 @@ static void s_dir_run(void *ctx, int64_t d, int tid)
 
 /* How the steps get their gates: S_FUSED wherever gq_onnx_sgemm_rows serves (gate rows of
  * whole vectors), unless the pool has threads beyond the directions and the input
- * projection is large enough for gq_onnx_sgemm to split over them. GRU has no
- * S_PROJECT_ROWS: after a projection its steps stay on OpenBLAS. */
+ * projection is large enough for gq_onnx_sgemm to split over them; GRU fuses then too
+ * (it has no S_PROJECT_ROWS, and OpenBLAS steps after a split projection measured slower
+ * at 2 threads than fused steps at 1). */
 static s_mode_t s_mode(const s_rnn_t *r, s_cell_t cell)
 {
     int64_t GH = r->G * r->H;
     if (GH % 8)
         return S_PROJECT;
     bool split = gq_par_threads() > r->D && r->off[r->maxlen] * GH * r->I >= (int64_t)1 << 20;
-    return !split ? S_FUSED : cell == S_GRU ? S_PROJECT : S_PROJECT_ROWS;
+    return !split || cell == S_GRU ? S_FUSED : S_PROJECT_ROWS;
 }
 
 /* Runs every direction. A bidirectional layer's two directions are independent: with
