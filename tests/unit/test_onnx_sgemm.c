@@ -91,7 +91,7 @@ static void s_test_rows(void)
                     for (int q = 0; q < 2; q++) {
                         w[q] = s_fill(n * k[q], &seed); /* [n, k]: a row per output */
                         pk[q] = malloc((size_t)(n * k[q] + 1) * sizeof *pk[q]);
-                        gq_onnx_rows_pack(w[q], n, k[q], pk[q]);
+                        gq_onnx_rows_pack(w[q], n, k[q], k[q], 1, pk[q]);
                     }
                     for (int64_t i = 0; i < m; i++) { /* row i reads a's row m - 1 - i */
                         rows[i] = a + (m - 1 - i) * lda;

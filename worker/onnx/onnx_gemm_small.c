@@ -164,12 +164,12 @@ GQ_ONNX_SIMD void gq_onnx_sgemm_rows(int64_t m, int64_t n, const gq_onnx_rows_t 
     }
 }
 
-void gq_onnx_rows_pack(const float *w, int64_t n, int64_t k, float *dst)
+void gq_onnx_rows_pack(const float *w, int64_t n, int64_t k, int64_t sn, int64_t sk, float *dst)
 {
     for (int64_t j = 0; j < n; j += 16) {
         int64_t nc = n - j >= 16 ? 16 : n - j;
         for (int64_t p = 0; p < k; p++)
             for (int64_t c = 0; c < nc; c++)
-                *dst++ = w[(j + c) * k + p];
+                *dst++ = w[(j + c) * sn + p * sk];
     }
 }

@@ -283,10 +283,10 @@ typedef struct {
     const float *b;
 } gq_onnx_rows_t;
 
-/* dst (n k floats) = w^T for gq_onnx_sgemm_rows, w [n, k] row major (an ONNX weight, a row
- * per output), n a multiple of 8: panels of 16 columns (the last may have 8), each k rows of
- * its columns. */
-void gq_onnx_rows_pack(const float *w, int64_t n, int64_t k, float *dst);
+/* dst (n k floats) = the right operand [k, n] for gq_onnx_sgemm_rows, its element (p, j) at
+ * w[j sn + p sk] (an ONNX weight [n, k], a row per output: sn k, sk 1), n a multiple of 8:
+ * panels of 16 columns (the last may have 8), each k rows of its columns. */
+void gq_onnx_rows_pack(const float *w, int64_t n, int64_t k, int64_t sn, int64_t sk, float *dst);
 
 /* C[i, 0..n) = (acc ? C[i] : bias, zeros when NULL) + the sum over the np pairs of a[i] b,
  * for rows i < m, f32, n a multiple of 8: register tiles without packing, for the small

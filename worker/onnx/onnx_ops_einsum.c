@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "onnx_int.h"
+#include "par.h"
 #include "util.h"
 
 #define S_LETTERS 52                       /* A-Z then a-z: id order is ASCII order */
@@ -233,6 +234,56 @@ static void s_swap_runs(const int *l, int nx, int ny, int nz, int *out)
     memcpy(out + nx + nz, l + nx, (size_t)ny * sizeof *l);
 }
 
+/* The batch of products c[i] = a[i] b[i] (a [M, K], or [K, M] when ta; b [K, N], or [N, K]
+ * when tb): on gq_onnx_sgemm_rows when a's rows are contiguous and N whole vectors (b packed
+ * once per entry, no per-call packing or beta pass, split over the pool by batch entry and
+ * row band), else an OpenBLAS sgemm per entry. */
+typedef struct {
+    int64_t M, N, K, nband;
+    const float *a, *pk;
+    const float **rows;
+    float *c;
+} s_rows_job_t;
+
+#define S_BAND 96 /* rows per task: 16 tiles of 6 */
+
+static void s_rows_task(void *ctx, int64_t t, int tid)
+{
+    (void)tid;
+    const s_rows_job_t *j = ctx;
+    int64_t i = t / j->nband, r0 = t % j->nband * S_BAND;
+    int64_t m = j->M - r0 < S_BAND ? j->M - r0 : S_BAND;
+    const float **rows = j->rows + i * j->M + r0;
+    for (int64_t r = 0; r < m; r++)
+        rows[r] = j->a + (i * j->M + r0 + r) * j->K;
+    const gq_onnx_rows_t pr = {rows, j->K, j->pk + i * j->K * j->N};
+    gq_onnx_sgemm_rows(m, j->N, &pr, 1, NULL, false, j->c + (i * j->M + r0) * j->N, j->N);
+}
+
+static void s_products(int64_t B, int64_t M, int64_t N, int64_t K, bool ta, bool tb, const float *a,
+                       const float *b, float *c)
+{
+    size_t cp = 0, cr = 0;
+    float *pk = NULL;
+    const float **rows = NULL;
+    if (!ta && N % 8 == 0 && K <= 1024) {
+        pk = gq_onnx_scratch((size_t)(B * K * N) * sizeof *pk, &cp);
+        rows = gq_onnx_scratch((size_t)(B * M) * sizeof *rows, &cr);
+    }
+    if (pk && rows) {
+        for (int64_t i = 0; i < B; i++)
+            gq_onnx_rows_pack(b + i * K * N, N, K, tb ? K : 1, tb ? 1 : N, pk + i * K * N);
+        s_rows_job_t j = {M, N, K, (M + S_BAND - 1) / S_BAND, a, pk, rows, c};
+        gq_par_for_work(B * j.nband, B * M * N * K, s_rows_task, &j);
+    } else {
+        for (int64_t i = 0; i < B; i++)
+            gq_onnx_sgemm(ta, tb, M, N, K, 1.0f, a + i * M * K, ta ? M : K, b + i * K * N,
+                          tb ? K : N, 0.0f, c + i * M * N, N);
+    }
+    gq_onnx_scratch_free(pk, cp);
+    gq_onnx_scratch_free(rows, cr);
+}
+
 /* The product of the sizes of labels ls[0..n). */
 static int64_t s_size(const int *ls, int n, const int64_t *size)
 {
@@ -307,9 +358,7 @@ static gq_status s_lowered(const s_eq_t *q, gq_onnx_val_t *const *in, int64_t st
             s_gather(a, in[0]->data, la, na, st[0], q->size);
         if (!b_in)
             s_gather(b, in[1]->data, lb, nbb, st[1], q->size);
-        for (int64_t i = 0; i < B; i++)
-            gq_onnx_sgemm(ta, tb, M, N, K, 1.0f, a + i * M * K, ta ? M : K, b + i * K * N,
-                          tb ? K : N, 0.0f, c + i * M * N, N);
+        s_products(B, M, N, K, ta, tb, a, b, c);
         /* c's strides by label, then the output in its label order */
         int64_t cst[S_LABELS] = {0}, s = 1;
         for (int i = nc - 1; i >= 0; i--)

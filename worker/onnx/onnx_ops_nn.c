@@ -214,10 +214,20 @@ typedef struct {
  * -inf, whose terms are 0. */
 GQ_ONNX_SIMD static void s_softmax_row(const float *x, float *y, int64_t len, bool log_form)
 {
+    typedef gq_onnx_v8 v8;
+    typedef gq_onnx_v8u v8u;
+    v8 vm = (v8){0} - INFINITY;
+    int64_t n8 = len - len % 8;
+    for (int64_t i = 0; i < n8; i += 8) { /* the max by lanes; NaN makes every output NaN */
+        v8 v = *(const v8u *)(x + i);
+        vm = (v8)(((gq_onnx_v8i)v & (v > vm)) | ((gq_onnx_v8i)vm & ~(v > vm)));
+    }
     float mx = -INFINITY;
-    for (int64_t i = 0; i < len; i++)
+    for (int k = 0; k < 8; k++)
+        mx = vm[k] > mx ? vm[k] : mx;
+    for (int64_t i = n8; i < len; i++)
         mx = x[i] > mx ? x[i] : mx;
-    gq_onnx_v8 acc = {0};
+    v8 acc = {0};
     for (int64_t i = 0; i < len; i += 8) {
         float t[8], *dst = i + 8 <= len ? y + i : t;
         const float *src = x + i;
@@ -226,11 +236,11 @@ GQ_ONNX_SIMD static void s_softmax_row(const float *x, float *y, int64_t len, bo
                 t[k] = i + k < len ? x[i + k] : -INFINITY;
             src = t;
         }
-        gq_onnx_v8 v = *(const gq_onnx_v8u *)src - mx, e = v;
+        v8 v = *(const v8u *)src - mx, e = v;
         gq_onnx_exp8(&e);
-        e = (gq_onnx_v8)((gq_onnx_v8i)e & ((v >= -87.3f) | (v != v))); /* underflow: 0 */
+        e = (v8)((gq_onnx_v8i)e & ((v >= -87.3f) | (v != v))); /* underflow: 0 */
         acc += e;
-        *(gq_onnx_v8u *)dst = log_form ? v : e;
+        *(v8u *)dst = log_form ? v : e;
         if (dst == t)
             memcpy(y + i, t, (size_t)(len - i) * sizeof *t);
     }
@@ -238,7 +248,9 @@ GQ_ONNX_SIMD static void s_softmax_row(const float *x, float *y, int64_t len, bo
     for (int k = 0; k < 8; k++)
         sum += acc[k];
     float f = log_form ? logf(sum) : 1.0f / sum;
-    for (int64_t i = 0; i < len; i++)
+    for (int64_t i = 0; i < n8; i += 8)
+        *(v8u *)(y + i) = log_form ? *(v8u *)(y + i) - f : *(v8u *)(y + i) * f;
+    for (int64_t i = n8; i < len; i++)
         y[i] = log_form ? y[i] - f : y[i] * f;
 }
 

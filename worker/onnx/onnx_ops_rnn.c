@@ -469,9 +469,9 @@ static void s_steps_prep(const s_rnn_t *r, int64_t d, const bool *add_rb, s_work
 {
     int64_t H = r->H, GH = r->G * H;
     if (w->mode != S_PROJECT)
-        gq_onnx_rows_pack(r->R + d * GH * H, GH, H, w->rt);
+        gq_onnx_rows_pack(r->R + d * GH * H, GH, H, H, 1, w->rt);
     if (w->mode == S_FUSED) {
-        gq_onnx_rows_pack(r->W + d * GH * r->I, GH, r->I, w->wt);
+        gq_onnx_rows_pack(r->W + d * GH * r->I, GH, r->I, r->I, 1, w->wt);
         s_bias(r, d, add_rb, w->bias);
     }
     for (int64_t p = 0; p < r->B; p++)
