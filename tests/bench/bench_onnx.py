@@ -104,7 +104,7 @@ def main():
         onnx.save(model, path)
         names = [i.name for i in ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()]
         for batch in (1, 32):
-            repeat = a.repeat or (5 if a.quick else (50 if batch == 1 else 20))
+            repeat = a.repeat or (5 if a.quick else (200 if batch == 1 else 20))
             feeds = feed(batch, np.random.default_rng(batch))
             t_ort, t_gq = [], []
             for r in range(1 if a.quick else max(a.rounds, 1)):
