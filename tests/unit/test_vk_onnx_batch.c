@@ -148,6 +148,18 @@ static bool s_plans(const uint8_t *buf, size_t len, gq_onnx_accel_t *ax, s_plans
     return p->vk != NULL;
 }
 
+/* The model with k extra steps (s_model), planned (s_plans); NULL (checks failed) when not. */
+static uint8_t *s_open(int k, gq_onnx_accel_t *ax, s_plans_t *p)
+{
+    size_t len;
+    uint8_t *buf = s_model(k, &len);
+    if (!buf || !s_plans(buf, len, ax, p)) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 static void s_plans_free(s_plans_t *p)
 {
     gq_onnx_plan_destroy(&p->vk);
@@ -214,13 +226,10 @@ static uint64_t s_per_run(gq_backend_t *be, s_plans_t *p, const char *what)
 static void s_test_batching(gq_backend_t *be, gq_onnx_accel_t *ax, bool staged)
 {
     const char *what = staged ? "staged" : "mapped";
-    size_t len;
-    uint8_t *buf = s_model(0, &len);
     s_plans_t p;
-    if (!buf || !s_plans(buf, len, ax, &p)) {
-        free(buf);
+    uint8_t *buf = s_open(0, ax, &p);
+    if (!buf)
         return;
-    }
     uint64_t n = s_per_run(be, &p, what);
     int acc = 0, steps = 0;
     gq_onnx_plan_last_run(p.vk, &acc, &steps);
@@ -237,11 +246,8 @@ static void s_test_batching(gq_backend_t *be, gq_onnx_accel_t *ax, bool staged)
     free(buf);
 
     /* 300 more steps pass the descriptor pool's 256 sets: one more submission */
-    buf = s_model(300, &len);
-    if (!buf || !s_plans(buf, len, ax, &p)) {
-        free(buf);
+    if (!(buf = s_open(300, ax, &p)))
         return;
-    }
     n = s_per_run(be, &p, what);
     CHECK(n == 3, "%s: 306 steps: %llu submissions per run", what, (unsigned long long)n);
     s_plans_free(&p);
@@ -251,13 +257,10 @@ static void s_test_batching(gq_backend_t *be, gq_onnx_accel_t *ax, bool staged)
 /* Injected failures mid-run: the run fails naming the cause, the next one works. */
 static void s_test_faults(gq_backend_t *be, gq_onnx_accel_t *ax)
 {
-    size_t len;
-    uint8_t *buf = s_model(0, &len);
     s_plans_t p;
-    if (!buf || !s_plans(buf, len, ax, &p)) {
-        free(buf);
+    uint8_t *buf = s_open(0, ax, &p);
+    if (!buf)
         return;
-    }
     char err[512];
     bool same;
     CHECK(s_run(&p, 0, &same, err, sizeof err) == GQ_OK && same, "warm-up: %s", err);
@@ -332,13 +335,10 @@ static void s_test_threads(gq_backend_t *be, gq_onnx_accel_t *ax)
 /* A lost device fails the run; with the accelerator off the plan runs on the CPU. */
 static void s_test_lost(gq_backend_t *be, gq_onnx_accel_t *ax)
 {
-    size_t len;
-    uint8_t *buf = s_model(0, &len);
     s_plans_t p;
-    if (!buf || !s_plans(buf, len, ax, &p)) {
-        free(buf);
+    uint8_t *buf = s_open(0, ax, &p);
+    if (!buf)
         return;
-    }
     char err[512];
     bool same;
     gq_backend_vulkan_inject(be, GQ_VK_FAULT_SUBMIT, -4 /* DEVICE_LOST */, 0, 1);
