@@ -67,26 +67,7 @@ static bool s_dim(const char *ap, bool ceil_mode, int64_t in, int64_t kk, int64_
     if (kk < 1 || sd < 1 || dd < 1 || *p0 < 0 || *p1 < 0 || kk > S_MAX || sd > S_MAX ||
         dd > S_MAX || *p0 > S_MAX || *p1 > S_MAX)
         return false;
-    int64_t dk = (kk - 1) * dd + 1;
-    if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
-        *o = (in + sd - 1) / sd;
-        int64_t tot = (*o - 1) * sd + dk - in;
-        tot = tot < 0 ? 0 : tot;
-        *p0 = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
-        *p1 = tot - *p0;
-        return true;
-    }
-    if (strcmp(ap, "VALID") && strcmp(ap, "NOTSET"))
-        return false;
-    if (!strcmp(ap, "VALID"))
-        *p0 = *p1 = 0;
-    int64_t span = in + *p0 + *p1 - dk;
-    if (span < 0)
-        return false;
-    *o = (ceil_mode ? (span + sd - 1) / sd : span / sd) + 1;
-    if (ceil_mode && (*o - 1) * sd >= in + *p0)
-        (*o)--;
-    return true;
+    return !gq_onnx_window_dim(in, kk, sd, dd, ap, ceil_mode, p0, p1, o);
 }
 
 /* The window of a 1-D or 2-D conv or pool over x (kern: the conv's kernel dims; NULL:

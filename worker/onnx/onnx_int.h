@@ -121,6 +121,17 @@ gq_status gq_onnx_conv2d_direct(const gq_onnx_conv2d_t *g, const float *x, const
                                 const float *bias, const gq_onnx_act_t *act, float *y, char *err,
                                 size_t errlen);
 
+/* One spatial dim of a windowed op (Conv, the pools, Conv+MaxPool): from input size in,
+ * kernel k, stride s and dilation dil (all >= 1: the caller checks), auto_pad ap and the
+ * explicit pads *pb, *pe (>= 0), the output size *o and the pads it runs with (SAME_UPPER /
+ * SAME_LOWER: the total the output needs, the odd one at the end / the start; VALID: none).
+ * With ceil_mode (NOTSET and VALID) the last window must start inside the input or the left
+ * padding, as the spec, ONNX's shape inference and PyTorch have it. 0; -1: ap is not an
+ * auto_pad value; -2: the dilated window is larger than the padded input. The one rule the
+ * CPU kernels, shape inference and the accelerators' claims share (onnx_util.c). */
+int gq_onnx_window_dim(int64_t in, int64_t k, int64_t s, int64_t dil, const char *ap,
+                       bool ceil_mode, int64_t *pb, int64_t *pe, int64_t *o);
+
 /* A MaxPool fused after a conv (onnx_fuse.c), over the conv's output [oh, ow]: window,
  * strides, dilations, leading pads, and its output dims. */
 typedef struct {

@@ -73,34 +73,20 @@ static gq_status s_geom(const Onnx__NodeProto *n, const gq_tdesc_t *x, const int
                     (long long)pads[d], (long long)pads[d + g->k]);
             return GQ_EPARAM;
         }
-        int64_t dk = (g->kern[d] - 1) * g->dil[d] + 1, o;
-        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
-            o = (g->in[d] + g->stride[d] - 1) / g->stride[d];
-            int64_t tot = (o - 1) * g->stride[d] + dk - g->in[d];
-            tot = tot < 0 ? 0 : tot;
-            g->pb[d] = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
-            g->pe[d] = tot - g->pb[d];
-        } else if (!strcmp(ap, "VALID") || !strcmp(ap, "NOTSET")) {
-            bool valid = !strcmp(ap, "VALID");
-            g->pb[d] = valid ? 0 : pads[d], g->pe[d] = valid ? 0 : pads[d + g->k];
-            int64_t span = g->in[d] + g->pb[d] + g->pe[d] - dk;
-            if (span < 0) {
-                gq_errf(err, errlen,
-                        "dim %d: the window (%lld) is larger than the padded "
-                        "input (%lld)",
-                        d, (long long)dk, (long long)(span + dk));
-                return GQ_ESHAPE;
-            }
-            o = (ceil_mode ? (span + g->stride[d] - 1) / g->stride[d] : span / g->stride[d]) + 1;
-            /* ceil_mode: the last window must start inside the input or the left padding */
-            if (ceil_mode && (o - 1) * g->stride[d] >= g->in[d] + g->pb[d])
-                o--;
-        } else {
+        g->pb[d] = pads[d], g->pe[d] = pads[d + g->k];
+        int r = gq_onnx_window_dim(g->in[d], g->kern[d], g->stride[d], g->dil[d], ap, ceil_mode,
+                                   &g->pb[d], &g->pe[d], &g->out[d]);
+        if (r == -1) {
             gq_errf(err, errlen, "auto_pad '%s' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID",
                     ap);
             return GQ_EPARAM;
         }
-        g->out[d] = o;
+        if (r == -2) {
+            gq_errf(err, errlen, "dim %d: the window (%lld) is larger than the padded input (%lld)",
+                    d, (long long)((g->kern[d] - 1) * g->dil[d] + 1),
+                    (long long)(g->in[d] + g->pb[d] + g->pe[d]));
+            return GQ_ESHAPE;
+        }
         g->isz *= g->in[d], g->ksz *= g->kern[d], g->osz *= g->out[d];
     }
     return GQ_OK;

@@ -9,18 +9,15 @@
 
 /* One spatial dim: output size of a window dk over n + pb + pe at stride s (pooling's
  * ceil_mode rule: the last window must start inside the input or the leading pad). */
-static gq_status s_out_dim(const char *what, int d, int64_t n, int64_t pb, int64_t pe, int64_t dk,
-                           int64_t s, bool ceil_mode, int64_t *o, char *err, size_t errlen)
+static gq_status s_out_dim(const char *what, int d, int64_t n, int64_t k, int64_t dil, int64_t s,
+                           const char *ap, bool ceil_mode, int64_t *pb, int64_t *pe, int64_t *o,
+                           char *err, size_t errlen)
 {
-    int64_t span = n + pb + pe - dk;
-    if (span < 0) {
+    if (gq_onnx_window_dim(n, k, s, dil, ap, ceil_mode, pb, pe, o)) { /* ap: checked */
         gq_errf(err, errlen, "%s dim %d: the window (%lld) is larger than the padded input (%lld)",
-                what, d, (long long)dk, (long long)(span + dk));
+                what, d, (long long)((k - 1) * dil + 1), (long long)(n + *pb + *pe));
         return GQ_ESHAPE;
     }
-    *o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-    if (ceil_mode && (*o - 1) * s >= n + pb)
-        (*o)--;
     return GQ_OK;
 }
 
@@ -63,13 +60,13 @@ static gq_status s_conv_geom(const Onnx__NodeProto *n, const gq_tdesc_t *x, cons
         (rc = s_ints(n, "kernel_shape", k, -1, ks, err, errlen)) ||
         (rc = gq_onnx_attr_str(n, "auto_pad", "NOTSET", ap, sizeof ap, err, errlen)))
         return rc;
-    bool same = !strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER");
-    if (!same && strcmp(ap, "VALID") && strcmp(ap, "NOTSET")) {
+    if (strcmp(ap, "SAME_UPPER") && strcmp(ap, "SAME_LOWER") && strcmp(ap, "VALID") &&
+        strcmp(ap, "NOTSET")) {
         gq_errf(err, errlen, "auto_pad '%s' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID", ap);
         return GQ_EPARAM;
     }
     for (int d = 0; d < k; d++) {
-        int64_t in = x->shape[d + 2], kern = w->shape[d + 2], dk = (kern - 1) * dl[d] + 1;
+        int64_t in = x->shape[d + 2], kern = w->shape[d + 2];
         if ((ks[d] >= 0 && ks[d] != kern) || kern < 1 || st[d] < 1 || dl[d] < 1 || pads[d] < 0 ||
             pads[d + k] < 0) {
             gq_errf(err, errlen,
@@ -79,18 +76,9 @@ static gq_status s_conv_geom(const Onnx__NodeProto *n, const gq_tdesc_t *x, cons
                     (long long)pads[d], (long long)pads[d + k]);
             return GQ_EPARAM;
         }
-        if (same) {
-            o[d] = (in + st[d] - 1) / st[d];
-            int64_t tot = (o[d] - 1) * st[d] + dk - in;
-            tot = tot < 0 ? 0 : tot;
-            pads[d] = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
-        } else {
-            if (!strcmp(ap, "VALID"))
-                pads[d] = pads[d + k] = 0;
-            if ((rc = s_out_dim("conv", d, in, pads[d], pads[d + k], dk, st[d], false, &o[d], err,
-                                errlen)))
-                return rc;
-        }
+        if ((rc = s_out_dim("conv", d, in, kern, dl[d], st[d], ap, false, &pads[d], &pads[d + k],
+                            &o[d], err, errlen)))
+            return rc;
     }
     int l = k - 1;
     *g = (gq_onnx_conv2d_t){.N = x->shape[0],
@@ -135,10 +123,11 @@ static gq_status s_pool_geom(const gq_onnx_val_t *v, const gq_onnx_conv2d_t *g,
             return GQ_EPARAM;
         }
     gq_status rc;
-    if ((rc = s_out_dim("pool", 0, g->oh, s[6], s[8], (s[0] - 1) * s[4] + 1, s[2], s[10], &pl->oh,
-                        err, errlen)) ||
-        (rc = s_out_dim("pool", 1, g->ow, s[7], s[9], (s[1] - 1) * s[5] + 1, s[3], s[10], &pl->ow,
-                        err, errlen)))
+    int64_t pad[4] = {s[6], s[7], s[8], s[9]};
+    if ((rc = s_out_dim("pool", 0, g->oh, s[0], s[4], s[2], "NOTSET", s[10], &pad[0], &pad[2],
+                        &pl->oh, err, errlen)) ||
+        (rc = s_out_dim("pool", 1, g->ow, s[1], s[5], s[3], "NOTSET", s[10], &pad[1], &pad[3],
+                        &pl->ow, err, errlen)))
         return rc;
     return GQ_OK;
 }
@@ -202,9 +191,10 @@ gq_status gq_onnx_shape_conv_maxpool(gq_onnx_shape_ctx_t *c)
         int w = d == o->rank - 1; /* 1: the width, 0: the height */
         gq_onnx_dim_t *v = &o->dim[d];
         char e[8];
-        if (!ok || v->sym != 0 ||
-            s_out_dim("pool", d, v->c, s[6 + w], s[8 + w], (s[w] - 1) * s[4 + w] + 1, s[2 + w],
-                      s[10], &v->c, e, sizeof e))
+        int64_t pb = ok ? s[6 + w] : 0, pe = ok ? s[8 + w] : 0;
+        if (!ok || v->sym != 0 || s[w] < 1 || s[2 + w] < 1 || s[4 + w] < 1 || pb < 0 || pe < 0 ||
+            s_out_dim("pool", d, v->c, s[w], s[4 + w], s[2 + w], "NOTSET", s[10], &pb, &pe, &v->c,
+                      e, sizeof e))
             *v = (gq_onnx_dim_t){.c = 0, .sym = -1};
     }
     return GQ_OK;

@@ -109,6 +109,19 @@ static inline double s_red_get(const s_red_job_t *j, int64_t off)
     return j->dt == GQ_F32 ? ((const float *)j->x)[off] : gq_onnx_getd(j->x, j->dt, off);
 }
 
+/* The next reduced element's offset: idx (over the reduced dims, first fastest) and *off
+ * advanced by one, as an odometer. */
+static inline void s_red_next(const s_red_job_t *j, int64_t *idx, int64_t *off)
+{
+    for (int d = 0; d < j->nr; d++) {
+        *off += j->rstride[d];
+        if (++idx[d] < j->rshape[d])
+            break;
+        *off -= j->rstride[d] * idx[d];
+        idx[d] = 0;
+    }
+}
+
 /* Output g: its group's elements in input order (the order of the serial sum). */
 static void s_red_group(void *ctx, int64_t g, int tid)
 {
@@ -130,13 +143,7 @@ static void s_red_group(void *ctx, int64_t g, int tid)
                 mx = v > mx ? v : mx;
             else
                 acc = j->kind == S_LOGSUMEXP ? acc + exp(v - mx) : s_red_step(j->kind, acc, v);
-            for (int d = 0; d < j->nr; d++) {
-                off += j->rstride[d];
-                if (++idx[d] < j->rshape[d])
-                    break;
-                off -= j->rstride[d] * idx[d];
-                idx[d] = 0;
-            }
+            s_red_next(j, idx, &off);
         }
     }
     gq_onnx_setd(j->y, j->dt, g, s_red_final(j->kind, acc, j->cnt, mx));
@@ -186,13 +193,7 @@ static void s_red_run(void *ctx, int64_t i, int tid)
                                                         : s_red_step(j->kind, acc[k], v);
                 }
             }
-            for (int d = 0; d < j->nr; d++) {
-                off += j->rstride[d];
-                if (++idx[d] < j->rshape[d])
-                    break;
-                off -= j->rstride[d] * idx[d];
-                idx[d] = 0;
-            }
+            s_red_next(j, idx, &off);
         }
     }
     for (int64_t k = 0; k < m; k++)

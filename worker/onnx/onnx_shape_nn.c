@@ -74,20 +74,9 @@ static int64_t s_window_dim(int64_t in, int64_t k, int64_t stride, int64_t dil, 
     if (k < 1 || stride < 1 || dil < 1 || pb < 0 || pe < 0 || in < 0 || k > INT32_MAX ||
         dil > INT32_MAX || stride > INT32_MAX || pb > INT32_MAX || pe > INT32_MAX)
         return -1;
-    int64_t dk = (k - 1) * dil + 1;
-    if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER"))
-        return (in + stride - 1) / stride;
-    bool valid = !strcmp(ap, "VALID");
-    if (!valid && strcmp(ap, "NOTSET"))
-        return -1;
-    pb = valid ? 0 : pb, pe = valid ? 0 : pe;
-    int64_t span = in + pb + pe - dk;
-    if (span < 0)
-        return -2;
-    int64_t o = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
-    if (ceil_mode && (o - 1) * stride >= in + pb)
-        o--;
-    return o;
+    int64_t o;
+    int r = gq_onnx_window_dim(in, k, stride, dil, ap, ceil_mode, &pb, &pe, &o);
+    return r ? r : o;
 }
 
 /* Spatial dims of a Conv or pool on x with kernel dims kern (unknown entries < 0). */

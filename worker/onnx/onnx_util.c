@@ -569,3 +569,28 @@ GQ_ONNX_SIMD void gq_onnx_bias_act(const gq_onnx_act_t *f, const float *rowb, co
             gq_onnx_act_apply(f, yr, cols);
     }
 }
+
+int gq_onnx_window_dim(int64_t in, int64_t k, int64_t s, int64_t dil, const char *ap,
+                       bool ceil_mode, int64_t *pb, int64_t *pe, int64_t *o)
+{
+    int64_t dk = (k - 1) * dil + 1;
+    if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+        *o = (in + s - 1) / s;
+        int64_t tot = (*o - 1) * s + dk - in;
+        tot = tot < 0 ? 0 : tot;
+        *pb = !strcmp(ap, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
+        *pe = tot - *pb;
+        return 0;
+    }
+    if (!strcmp(ap, "VALID"))
+        *pb = *pe = 0;
+    else if (strcmp(ap, "NOTSET"))
+        return -1;
+    int64_t span = in + *pb + *pe - dk;
+    if (span < 0)
+        return -2;
+    *o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (*o - 1) * s >= in + *pb)
+        (*o)--;
+    return 0;
+}
